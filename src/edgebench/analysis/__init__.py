@@ -1,0 +1,1 @@
+"""Offline analysis: analytic memory model, statistics, crossover search, operator categories."""

@@ -1,0 +1,1 @@
+"""Timing loops for prefill and decode, CUDA-graph decode, memory and energy per phase."""

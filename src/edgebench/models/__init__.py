@@ -1,0 +1,1 @@
+"""Model catalog (published architectures as data, no weights), loaders and backends."""

@@ -1,0 +1,115 @@
+"""The log schema and the crash-safe JSONL writer.
+
+One self-describing JSON object per line, no whitespace. Every line has `v` (schema version) and
+`type`, one of:
+
+- `run`    header: `run` (run id), `t` (UTC ISO time), `edgebench` (version), `env` (environment
+           snapshot), `spec` (the sweep spec as given), `argv`.
+- `case`   one measured case: `run`, `key` (stable case key, used for resume), `model`, `family`
+           (transformer | ssm | hybrid), `backend`, `dtype`, `ctx` (prompt tokens), `gen` (decode
+           tokens), `batch`, `decode_mode` (eager | graph), `logits` (last | all), `status` (ok | oom
+           | error | killed | skipped), `reason` (null when ok), `device` (name), and when ok:
+           `prefill_ms` and `tpot_ms` as Stats objects, `cold_ms`, `kernels`, `mem`, optional
+           `energy`, `throttle`, `raw` (only with --raw).
+- `maxctx` a max-context search result: `model`, `mode`, `max_ok_ctx`, `min_fail_ctx`, `probes`,
+           `resolution`, `wall_s`, `budget_bytes`, `trail` (ctx, status pairs).
+- `ops`    an operator breakdown: `key`, `phase` (prefill | decode), `shares` (category -> fraction of
+           GPU time), `top` (kernel, category, ms), `kernel_ms`, `wall_ms`.
+
+A Stats object is `{"median", "p10", "p90", "stdev", "n"}` in the unit its key names. Unavailable
+telemetry is `null` beside a `<name>_why` string, never 0.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA_VERSION = 1
+RECORD_TYPES = ("run", "case", "maxctx", "ops")
+CASE_STATUSES = ("ok", "oom", "error", "killed", "skipped")
+FAMILIES = ("transformer", "ssm", "hybrid")
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    """Compact, deterministic one-line JSON. NaN/inf are not valid JSON: they become null."""
+    return json.dumps(_finite(obj), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+class LogWriter:
+    """Append-only JSONL writer: one line per record, flushed and fsynced, so a killed process loses
+    at most the record being written. Opening an existing log appends (resume)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")
+        # A previous process killed mid-write can leave a partial last line: start on a fresh line.
+        if self._fh.tell() > 0:
+            with open(self.path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    self._fh.write("\n")
+
+    def write(self, record: dict[str, Any]) -> None:
+        record.setdefault("v", SCHEMA_VERSION)
+        self._fh.write(dumps(record) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "LogWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_lines(path: str | os.PathLike) -> Iterable[tuple[int, dict[str, Any] | None, str | None]]:
+    """Yield (line number, record or None, problem or None) for each non-blank line of a JSONL file.
+    Never raises on content; a corrupt line comes back as (n, None, reason)."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield n, None, f"not JSON ({exc.msg} at column {exc.colno})"
+                continue
+            if not isinstance(obj, dict):
+                yield n, None, "not a JSON object"
+                continue
+            yield n, obj, None
+
+
+def finished_keys(path: str | os.PathLike) -> set[str]:
+    """Keys of cases already recorded in a log (any terminal status), for resuming a sweep."""
+    if not Path(path).exists():
+        return set()
+    return {obj["key"] for _, obj, _ in iter_lines(path)
+            if obj and obj.get("type") == "case" and "key" in obj}

@@ -1,0 +1,1 @@
+"""From logs of many devices to tables, plots and an HTML report."""
