@@ -14,7 +14,8 @@ from edgebench.spec import Spec
 from edgebench.specfile import parse_spec_text
 
 
-def _files() -> dict[str, "resources.abc.Traversable"]:
+def _files() -> dict:
+    """{suite name: resource file} for every .toml beside this module."""
     root = resources.files(__name__)
     return {f.name[:-len(".toml")]: f for f in root.iterdir() if f.name.endswith(".toml")}
 

@@ -1,0 +1,78 @@
+"""Where one model overtakes another as the context grows.
+
+Input: for two models on one device, one metric measured at several contexts (ctx -> value; only
+positive values count). Output: every context where the curves cross in the measured range,
+interpolated linearly in log(ctx)-log(value) space between the two bracketing measured contexts
+(latency and throughput curves are close to power laws, so that is where they are straight), with
+those bracketing points returned beside it. No crossing in the measured range gives an empty list.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """One measured context with both models' values."""
+
+    ctx: int
+    a: float
+    b: float
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """The curves of a and b cross at `ctx` (interpolated; `value` is the common value there).
+    `better_after` names which side ("a" or "b") is better past the crossing: lower when the metric
+    is lower-is-better (times, memory, energy), higher otherwise (throughput)."""
+
+    ctx: float
+    value: float
+    before: Bracket
+    after: Bracket
+    better_after: str
+
+
+def _log_gap(a: float, b: float) -> float:
+    return math.log(a) - math.log(b)
+
+
+def find_crossovers(a: Mapping[int, float], b: Mapping[int, float], *,
+                    lower_is_better: bool = True) -> list[Crossover]:
+    """All crossings of curve a and curve b over the contexts both were measured at."""
+    ctxs = sorted(c for c in a.keys() & b.keys()
+                  if c > 0 and _positive(a[c]) and _positive(b[c]))
+    points = [Bracket(c, float(a[c]), float(b[c])) for c in ctxs]
+    # Drop exact ties from the sign walk, but remember them: a crossing through a tie lands on it.
+    signed = [(p, _log_gap(p.a, p.b)) for p in points]
+    found: list[Crossover] = []
+    prev: tuple[Bracket, float] | None = None
+    tie: Bracket | None = None
+    for p, gap in signed:
+        if gap == 0.0:
+            tie = tie or p
+            continue
+        if prev is not None and (prev[1] > 0) != (gap > 0):
+            found.append(_cross(prev, (p, gap), tie, lower_is_better))
+        prev, tie = (p, gap), None
+    return found
+
+
+def _cross(lo: tuple[Bracket, float], hi: tuple[Bracket, float], tie: Bracket | None,
+           lower_is_better: bool) -> Crossover:
+    (p0, g0), (p1, g1) = lo, hi
+    a_lower_after = g1 < 0
+    better_after = "a" if a_lower_after == lower_is_better else "b"
+    if tie is not None:
+        return Crossover(float(tie.ctx), tie.a, p0, p1, better_after)
+    x0, x1 = math.log(p0.ctx), math.log(p1.ctx)
+    frac = g0 / (g0 - g1)
+    log_ctx = x0 + frac * (x1 - x0)
+    log_val = math.log(p0.a) + frac * (math.log(p1.a) - math.log(p0.a))
+    return Crossover(math.exp(log_ctx), math.exp(log_val), p0, p1, better_after)
+
+
+def _positive(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x and x > 0

@@ -1,0 +1,159 @@
+"""Analytic memory model: where the bytes of a prefill go, per preset, context and dtype.
+
+`predict(preset, ctx, batch=1, dtype="bfloat16", logits="last", gen=0)` returns bytes:
+- `weights_bytes`: parameters x dtype size (`catalog.param_count`, tied tensors once).
+- `kv_bytes`: K and V of the layers that hold an attention cache, for ctx + gen positions, in the
+  model dtype, GQA aware (kv heads x head_dim). Which layers: every layer (Transformers, Falcon-H1's
+  parallel attention+Mamba layers), Zamba2's "hybrid" layers (the shared block's weights are shared,
+  its cache is per call site), Jamba's `i % attn_layer_period == attn_layer_offset`, Nemotron-H's
+  `*` in `hybrid_override_pattern`, Bamba's `attn_layer_indices`. 0 for pure SSMs.
+- `ssm_state_bytes`: per Mamba layer a conv state (batch, conv_dim, d_conv) in the model dtype
+  and a recurrent state in float32 (Mamba-1: (batch, d_inner, d_state); Mamba-2: (batch, heads,
+  head_dim, d_state)); constant in context. conv_dim is d_inner for Mamba-1 and
+  d_inner + 2 * n_groups * d_state for Mamba-2. These shapes and dtypes are what transformers 5.23
+  allocates (the tests sum the real cache tensors of a CPU prefill).
+- `logits_bytes`: batch x (1 | ctx) x vocab, float32 for the classes that upcast their logits
+  (Mamba, Mamba-2, FalconMamba, Nemotron-H call `.float()` on the lm_head output), else the dtype.
+- `activation_bytes`: estimate of the largest transient of a prefill on the fast-kernel path:
+  batch x ctx x dtype size x (2 x hidden for the residual stream and its normed copy + the widest
+  per-layer intermediate: 3 x intermediate for a gated MLP, (heads + 2 x kv_heads) x head_dim +
+  heads x head_dim for attention, the in_proj width + conv_dim for a Mamba mixer). With
+  logits="all" and an upcasting class, the dtype copy of the logits before `.float()` is added.
+  It ignores allocator fragmentation and the PyTorch-reference SSM path (which materialises
+  (batch, d_inner, ctx, d_state) float32 tensors for Mamba-1 and is far larger).
+- `total_bytes`: the sum.
+`kv_bytes_per_token(preset, dtype)` and `state_bytes(preset, dtype)` are the per-token and the
+constant parts, batch 1. Only the standard library is imported here except `param_count`.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from edgebench.errors import UserError
+from edgebench.models.catalog import Preset, param_count
+
+DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+FP32_STATE_BYTES = 4
+_FP32_LOGITS_TYPES = frozenset({"mamba", "mamba2", "falcon_mamba", "nemotron_h"})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    attn_layers: int
+    kv_heads: int
+    head_dim: int
+    q_heads: int
+    mamba_layers: int
+    conv_dim: int
+    d_conv: int
+    ssm_state_elems: int  # per layer, batch 1
+    in_proj_width: int
+    mlp_width: int  # widest MLP intermediate (3 x for gated, 2 x for relu2)
+
+
+def _mamba2(d_inner, heads, n_groups, d_state, d_conv):
+    conv_dim = d_inner + 2 * n_groups * d_state
+    return conv_dim, d_inner * d_state, d_conv, 2 * d_inner + 2 * n_groups * d_state + heads
+
+
+def _layout(p: Preset) -> _Layout:
+    c, t, L = p.config, p.model_type, p.config.get("num_hidden_layers", 0)
+    hidden = c.get("hidden_size", 0)
+    q_heads = c.get("num_attention_heads", 1)
+    kv_heads = c.get("num_key_value_heads") or q_heads
+    head_dim = c.get("head_dim") or (hidden // q_heads if q_heads else 0)
+    mlp = 3 * c.get("intermediate_size", 4 * hidden)
+    if p.family == "transformer":
+        return _Layout(L, kv_heads, head_dim, q_heads, 0, 0, 0, 0, 0, mlp)
+    if t in ("mamba", "falcon_mamba"):
+        d_inner = c.get("intermediate_size") or c.get("expand", 2) * hidden
+        return _Layout(0, 0, 0, 0, L, d_inner, c.get("conv_kernel", 4), d_inner * c.get("state_size", 16),
+                       2 * d_inner, 0)
+    if t == "mamba2":
+        heads = c.get("num_heads", 128)
+        d_inner = heads * c.get("head_dim", 64)
+        conv, state, k, proj = _mamba2(d_inner, heads, c.get("n_groups", 8), c.get("state_size", 128),
+                                       c.get("conv_kernel", 4))
+        return _Layout(0, 0, 0, 0, L, conv, k, state, proj, 0)
+    if t == "zamba2":
+        types = c.get("layers_block_type") or []
+        attn = sum(1 for x in types if x == "hybrid")
+        d_inner = c.get("mamba_expand", 2) * hidden
+        heads = c.get("n_mamba_heads", 8)
+        conv, state, k, proj = _mamba2(d_inner, heads, c.get("mamba_ngroups", 1), c.get("mamba_d_state", 64),
+                                       c.get("mamba_d_conv", 4))
+        zhead = 2 * hidden // q_heads
+        return _Layout(attn, kv_heads, zhead, q_heads, L, conv, k, state, proj, mlp)
+    if t in ("falcon_h1", "bamba"):
+        d_inner = c.get("mamba_d_ssm") or c.get("mamba_expand", 2) * hidden
+        heads = c.get("mamba_n_heads", 128)
+        conv, state, k, proj = _mamba2(d_inner, heads, c.get("mamba_n_groups", 1), c.get("mamba_d_state", 256),
+                                       c.get("mamba_d_conv", 4))
+        if t == "falcon_h1":
+            return _Layout(L, kv_heads, head_dim, q_heads, L, conv, k, state, proj, mlp)
+        attn = len(c.get("attn_layer_indices") or [])
+        return _Layout(attn, kv_heads, head_dim, q_heads, L - attn, conv, k, state, proj, mlp)
+    if t == "nemotron_h":
+        kinds = list(c["hybrid_override_pattern"]) if "hybrid_override_pattern" in c else [
+            {"mamba": "M", "attention": "*", "full_attention": "*", "linear_attention": "M"}.get(x, "-")
+            for x in c.get("layers_block_type", [])]
+        heads = c.get("mamba_num_heads", 128)
+        d_inner = heads * c.get("mamba_head_dim", 64)
+        conv, state, k, proj = _mamba2(d_inner, heads, c.get("n_groups", 8), c.get("ssm_state_size", 128),
+                                       c.get("conv_kernel", 4))
+        return _Layout(kinds.count("*"), kv_heads, head_dim, q_heads, kinds.count("M"), conv, k, state, proj,
+                       2 * c.get("intermediate_size", 4 * hidden))
+    if t == "jamba":
+        period, offset = c.get("attn_layer_period", 8), c.get("attn_layer_offset", 4)
+        attn = sum(1 for i in range(L) if i % period == offset)
+        d_inner = c.get("mamba_expand", 2) * hidden
+        return _Layout(attn, kv_heads, head_dim, q_heads, L - attn, d_inner, c.get("mamba_d_conv", 4),
+                       d_inner * c.get("mamba_d_state", 16), 2 * d_inner, mlp)
+    raise UserError(f"the memory model does not know model_type '{t}' ({p.name}); "
+                    f"it covers the catalog's Transformer, Mamba, Mamba-2, Zamba2, Falcon-H1, Bamba, "
+                    f"Nemotron-H and Jamba layouts")
+
+
+def _dtype_bytes(dtype: str) -> int:
+    if dtype not in DTYPE_BYTES:
+        raise UserError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPE_BYTES)}")
+    return DTYPE_BYTES[dtype]
+
+
+def kv_bytes_per_token(preset: Preset, dtype: str = "bfloat16") -> int:
+    lay = _layout(preset)
+    return 2 * lay.attn_layers * lay.kv_heads * lay.head_dim * _dtype_bytes(dtype)
+
+
+def state_bytes(preset: Preset, dtype: str = "bfloat16") -> int:
+    lay = _layout(preset)
+    per_layer = lay.conv_dim * lay.d_conv * _dtype_bytes(dtype) + lay.ssm_state_elems * FP32_STATE_BYTES
+    return lay.mamba_layers * per_layer
+
+
+def predict(preset: Preset, ctx: int, batch: int = 1, dtype: str = "bfloat16", logits: str = "last",
+            gen: int = 0) -> dict[str, int]:
+    if logits not in ("last", "all"):
+        raise UserError(f"logits must be 'last' or 'all', not {logits!r}")
+    if ctx < 1 or batch < 1 or gen < 0:
+        raise UserError(f"ctx and batch must be >= 1 and gen >= 0 (got ctx={ctx}, batch={batch}, gen={gen})")
+    nbytes = _dtype_bytes(dtype)
+    lay = _layout(preset)
+    c = preset.config
+    vocab = c.get("vocab_size", 0)
+    logit_positions = ctx if logits == "all" else 1
+    logit_bytes = FP32_STATE_BYTES if preset.model_type in _FP32_LOGITS_TYPES else nbytes
+    widest = max(lay.mlp_width, (2 * lay.q_heads + 2 * lay.kv_heads) * lay.head_dim,
+                 lay.in_proj_width + lay.conv_dim)
+    activation = batch * ctx * nbytes * (2 * c.get("hidden_size", 0) + widest)
+    if logits == "all" and logit_bytes != nbytes:
+        activation += batch * ctx * vocab * nbytes
+    out = {
+        "weights_bytes": param_count(preset) * nbytes,
+        "kv_bytes": batch * (ctx + gen) * kv_bytes_per_token(preset, dtype),
+        "ssm_state_bytes": batch * state_bytes(preset, dtype),
+        "logits_bytes": batch * logit_positions * vocab * logit_bytes,
+        "activation_bytes": activation,
+    }
+    out["total_bytes"] = sum(out.values())
+    return out

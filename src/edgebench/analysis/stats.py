@@ -1,0 +1,145 @@
+"""Summary statistics and the spread of a ratio of medians.
+
+`summarize(samples)` gives the Stats object the log schema uses (median, p10, p90, stdev, n).
+`ratio_ci(...)` gives the ratio of two medians (a / b) with a confidence interval:
+
+- from raw samples: a percentile bootstrap (both samples resampled with replacement, the median of
+  each resample taken, vectorised with numpy, seeded so a report is reproducible);
+- from Stats objects only (logs written without --raw): a normal approximation on the log scale.
+  Each median's standard error is taken as 1.2533 * sigma / sqrt(n) (the asymptotic standard error of
+  a median of normal data), with sigma estimated from the p10-p90 spread ((p90 - p10) / 2.5631, the
+  width of that range for a normal distribution) and from `stdev` when the percentiles are absent.
+  Then var(log a/b) = (se_a / median_a)^2 + (se_b / median_b)^2. This assumes independent samples of
+  roughly symmetric spread; decode token times are autocorrelated, so the interval is optimistic for
+  TPOT and should be read as "at least this uncertain".
+
+`is_significant(ci)` says whether the interval excludes 1 (None when no interval could be formed).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+_Z = {0.90: 1.6449, 0.95: 1.9600, 0.99: 2.5758}
+_P10_P90_WIDTH_IN_SIGMA = 2.5631  # 2 * 1.28155
+_MEDIAN_SE_FACTOR = 1.2533  # sqrt(pi / 2)
+
+
+@dataclass(frozen=True)
+class RatioCI:
+    """Ratio of medians a / b and its interval; `method` is "bootstrap" or "normal-approx",
+    or None when there was no spread to work from (then lo and hi are None)."""
+
+    ratio: float
+    lo: float | None
+    hi: float | None
+    method: str | None
+
+    @property
+    def within_spread(self) -> bool | None:
+        """True when the interval includes 1: the difference is within the measurement spread."""
+        sig = is_significant(self)
+        return None if sig is None else not sig
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ratio": self.ratio, "ci_lo": self.lo, "ci_hi": self.hi, "method": self.method,
+                "within_spread": self.within_spread}
+
+
+def summarize(samples: Sequence[float]) -> dict[str, Any] | None:
+    """Stats object of a sample list; None for an empty list."""
+    arr = np.asarray([s for s in samples if s is not None], dtype=float)
+    if arr.size == 0:
+        return None
+    p10, med, p90 = np.percentile(arr, [10, 50, 90])
+    stdev = float(arr.std(ddof=1)) if arr.size > 1 else None
+    return {"median": float(med), "p10": float(p10), "p90": float(p90), "stdev": stdev,
+            "n": int(arr.size)}
+
+
+def bootstrap_ratio_ci(a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95,
+                       n_boot: int = 1000, seed: int = 0) -> RatioCI:
+    """Percentile bootstrap of median(a) / median(b) from raw samples."""
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if xa.size == 0 or xb.size == 0:
+        raise ValueError("bootstrap needs at least one sample on each side")
+    ratio = float(np.median(xa) / np.median(xb))
+    rng = np.random.default_rng(seed)
+    med_a = np.median(xa[rng.integers(0, xa.size, size=(n_boot, xa.size))], axis=1)
+    med_b = np.median(xb[rng.integers(0, xb.size, size=(n_boot, xb.size))], axis=1)
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(med_a / med_b, [tail, 1.0 - tail])
+    return RatioCI(ratio, float(lo), float(hi), "bootstrap")
+
+
+def _median_rel_se(stats: Mapping[str, Any]) -> float | None:
+    """Relative standard error of a Stats object's median, or None when it has no spread or n."""
+    med, n = _num(stats.get("median")), stats.get("n")
+    if med is None or med <= 0 or not isinstance(n, int) or n < 2:
+        return None
+    p10, p90 = _num(stats.get("p10")), _num(stats.get("p90"))
+    if p10 is not None and p90 is not None and p90 >= p10:
+        sigma = (p90 - p10) / _P10_P90_WIDTH_IN_SIGMA
+    elif _num(stats.get("stdev")) is not None:
+        sigma = float(stats["stdev"])
+    else:
+        return None
+    return _MEDIAN_SE_FACTOR * sigma / math.sqrt(n) / med
+
+
+def normal_ratio_ci(a: Mapping[str, Any], b: Mapping[str, Any], *,
+                    confidence: float = 0.95) -> RatioCI | None:
+    """Ratio of medians from two Stats objects with the normal approximation described above.
+    None when either median is missing or not positive; lo/hi None when the spread is unknown."""
+    med_a, med_b = _num(a.get("median")), _num(b.get("median"))
+    if med_a is None or med_b is None or med_a <= 0 or med_b <= 0:
+        return None
+    ratio = med_a / med_b
+    se_a, se_b = _median_rel_se(a), _median_rel_se(b)
+    if se_a is None or se_b is None:
+        return RatioCI(ratio, None, None, None)
+    z = _Z.get(confidence) or _z_of(confidence)
+    half = z * math.sqrt(se_a * se_a + se_b * se_b)
+    return RatioCI(ratio, ratio * math.exp(-half), ratio * math.exp(half), "normal-approx")
+
+
+def ratio_ci(a_stats: Mapping[str, Any] | None, b_stats: Mapping[str, Any] | None,
+             a_raw: Sequence[float] | None = None, b_raw: Sequence[float] | None = None, *,
+             confidence: float = 0.95, seed: int = 0) -> RatioCI | None:
+    """Ratio a / b of medians with its interval: bootstrap when both raw sample lists are there,
+    the normal approximation from the Stats objects otherwise; None when no ratio can be formed."""
+    if a_raw and b_raw:
+        return bootstrap_ratio_ci(a_raw, b_raw, confidence=confidence, seed=seed)
+    if a_stats is None or b_stats is None:
+        return None
+    return normal_ratio_ci(a_stats, b_stats, confidence=confidence)
+
+
+def is_significant(ci: RatioCI | None) -> bool | None:
+    """True when the interval excludes 1, False when it includes 1, None without an interval."""
+    if ci is None or ci.lo is None or ci.hi is None:
+        return None
+    return not (ci.lo <= 1.0 <= ci.hi)
+
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x:
+        return None
+    return float(x)
+
+
+def _z_of(confidence: float) -> float:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    # Inverse normal CDF by bisection on erf: only reached for unusual confidence levels.
+    target, lo, hi = (1.0 + confidence) / 2.0, 0.0, 10.0
+    for _ in range(80):
+        mid = (lo + hi) / 2.0
+        if 0.5 * (1.0 + math.erf(mid / math.sqrt(2.0))) < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2.0

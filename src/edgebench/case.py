@@ -1,0 +1,172 @@
+"""One case, run inside an isolated worker (see isolate.py): load, warm up, measure, return a record.
+
+`run_case(payload)` is the worker target. The payload carries the case (spec.Case as a dict) and the
+run options. Prefill results are reported as a partial record as soon as they exist, so a decode that
+runs out of memory still leaves its prefill numbers in the log.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from edgebench.measure.stats import summarize
+from edgebench.probe import now_ns
+
+
+def _device_index(device: str) -> int:
+    return int(device.split(":")[1]) if ":" in device else 0
+
+
+def run_case(p: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from edgebench import isolate
+    from edgebench.analysis import memory_model
+    from edgebench.measure import graph, phases
+    from edgebench.measure.memory import PhaseMemory
+    from edgebench.models import catalog, kernels, loaders
+
+    c, device = p["case"], p["device"]
+    cuda = device.startswith("cuda")
+    index = _device_index(device)
+    if cuda:
+        torch.cuda.set_device(index)
+        if p.get("budget_bytes"):
+            from edgebench.budget import apply_budget
+            apply_budget(p["budget_bytes"], index)
+    preset = catalog.resolve(c["model"])
+    rec: dict[str, Any] = {}
+    telemetry = _Telemetry(p, device) if p.get("telemetry", True) else None
+
+    t0 = now_ns()
+    loaded = loaders.load(preset, backend=c["backend"], device=device, dtype=c["dtype"], attn=c["attn"])
+    rec["load_ms"] = round((now_ns() - t0) / 1e6, 1)
+    ids = phases.random_prompt(loaded.vocab_size, c["batch"], c["ctx"], device)
+
+    # Which kernels run, found from a short profiled forward outside every timed region.
+    short = ids[:, : min(c["ctx"], 64)]
+
+    def probe_once():
+        logits, cache = loaded.prefill(short, logits="last")
+        loaded.decode(logits[:, -1:].argmax(-1), cache)
+    rec["kernels"] = kernels.detect(probe_once)
+    warnings = kernels.fallback_warnings(rec["kernels"], preset.family)
+    rec["warnings"] = warnings or None
+
+    mem = PhaseMemory(device, index)
+    predicted = memory_model.predict(preset, c["ctx"], batch=c["batch"], dtype=c["dtype"],
+                                     logits=c["logits"], gen=c["gen"])
+    if telemetry:
+        telemetry.begin()
+    with torch.inference_mode():
+        mem.begin()
+        pre = phases.measure_prefill(loaded, ids, reps=p["reps"], warmup=p["warmup"],
+                                     logits=c["logits"], device=device)
+        mem_prefill = mem.end()
+    rec["prefill_ms"] = summarize(pre.samples_ms)
+    rec["cold_ms"] = dict(pre.cold_ms)
+    rec["mem"] = {"prefill": mem_prefill, "predicted": predicted}
+    if p.get("raw"):
+        rec["raw"] = {"prefill_ms": [round(x, 4) for x in pre.samples_ms]}
+    isolate.report_partial(dict(rec))
+
+    if c["gen"] > 0:
+        mem.begin()
+        if c["decode_mode"] == "graph":
+            if not cuda:
+                raise ValueError("graph decode needs a CUDA device; use --decode-mode eager on the CPU")
+            fn = graph.decode_graph_mamba_ssm if c["backend"] == "mamba_ssm" else graph.decode_graph_hf
+        else:
+            fn = phases.measure_decode_eager
+        dec = fn(loaded, ids, gen=c["gen"], warmup=p["warmup"], device=device)
+        rec["mem"]["decode"] = mem.end()
+        rec["tpot_ms"] = summarize(dec.samples_ms)
+        rec["cold_ms"].update(dec.cold_ms)
+        if "graph_cache" in dec.extra:
+            rec["graph_cache"] = dec.extra["graph_cache"]
+        if p.get("raw"):
+            rec["raw"]["tpot_ms"] = [round(x, 4) for x in dec.samples_ms]
+    else:
+        dec = None
+    if telemetry:
+        rec.update(telemetry.end(pre, dec, c, p["reps"]))
+    med = rec["prefill_ms"]["median"] if rec.get("prefill_ms") else None
+    rec["prefill_tok_s"] = round(c["batch"] * c["ctx"] / (med / 1e3), 1) if med else None
+    tp = (rec.get("tpot_ms") or {}).get("median")
+    rec["decode_tok_s"] = round(c["batch"] / (tp / 1e3), 2) if tp else None
+    rec["timer"] = "native-cuda-events" if cuda else "host-clock"
+    from edgebench import probe
+    if cuda and not probe.cuda_ready():
+        rec["timer"] = "torch-cuda-events"
+    return rec
+
+
+class _Telemetry:
+    """Power sampling, per-phase energy and device provenance around one case. Every part that the
+    device cannot give is recorded as null with its reason; it never fails the case."""
+
+    def __init__(self, p: dict, device: str):
+        from edgebench import jetson, power, provenance
+        self.index = _device_index(device)
+        self.kind = "jetson" if jetson.is_jetson() else ("nvml" if device.startswith("cuda") else None)
+        self.rate_hz = p.get("power_rate_hz", 50.0)
+        self.idle_s = p.get("idle_s", 0.5)
+        self.provenance = provenance
+        self.sampler = None
+        self.why = "CPU run: no power source" if self.kind is None else ""
+        if self.kind:
+            chans, why = power.channels_for_device(self.kind, self.index)
+            if chans:
+                self.rate_hz, self.rate_warning = power.clamp_rate(self.rate_hz, self.kind)
+                self.channels = chans
+                self.sampler, self.sampler_kind = power.make_sampler(chans, self.rate_hz)
+            else:
+                self.why = why
+
+    def begin(self) -> None:
+        from edgebench import power
+        self.before = self.provenance.snapshot(self.index)
+        if self.sampler:
+            self.sampler.start()
+            self.idle = power.idle_baseline(self.sampler, self.idle_s)
+        self.span = [self._counter_mj(), None]
+        self.span_ns = [now_ns(), None]
+
+    def _counter_mj(self):
+        if self.kind != "nvml":
+            return None
+        from edgebench import nvml
+        return nvml.energy_mj(self.index)
+
+    def end(self, pre, dec, c: dict, reps: int) -> dict:
+        from edgebench import energy
+        self.span[1], self.span_ns[1] = self._counter_mj(), now_ns()
+        after = self.provenance.snapshot(self.index)
+        out: dict[str, Any] = {"provenance": {"before": self.before, "after": after},
+                               "throttle": self.provenance.compare(self.before, after)}
+        if not self.sampler:
+            out["energy"] = None
+            out["energy_why"] = self.why
+            return out
+        self.sampler.stop()
+        t_ns, per_channel = self.sampler.samples()
+        total = next((i for i, ch in enumerate(self.channels) if ch.is_total), 0)
+        phases = {"prefill": pre.extra["window_ns"], "case": tuple(self.span_ns)}
+        if dec is not None:
+            phases["decode"] = dec.extra["window_ns"]
+        idle_mw = self.idle["idle_mw"][total]
+        # The NVML energy counter is read around the whole measured region ("case") and compared
+        # there with the integrated samples; per-phase energy comes from the samples.
+        e = energy.phase_energy(t_ns, per_channel[total], phases, idle_mw,
+                                counter_mj={"case": tuple(self.span)} if self.kind == "nvml" else None)
+        result: dict[str, Any] = {"channel": self.channels[total].name, "rate_hz": self.rate_hz,
+                                  "idle_mw": idle_mw, "sampler": self.sampler_kind,
+                                  "dropped": self.sampler.dropped, "case": e.get("case")}
+        pe = e.get("prefill") or {}
+        result["prefill"] = {**pe, **{k: (v / reps if v is not None else None) for k, v in
+                                      {"energy_j_per_prompt": pe.get("energy_j"),
+                                       "net_energy_j_per_prompt": pe.get("net_energy_j")}.items()}}
+        if dec is not None:
+            de = e.get("decode") or {}
+            result["decode"] = {**de, **energy.per_token(de, c["gen"] * c["batch"])} if de else None
+        out["energy"] = result
+        return out

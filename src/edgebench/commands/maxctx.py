@@ -1,0 +1,108 @@
+"""`edgebench maxctx`: the longest context each model can take on this device (or under a budget).
+
+Each probe is one isolated prefill (optionally prefill + N decode tokens); an out-of-memory error or
+a SIGKILL from the OOM killer is a failing probe, never a crash. The search starts near half the
+analytic model's prediction, so it usually needs log2(range / resolution) + a few probes.
+"""
+from __future__ import annotations
+
+import argparse
+
+HELP = "find the longest context that completes prefill (+ optional decode) by growth then bisection"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--model", dest="models", required=True, metavar="LIST",
+                   help="model presets or local dirs, comma-separated")
+    p.add_argument("-n", "--gen", type=int, default=0, help="also decode this many tokens per probe")
+    p.add_argument("--logits", default="last", help="logits kept at prefill: last, all, or last,all")
+    p.add_argument("--resolution", default="1k", help="stop when pass and fail are this close (tokens)")
+    p.add_argument("--limit", default=None, help="largest context to try (default: the model's own "
+                   "limit, or 1M tokens for SSMs)")
+    p.add_argument("--memory-budget", default=None, metavar="SIZE", help="cap device memory, e.g. 24GiB")
+    p.add_argument("-t", "--dtype", default="auto", help="dtype (auto: bfloat16 on GPU, float32 on CPU)")
+    p.add_argument("--backend", default="hf", help="hf or mamba_ssm")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--timeout", type=float, default=900, help="seconds after which a probe is killed")
+    p.add_argument("-o", "--output", default=None, help="JSONL log to append the results to")
+
+
+def main(args: argparse.Namespace) -> int:
+    import sys
+    import time
+
+    from edgebench import isolate, maxctx, records, runner
+    from edgebench.analysis import memory_model
+    from edgebench.errors import UserError
+    from edgebench.models import catalog
+    from edgebench.sizes import format_bytes, parse_count, parse_size
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    presets = {m: catalog.resolve(m) for m in models}
+    modes = [x.strip() for x in args.logits.split(",")]
+    if any(x not in ("last", "all") for x in modes):
+        raise UserError(f"--logits takes last, all or last,all, not {args.logits!r}")
+    resolution = parse_count(args.resolution)
+    budget = parse_size(args.memory_budget) if args.memory_budget else None
+    out = args.output or runner.default_output("maxctx")
+    runner.check_output(out)
+    env = runner.snapshot_env()
+    device = runner.resolve_device(args.device, env)
+    dtype = runner.resolve_dtype(args.dtype, device)
+    total = env["gpus"][int(device.split(":")[1])]["total_bytes"] if device.startswith("cuda") else None
+    if budget:
+        from edgebench.budget import check_budget
+        for name, pre in presets.items():
+            try:
+                check_budget(budget, total, memory_model.predict(pre, 1, dtype=dtype)["weights_bytes"])
+            except UserError as exc:
+                raise UserError(f"{name}: {exc}") from None
+    cap = budget or total
+    run_id = records.new_run_id()
+    with records.LogWriter(out) as log:
+        log.write({"type": "run", "run": run_id, "t": records.utc_now(), "edgebench": env["edgebench"],
+                   "argv": sys.argv[1:], "env": env, "spec": {"maxctx": vars(args) | {"_main": None}}})
+        for name, pre in presets.items():
+            limit = parse_count(args.limit) if args.limit else (pre.position_limit or 1 << 20)
+            for mode in modes:
+                start = _start(pre, mode, dtype, cap, limit, resolution, memory_model)
+
+                def probe(ctx: int) -> str:
+                    payload = {"case": {"model": name, "backend": args.backend, "dtype": dtype, "ctx": ctx,
+                                        "gen": args.gen, "batch": 1, "decode_mode": "eager", "logits": mode,
+                                        "attn": "sdpa"},
+                               "device": device, "reps": 1, "warmup": 0, "budget_bytes": budget,
+                               "telemetry": False}
+                    r = isolate.run_isolated(runner.CASE_TARGET, payload, timeout_s=args.timeout)
+                    print(f"  {name} [{mode}] ctx={ctx}: {r['status']}"
+                          + (f" ({r.get('reason')})" if r["status"] != "ok" else ""), file=sys.stderr, flush=True)
+                    return r["status"]
+
+                t0 = time.monotonic()
+                res = maxctx.search(probe, start, limit, resolution)
+                rec = {"type": "maxctx", "run": run_id, "model": name, "family": pre.family, "mode": mode,
+                       "device": env["gpus"][0]["name"] if device.startswith("cuda") else "CPU",
+                       "dtype": dtype, "gen": args.gen, "budget_bytes": budget, "start_ctx": start,
+                       "limit_ctx": limit, "wall_s": round(time.monotonic() - t0, 1), **res.to_record()}
+                log.write(rec)
+                print(f"{name} [{mode}{', budget ' + format_bytes(budget) if budget else ''}]: max context "
+                      f"{res.max_ok} (first failing {res.min_fail}) after {res.probes} probes, "
+                      f"{rec['wall_s']} s" + (f"; stopped: {res.stopped}" if res.stopped else ""))
+    print(f"log: {out}")
+    return 0
+
+
+def _start(pre, mode, dtype, cap, limit, resolution, memory_model) -> int:
+    """Half the analytic prediction of the longest fitting context (never below the resolution)."""
+    if not cap:
+        return min(resolution, limit)
+    lo, hi = resolution, limit
+    if memory_model.predict(pre, lo, dtype=dtype, logits=mode)["total_bytes"] > cap:
+        return min(resolution, limit)
+    while hi - lo > resolution:
+        mid = (lo + hi) // 2
+        if memory_model.predict(pre, mid, dtype=dtype, logits=mode)["total_bytes"] <= cap:
+            lo = mid
+        else:
+            hi = mid
+    return max(resolution, min(limit, (lo // 2) // resolution * resolution))

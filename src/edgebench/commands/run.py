@@ -1,0 +1,71 @@
+"""`edgebench run`: time prefill and decode across models and context lengths into a JSONL log.
+
+With no arguments it runs the embedded default for whatever is here (a GPU: one model of each family
+at a few lengths; CPU only: the tiny presets of all three families) and says how to run the full
+characterization.
+"""
+from __future__ import annotations
+
+import argparse
+
+HELP = "measure prefill (TTFT) and decode (TPOT), memory and energy over a sweep; writes a JSONL log"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from edgebench.specfile import add_sweep_arguments
+    add_sweep_arguments(p)
+    how = p.add_argument_group("how to run")
+    how.add_argument("--shard", metavar="I/N", help="run only the I-th of N round-robin shards (1-based)")
+    how.add_argument("--no-telemetry", action="store_true",
+                     help="skip power sampling, per-phase energy and clock/throttle provenance")
+    how.add_argument("--power-rate", type=float, default=50.0, metavar="HZ",
+                     help="power sampling rate (clamped to what the sensor supports)")
+    how.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def main(args: argparse.Namespace) -> int:
+    import sys
+
+    from edgebench import runner
+    from edgebench.spec import Spec
+    from edgebench.specfile import spec_from_args
+
+    suite = getattr(args, "suite", None)
+    env = None
+    if not (getattr(args, "spec", None) or suite or getattr(args, "models", None)):
+        env = runner.snapshot_env()
+        suite = "default-gpu" if env.get("gpus") else "default-cpu"
+        print(f"No models given: running the embedded default suite '{suite}'. For the full "
+              "characterization run: edgebench run --suite paper-desktop (paper-jetson on a Jetson); "
+              "list models with: edgebench models", file=sys.stderr)
+        args.suite = suite
+    spec: Spec = spec_from_args(args)
+    opts = runner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
+                             power_rate_hz=args.power_rate, quiet=args.quiet)
+    out, recs = runner.run(spec, opts, suite=suite, env=env)
+    if recs:
+        _summary(recs)
+    print(f"log: {out}")
+    return 1 if any(r.get("status") == "error" for r in recs) else 0
+
+
+def _summary(recs: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(title="edgebench run", header_style="bold")
+    for col in ("model", "family", "ctx", "decode", "status", "prefill ms", "TPOT ms", "decode tok/s",
+                "peak GiB", "prefill J", "throttled"):
+        t.add_column(col, justify="right" if col not in ("model", "family", "decode", "status") else "left")
+    for r in recs:
+        pre = (r.get("prefill_ms") or {}).get("median")
+        tp = (r.get("tpot_ms") or {}).get("median")
+        peak = ((r.get("mem") or {}).get("prefill") or {}).get("peak_allocated_bytes")
+        ej = (((r.get("energy") or {}).get("prefill")) or {}).get("energy_j_per_prompt")
+        thr = (r.get("throttle") or {}).get("throttled")
+        t.add_row(r["model"], r.get("family", ""), str(r["ctx"]), r["decode_mode"],
+                  r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/]",
+                  f"{pre:.2f}" if pre is not None else "-", f"{tp:.3f}" if tp is not None else "-",
+                  f"{r['decode_tok_s']:.1f}" if r.get("decode_tok_s") else "-",
+                  f"{peak / 2**30:.2f}" if peak else "-", f"{ej:.3f}" if ej is not None else "-",
+                  "[yellow]yes[/]" if thr else ("no" if thr is not None else "-"))
+    Console(stderr=False).print(t)

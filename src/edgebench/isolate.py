@@ -1,0 +1,159 @@
+"""Run one case in a fresh worker process, so that an OOM or a crash becomes a record, not a lost sweep.
+
+`run_isolated("package.module:function", payload, timeout_s)` starts `python -m edgebench.worker` (a
+new interpreter, same `sys.executable` and environment), which imports the target, calls
+`target(payload)` and expects a JSON-able dict back. The parent returns one of:
+
+- `{"status": "ok", **partials, **result}`
+- `{"status": "oom", "reason": "<ExcType>: message", **partials}`: torch.OutOfMemoryError,
+  MemoryError, or any exception whose text says "out of memory"
+- `{"status": "error", "reason": "<ExcType>: message (at file:line in function)", **partials}`
+- `{"status": "killed", "reason": "killed by signal SIGKILL (...)" | "timed out after N s",
+  "exit_code": N, **partials}`; a worker that exits with a nonzero code and no result gives
+  `{"status": "error", "reason": "worker exited with code N without a result", "exit_code": N}`
+
+`report_partial(dict)`, called by the target inside the worker, records results obtained so far (e.g.
+prefill timings before decode runs out of memory); later reports update earlier ones and all are
+merged into the returned record. Outside a worker it does nothing.
+
+Why a subprocess and not multiprocessing: the worker is an ordinary `python -m` command (visible in
+`ps`, no re-import of the parent's `__main__`), it runs in its own session so a timeout or Ctrl-C can
+kill it together with anything it started (compiler workers), and results travel through a file that
+survives a SIGKILL. The child inherits stdout/stderr, so its output reaches the user's terminal; stdin
+is closed. The parent imports nothing heavy and never touches CUDA. On SIGINT (Ctrl-C) or SIGTERM while
+waiting, the worker is terminated and the exception (KeyboardInterrupt, or `Terminated` for SIGTERM)
+propagates so the caller can close its log.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+TERMINATE_GRACE_S = 5.0
+_SIGNAL_NOTES = {"SIGKILL": " (the kernel's OOM killer on Jetson, or the user)"}
+_channel_path: str | None = None  # set by edgebench.worker inside a worker process
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while a worker ran; the worker was stopped. Subclasses KeyboardInterrupt so
+    callers that clean up on Ctrl-C clean up on SIGTERM too."""
+
+
+def report_partial(result: dict[str, Any]) -> None:
+    """Inside a worker: record partial results, kept even if the process dies afterwards."""
+    if _channel_path is not None:
+        _append_message(_channel_path, {"kind": "partial", "data": result})
+
+
+def _append_message(path: str, message: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(message, separators=(",", ":")) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _read_messages(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(merged partials, final message or None); a torn last line from a killed worker is skipped."""
+    partials: dict[str, Any] = {}
+    final = None
+    if not path.exists():
+        return partials, final
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if message.get("kind") == "partial" and isinstance(message.get("data"), dict):
+            partials.update(message["data"])
+        elif message.get("kind") == "final":
+            final = message
+    return partials, final
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the worker's process group, then SIGKILL after a grace period."""
+    for sig, wait_s in ((signal.SIGTERM, TERMINATE_GRACE_S), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _death_reason(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by signal {name}{_SIGNAL_NOTES.get(name, '')}"
+    return f"worker exited with code {returncode} without a result"
+
+
+def _worker_env() -> dict[str, str]:
+    """The parent's environment; when edgebench runs from a source tree rather than site-packages,
+    that tree goes on PYTHONPATH so the worker imports the same edgebench."""
+    env = os.environ.copy()
+    package_root = str(Path(__file__).resolve().parent.parent)
+    if Path(package_root).name not in ("site-packages", "dist-packages"):
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if package_root not in paths:
+            env["PYTHONPATH"] = os.pathsep.join(paths + [package_root])
+    return env
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(f"received {signal.Signals(signum).name}")
+
+
+def run_isolated(target: str, payload: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
+    """Call `target(payload)` in a fresh worker process and return its outcome record."""
+    if ":" not in target:
+        raise ValueError(f"target {target!r} must be 'package.module:function'")
+    workdir = Path(tempfile.mkdtemp(prefix="edgebench-worker-"))
+    request, channel = workdir / "request.json", workdir / "channel.jsonl"
+    request.write_text(json.dumps({"target": target, "payload": payload}), encoding="utf-8")
+    restore = None
+    if threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        restore = signal.signal(signal.SIGTERM, _raise_terminated)
+    proc = None
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "edgebench.worker", str(request), str(channel)],
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=_worker_env())
+        try:
+            returncode = proc.wait(timeout=timeout_s)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+            returncode, timed_out = proc.returncode, True
+        partials, final = _read_messages(channel)
+        if final is not None and not timed_out:
+            outcome = final["data"] if final["status"] == "ok" else {"reason": final["reason"]}
+            return {**partials, **outcome, "status": final["status"]}
+        if timed_out:
+            status, reason = "killed", f"timed out after {timeout_s:g} s"
+        else:
+            status = "killed" if returncode < 0 else "error"
+            reason = _death_reason(returncode)
+        return {**partials, "status": status, "reason": reason, "exit_code": returncode}
+    except BaseException:
+        if proc is not None and proc.poll() is None:
+            _stop(proc)
+        raise
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,90 @@
+"""Prefill and decode timing loops.
+
+Contract: each function warms up at the exact shapes it then times, reports cold-start cost (the
+first call: lazy init, Triton autotune/compile, graph capture) separately, and times only device
+work between two `Timer.mark()`s. Nothing else runs inside the marks: inputs are made, caches freed
+and results read outside them. Samples come back raw (ms); `stats.summarize` reduces them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from edgebench.probe import Timer, now_ns
+
+
+@dataclass
+class PhaseResult:
+    samples_ms: list[float]
+    cold_ms: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+        torch.cuda.synchronize(device)
+
+
+def timed_once_ms(fn: Callable[[], Any], device: str) -> tuple[Any, float]:
+    """Host-clock time of one call including its device work (for cold-start numbers)."""
+    _sync(device)
+    t0 = now_ns()
+    out = fn()
+    _sync(device)
+    return out, (now_ns() - t0) / 1e6
+
+
+def random_prompt(vocab_size: int, batch: int, ctx: int, device: str, seed: int = 0):
+    import torch
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    # Token ids never matter for timing, but a constant prompt could hit special cases (e.g. all pads).
+    return torch.randint(0, vocab_size, (batch, ctx), generator=g).to(device)
+
+
+def measure_prefill(loaded, ids, *, reps: int, warmup: int, logits: str, device: str) -> PhaseResult:
+    """Time `reps` prefills of `ids` (after a cold first call and `warmup` warm ones)."""
+    prefill = loaded.prefill
+    out, first_ms = timed_once_ms(lambda: prefill(ids, logits=logits), device)
+    out = None
+    for _ in range(warmup):
+        out = prefill(ids, logits=logits)
+        out = None
+    _sync(device)
+    timer = Timer(device, capacity=2 * reps + 2)
+    mark = timer.mark
+    t0 = now_ns()
+    for _ in range(reps):
+        mark()
+        out = prefill(ids, logits=logits)
+        mark()
+        out = None  # free logits and cache outside the timed region, before the next repetition
+    samples = timer.pairs_ms()
+    return PhaseResult(samples, {"first_prefill_ms": first_ms}, {"window_ns": (t0, now_ns())})
+
+
+def measure_decode_eager(loaded, ids, *, gen: int, warmup: int, device: str) -> PhaseResult:
+    """Prefill `ids`, then time `gen` single-token decode steps one by one (greedy argmax feeds the
+    next step, as generation does). Warm-up steps run at the same depth on a separate prefill."""
+    import torch
+    prefill, decode = loaded.prefill, loaded.decode
+    with torch.inference_mode():
+        logits, cache = prefill(ids, logits="last")
+        tok = logits[:, -1:].argmax(-1)
+        (logits, cache), first_ms = timed_once_ms(lambda: decode(tok, cache), device)
+        for _ in range(max(warmup, 1)):
+            logits, cache = decode(tok, cache)
+        logits = cache = None
+        logits, cache = prefill(ids, logits="last")
+        tok = logits[:, -1:].argmax(-1)
+        _sync(device)
+        timer = Timer(device, capacity=gen + 2)
+        mark = timer.mark
+        t0 = now_ns()
+        mark()
+        for _ in range(gen):
+            logits, cache = decode(tok, cache)
+            tok = logits[:, -1:].argmax(-1)
+            mark()
+        samples = timer.intervals_ms()
+    return PhaseResult(samples, {"first_decode_ms": first_ms}, {"window_ns": (t0, now_ns())})

@@ -1,0 +1,213 @@
+"""PNG plots of loaded logs (matplotlib, Agg backend, imported only when a plot is drawn).
+
+`draw_all(logs, out_dir) -> list[Plot]` draws, one figure per device and only where data exists:
+prefill vs context and TPOT vs context (log-log, one line per model), peak memory vs context with
+out-of-memory cases marked, energy per token vs context (decode J/token, prefill J per prompt
+token), and operator shares as stacked bars (prefill and decode, per model and context).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgebench.errors import MissingDependency
+from edgebench.logs import Logs
+from edgebench.report.tables import OPS_ORDER, METRICS, series_labels, latest_cases, setting_of
+
+_MARKERS = "osD^v<>ph*"
+
+
+@dataclass(frozen=True)
+class Plot:
+    kind: str  # prefill | tpot | memory | energy | ops
+    device: str
+    path: Path
+    title: str
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise MissingDependency("matplotlib (for edgebench report plots)",
+                                "pip install 'edgebench[report]'", str(exc)) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "device"
+
+
+def _series(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """device -> series label -> rows sorted by ctx; the setting joins the label where a device
+    ran several settings."""
+    labels = series_labels(rows)
+    settings_per_device: dict[str, set] = {}
+    for r in rows:
+        settings_per_device.setdefault(r["device"], set()).add(setting_of(r))
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in rows:
+        label = labels[id(r)]
+        if len(settings_per_device[r["device"]]) > 1:
+            label = f"{label} ({setting_of(r)})"
+        out.setdefault(r["device"], {}).setdefault(label, []).append(r)
+    for per in out.values():
+        for rs in per.values():
+            rs.sort(key=lambda r: r["ctx"])
+    return out
+
+
+def draw_all(logs: Logs, out_dir: str | Path) -> list[Plot]:
+    plt = _pyplot()
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    out = _Namer(Path(out_dir))
+    rows, _ = latest_cases(logs)
+    plots: list[Plot] = []
+    for device, series in sorted(_series(rows).items()):
+        for kind, metric, ylabel in (("prefill", "prefill_ms", "prefill time (ms)"),
+                                     ("tpot", "tpot_ms", "time per output token (ms)")):
+            p = _line_plot(plt, out, device, series, kind, metric, ylabel)
+            if p:
+                plots.append(p)
+        for p in (_memory_plot(plt, out, device, series), _energy_plot(plt, out, device, series)):
+            if p:
+                plots.append(p)
+    plots += _ops_plots(plt, out, logs)
+    return plots
+
+
+def _points(rs: list[dict[str, Any]], metric: str) -> tuple[list[int], list[float]]:
+    get = METRICS[metric][0]
+    pts = [(r["ctx"], get(r)) for r in rs if r["status"] == "ok" and r["ctx"]]
+    pts = [(c, v) for c, v in pts if v is not None and v > 0]
+    return [c for c, _ in pts], [v for _, v in pts]
+
+
+def _ctx_ticks(ax) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda x, _: f"{x / 1024:g}K" if x >= 1024 else f"{x:g}"))
+
+
+class _Namer:
+    """One PNG per kind and device; devices whose names slug alike get -2, -3 appended."""
+
+    def __init__(self, out: Path):
+        self.out, self.taken = out, {}
+
+    def path(self, kind: str, device: str) -> Path:
+        path, n = self.out / f"{kind}_{slug(device)}.png", 2
+        while self.taken.get(path, device) != device:
+            path, n = self.out / f"{kind}_{slug(device)}-{n}.png", n + 1
+        self.taken[path] = device
+        return path
+
+
+def _finish(plt, fig, ax, out: _Namer, kind: str, device: str, title: str) -> Plot:
+    _ctx_ticks(ax)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("context (prompt tokens)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out.path(kind, device)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Plot(kind, device, path, title)
+
+
+def _line_plot(plt, out, device, series, kind, metric, ylabel) -> Plot | None:
+    drawn = {label: _points(rs, metric) for label, rs in sorted(series.items())}
+    drawn = {k: v for k, v in drawn.items() if v[0]}
+    if not drawn:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (label, (xs, ys)) in enumerate(drawn.items()):
+        ax.plot(xs, ys, marker=_MARKERS[i % len(_MARKERS)], label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    return _finish(plt, fig, ax, out, kind, device, f"{ylabel} vs context - {device}")
+
+
+def _memory_plot(plt, out, device, series) -> Plot | None:
+    drawn = {label: _points(rs, "peak_mem_gib") for label, rs in sorted(series.items())}
+    ooms = {label: [r["ctx"] for r in rs if r["status"] == "oom" and r["ctx"]]
+            for label, rs in sorted(series.items())}
+    if not any(xs for xs, _ in drawn.values()) and not any(ooms.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    top = max((max(ys) for _, ys in drawn.values() if ys), default=1.0)
+    for i, label in enumerate(drawn):
+        xs, ys = drawn[label]
+        line = ax.plot(xs, ys, marker=_MARKERS[i % len(_MARKERS)], label=label)[0] if xs else None
+        if ooms[label]:
+            color = line.get_color() if line else None
+            # OOM cases have no memory reading: drawn as X at the top of the axis.
+            ax.scatter(ooms[label], [top * 1.08] * len(ooms[label]), marker="X", s=90,
+                       color=color or "red", edgecolors="black", zorder=5,
+                       label=f"{label}: out of memory")
+    ax.set_xscale("log", base=2)
+    ax.set_ylabel("peak allocated memory (GiB)")
+    ax.set_ylim(bottom=0, top=top * 1.18)
+    return _finish(plt, fig, ax, out, "memory", device, f"peak memory vs context - {device}")
+
+
+def _energy_plot(plt, out, device, series) -> Plot | None:
+    decode = {label: _points(rs, "decode_j_per_token") for label, rs in sorted(series.items())}
+    prefill = {}
+    for label, rs in sorted(series.items()):
+        pts = [(r["ctx"], r["prefill_j"] / r["ctx"]) for r in rs
+               if r["status"] == "ok" and r["ctx"] and r["prefill_j"]]
+        prefill[label] = ([c for c, _ in pts], [v for _, v in pts])
+    if not any(xs for xs, _ in decode.values()) and not any(xs for xs, _ in prefill.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, label in enumerate(decode):
+        m = _MARKERS[i % len(_MARKERS)]
+        line = None
+        if decode[label][0]:
+            line = ax.plot(*decode[label], marker=m, label=f"{label}: decode J/token")[0]
+        if prefill[label][0]:
+            ax.plot(*prefill[label], marker=m, linestyle="--",
+                    color=line.get_color() if line else None,
+                    label=f"{label}: prefill J/prompt token")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_ylabel("energy per token (J)")
+    return _finish(plt, fig, ax, out, "energy", device, f"energy per token vs context - {device}")
+
+
+def _ops_plots(plt, out: _Namer, logs: Logs) -> list[Plot]:
+    plots = []
+    by_device: dict[str, list[dict[str, Any]]] = {}
+    for rec in logs.ops:
+        by_device.setdefault(rec["device"], []).append(rec)
+    for device, recs in sorted(by_device.items()):
+        recs.sort(key=lambda r: (r["phase"] != "prefill", r["model"], r["ctx"] or 0))
+        cats = {c for r in recs for c in r["shares"]}
+        cats = [c for c in OPS_ORDER if c in cats] + sorted(cats - set(OPS_ORDER))
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(recs) + 2.5), 4.8))
+        names = [f"{r['model']}\n{r['phase']}" + (f" {r['ctx']}" if r["ctx"] else "") for r in recs]
+        bottom = [0.0] * len(recs)
+        cmap = plt.get_cmap("tab10")
+        for i, c in enumerate(cats):
+            vals = [100.0 * float(r["shares"].get(c) or 0.0) for r in recs]
+            ax.bar(range(len(recs)), vals, bottom=bottom, label=c, color=cmap(i % 10))
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        ax.set_xticks(range(len(recs)), names, fontsize=7)
+        ax.set_ylabel("share of GPU kernel time (%)")
+        ax.set_ylim(0, max(100.0, max(bottom) * 1.02))
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.set_title(f"operator shares - {device}", fontsize=10)
+        fig.tight_layout()
+        path = out.path("ops", device)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        plots.append(Plot("ops", device, path, f"operator shares - {device}"))
+    return plots

@@ -1,0 +1,152 @@
+"""Render `Table`s as a terminal table, markdown, CSV, JSON or HTML.
+
+Cells are formatted by their column's `fmt`: a Python format spec for numbers, "pct" for a fraction
+shown as a percentage, "ratio" for a `RatioCI` shown as `1.23x` or `~1.02x` when its interval
+includes 1. Missing values show as "-" (empty in CSV, null in JSON). CSV writes the ratio as four
+columns (ratio, ci_lo, ci_hi, within_spread); JSON as an object. Several tables in one CSV are
+separated by a blank line and a `# table: NAME` line.
+
+The terminal format uses rich up to `RICH_MAX_ROWS` rows per table; rich lays out about 500 rows a
+second, so longer tables are written as plain aligned text (same columns, no borders).
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from typing import Any
+
+from edgebench.analysis.stats import RatioCI
+from edgebench.report.tables import Column, Table
+
+RICH_MAX_ROWS = 2000
+MISSING = "-"
+
+
+def format_cell(value: Any, col: Column) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, RatioCI):
+        mark = "~" if value.within_spread else ""
+        return f"{mark}{value.ratio:.2f}x"
+    if col.fmt == "pct" and isinstance(value, (int, float)):
+        return f"{100.0 * value:.1f}%"
+    if col.fmt and isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return format(value, col.fmt)
+        except ValueError:  # an int spec given a float, e.g. an interpolated context
+            return format(value, ".4g")
+    return str(value)
+
+
+def _cells(table: Table) -> list[list[str]]:
+    cols = table.columns
+    return [[format_cell(v, c) for v, c in zip(row, cols)] for row in table.rows]
+
+
+def render_text(tables: list[Table], width: int | None = None) -> str:
+    out = io.StringIO()
+    for t in tables:
+        if len(t.rows) <= RICH_MAX_ROWS:
+            out.write(_rich(t, width))
+        else:
+            out.write(_plain(t))
+        for note in t.notes:
+            out.write(f"  {note}\n")
+        out.write("\n")
+    return out.getvalue()
+
+
+def _rich(t: Table, width: int | None) -> str:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    rt = RichTable(title=t.title, title_justify="left")
+    for c in t.columns:
+        rt.add_column(c.name, justify="right" if c.fmt else "left", overflow="fold")
+    for row in _cells(t):
+        rt.add_row(*row)
+    buf = io.StringIO()
+    Console(file=buf, width=width or 240, color_system=None, highlight=False).print(rt)
+    return buf.getvalue()
+
+
+def _plain(t: Table) -> str:
+    cells = _cells(t)
+    names = [c.name for c in t.columns]
+    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+    right = [bool(c.fmt) for c in t.columns]
+
+    def line(vals: list[str]) -> str:
+        return "  ".join(v.rjust(w) if r else v.ljust(w)
+                         for v, w, r in zip(vals, widths, right)).rstrip()
+
+    rows = [t.title, line(names), line(["-" * w for w in widths])] + [line(r) for r in cells]
+    return "\n".join(rows) + "\n"
+
+
+def render_markdown(tables: list[Table]) -> str:
+    out = []
+    for t in tables:
+        out.append(f"### {t.title}\n")
+        out.append("| " + " | ".join(c.name for c in t.columns) + " |")
+        out.append("|" + "|".join("---:" if c.fmt else "---" for c in t.columns) + "|")
+        for row in _cells(t):
+            out.append("| " + " | ".join(v.replace("|", "\\|") for v in row) + " |")
+        out.extend(f"\n_{n}_" for n in t.notes)
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def render_csv(tables: list[Table]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    for i, t in enumerate(tables):
+        if len(tables) > 1:
+            buf.write(("\n" if i else "") + f"# table: {t.name}\n")
+        header: list[str] = []
+        for c in t.columns:
+            header += ([c.name, f"{c.name}_ci_lo", f"{c.name}_ci_hi", f"{c.name}_within_spread"]
+                       if c.fmt == "ratio" else [c.name])
+        w.writerow(header)
+        for row in t.rows:
+            out: list[Any] = []
+            for v, c in zip(row, t.columns):
+                if c.fmt == "ratio":
+                    out += ([v.ratio, v.lo, v.hi, v.within_spread] if v is not None
+                            else [None] * 4)
+                else:
+                    out.append(v)
+            w.writerow(["" if v is None else v for v in out])
+    return buf.getvalue()
+
+
+def tables_as_json(tables: list[Table]) -> list[dict[str, Any]]:
+    def cell(v: Any) -> Any:
+        return v.as_dict() if isinstance(v, RatioCI) else v
+
+    return [{"name": t.name, "title": t.title, "notes": t.notes,
+             "rows": [{c.name: cell(v) for c, v in zip(t.columns, row)} for row in t.rows]}
+            for t in tables]
+
+
+def render_json(tables: list[Table], extra: dict[str, Any] | None = None) -> str:
+    doc = {"tables": tables_as_json(tables), **(extra or {})}
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False) + "\n"
+
+
+def render_html(tables: list[Table]) -> str:
+    parts = []
+    for t in tables:
+        parts.append(f'<h2 id="table-{t.name}">{html.escape(t.title)}</h2>')
+        parts.append(f'<table class="data" data-table="{t.name}"><thead><tr>'
+                     + "".join(f"<th>{html.escape(c.name)}</th>" for c in t.columns)
+                     + "</tr></thead><tbody>")
+        for row in _cells(t):
+            parts.append("<tr>" + "".join(
+                f'<td class="{"num" if c.fmt else "txt"}">{html.escape(v)}</td>'
+                for v, c in zip(row, t.columns)) + "</tr>")
+        parts.append("</tbody></table>")
+        parts.extend(f'<p class="note">{html.escape(n)}</p>' for n in t.notes)
+    return "\n".join(parts)

@@ -1,0 +1,244 @@
+"""The tables `compare` prints and `report` embeds, built from loaded logs.
+
+`build_tables(logs, baseline=None, metrics=None) -> list[Table]` gives, each only when it has rows:
+- `cases`: one row per device x setting x model x context (the most recent run wins when several
+  measured the same case on one device): status, prefill and TPOT medians, throughput, peak memory,
+  energy; with a baseline model, the ratio model / baseline per timed metric at the same device,
+  setting and context, with its 95% interval (see `edgebench.analysis.stats`);
+- `crossover`: for each device, setting, metric and pair of models, every context where one
+  overtakes the other, with the bracketing measured points;
+- `maxctx`: the max-context search results;
+- `ops`: the operator breakdown (share of GPU time per category, per phase).
+Cells hold raw values (None = not available); `Ratio` cells hold a `RatioCI`. Renderers format them.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from edgebench.analysis.crossover import find_crossovers
+from edgebench.analysis.stats import RatioCI, ratio_ci
+from edgebench.errors import UserError
+from edgebench.logs import Logs
+
+_GIB = float(1 << 30)
+
+
+def _median(stats: dict[str, Any] | None) -> float | None:
+    m = stats.get("median") if stats else None
+    return float(m) if isinstance(m, (int, float)) and m > 0 else None
+
+
+def _prefill_tok_s(r: dict[str, Any]) -> float | None:
+    ms = _median(r["prefill_ms"])
+    return r["ctx"] * (r["batch"] or 1) * 1000.0 / ms if ms and r["ctx"] else None
+
+
+def _decode_tok_s(r: dict[str, Any]) -> float | None:
+    ms = _median(r["tpot_ms"])
+    return (r["batch"] or 1) * 1000.0 / ms if ms else None
+
+
+def _mem_gib(r: dict[str, Any]) -> float | None:
+    b = r["peak_allocated_bytes"]
+    return b / _GIB if b is not None else None
+
+
+# name -> (getter, lower is better, format); names carry their unit.
+METRICS: dict[str, tuple[Callable[[dict[str, Any]], float | None], bool, str]] = {
+    "prefill_ms": (lambda r: _median(r["prefill_ms"]), True, ".4g"),
+    "tpot_ms": (lambda r: _median(r["tpot_ms"]), True, ".4g"),
+    "prefill_tok_s": (_prefill_tok_s, False, ",.0f"),
+    "decode_tok_s": (_decode_tok_s, False, ",.1f"),
+    "peak_mem_gib": (_mem_gib, True, ".3f"),
+    "prefill_j": (lambda r: r["prefill_j"], True, ".3g"),
+    "decode_j_per_token": (lambda r: r["decode_j_per_token"], True, ".3g"),
+}
+RATIO_METRICS = ("prefill_ms", "tpot_ms", "peak_mem_gib")
+CROSSOVER_METRICS = ("prefill_ms", "tpot_ms", "peak_mem_gib", "prefill_j", "decode_j_per_token")
+OPS_ORDER = ("gemm", "attention", "ssm_scan", "conv1d", "norm", "elementwise", "memory",
+             "embedding_logits", "other")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    fmt: str = ""  # format spec for numbers; "ratio" for RatioCI cells, "pct" for shares
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    columns: list[Column]
+    rows: list[list[Any]]
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_metrics(text: str | None) -> list[str]:
+    if not text:
+        return list(METRICS)
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in names if m not in METRICS]
+    if bad:
+        raise UserError(f"unknown metric {', '.join(bad)}; choose from {','.join(METRICS)}")
+    return names
+
+
+def setting_of(r: dict[str, Any]) -> str:
+    parts = [r["dtype"], f"b={r['batch']}" if r["batch"] else None, r["decode_mode"],
+             f"logits={r['logits']}" if r["logits"] and r["logits"] != "last" else None]
+    return " ".join(p for p in parts if p) or "-"
+
+
+def latest_cases(logs: Logs) -> tuple[list[dict[str, Any]], int]:
+    """One row per (device, source, key): the most recent run's; and how many were superseded."""
+    when = {rid: str(h.get("t") or "") for rid, h in logs.runs.items()}
+    order = sorted(range(len(logs.cases)), key=lambda i: when.get(logs.cases[i]["run"], ""))
+    latest: dict[tuple, dict[str, Any]] = {}
+    for i in order:
+        r = logs.cases[i]
+        latest[(r["device"], r["source"], r["key"])] = r
+    return list(latest.values()), len(logs.cases) - len(latest)
+
+
+def series_labels(rows: list[dict[str, Any]]) -> dict[int, str]:
+    """Series label per row: the model, plus [backend] where one model ran on several backends."""
+    backends: dict[str, set] = {}
+    for r in rows:
+        backends.setdefault(r["model"], set()).add(r["backend"])
+    return {id(r): r["model"] if len(backends[r["model"]]) == 1 else f"{r['model']} [{r['backend']}]"
+            for r in rows}
+
+
+def build_tables(logs: Logs, baseline: str | None = None,
+                 metrics: list[str] | None = None) -> list[Table]:
+    metrics = metrics or list(METRICS)
+    rows, superseded = latest_cases(logs)
+    if baseline is not None and not any(r["model"] == baseline for r in rows):
+        models = sorted({r["model"] for r in rows})
+        raise UserError(f"baseline model {baseline!r} is not in the logs; models there: "
+                        f"{', '.join(models[:20])}")
+    labels = series_labels(rows)
+    settings = {id(r): setting_of(r) for r in rows}
+    tables = [_cases_table(rows, labels, settings, baseline, metrics, superseded),
+              _crossover_table(rows, labels, settings, metrics),
+              _maxctx_table(logs), _ops_table(logs)]
+    return [t for t in tables if t.rows]
+
+
+def _cases_table(rows, labels, settings, baseline, metrics, superseded) -> Table:
+    ratio_metrics = [m for m in RATIO_METRICS if m in metrics] if baseline else []
+    sources = len({r["source"] for r in rows}) > 1
+    cols = [Column("device"), Column("model")] + ([Column("source")] if sources else [])
+    cols += [Column("backend"), Column("setting"), Column("ctx", "d"), Column("status")]
+    cols += [Column(m, METRICS[m][2]) for m in metrics]
+    cols += [Column(f"{m}_ratio", "ratio") for m in ratio_metrics]
+    cols.append(Column("reason"))
+    base: dict[tuple, list[dict[str, Any]]] = {}
+    if baseline:
+        for r in rows:
+            if r["model"] == baseline and r["status"] == "ok":
+                base.setdefault((r["device"], settings[id(r)], r["ctx"]), []).append(r)
+    ordered = sorted(rows, key=lambda r: (r["device"], settings[id(r)], labels[id(r)], r["ctx"]))
+    out = []
+    for r in ordered:
+        ok = r["status"] == "ok"
+        line = [r["device"], labels[id(r)]] + ([r["source"]] if sources else [])
+        line += [r["backend"], settings[id(r)], r["ctx"], r["status"]]
+        line += [METRICS[m][0](r) if ok else None for m in metrics]
+        if ratio_metrics:
+            b = _pick_base(base.get((r["device"], settings[id(r)], r["ctx"])), r)
+            usable = ok and b is not None and b is not r
+            line += [_ratio(r, b, m) if usable else None for m in ratio_metrics]
+        line.append(r["reason"])
+        out.append(line)
+    notes = []
+    if ratio_metrics:
+        notes.append(f"*_ratio columns are model / {baseline} (the baseline) at the same device, "
+                     "setting and context; ~ marks a ratio whose 95% interval includes 1, a "
+                     "difference within the measurement spread")
+    if superseded:
+        notes.append(f"{superseded} case rows superseded by a later run of the same case on the "
+                     "same device")
+    return Table("cases", "Cases: device x model x context", cols, out, notes)
+
+
+def _pick_base(cands: list[dict[str, Any]] | None, r: dict[str, Any]) -> dict[str, Any] | None:
+    if not cands:
+        return None
+    same = [c for c in cands if c["backend"] == r["backend"]]
+    return (same or cands)[0]
+
+
+def _ratio(r: dict[str, Any], b: dict[str, Any], metric: str) -> RatioCI | None:
+    if metric == "peak_mem_gib":
+        x, y = _mem_gib(r), _mem_gib(b)
+        return RatioCI(x / y, None, None, None) if x and y else None
+    raw = metric.replace("_ms", "_raw_ms")
+    return ratio_ci(r[metric], b[metric], r[raw], b[raw])
+
+
+def _crossover_table(rows, labels, settings, metrics) -> Table:
+    cols = [Column("device"), Column("setting"), Column("metric"), Column("model_a"),
+            Column("model_b"), Column("crossover_ctx", ",.0f"), Column("better_after"),
+            Column("below_ctx", "d"), Column("a_below", ".4g"), Column("b_below", ".4g"),
+            Column("above_ctx", "d"), Column("a_above", ".4g"), Column("b_above", ".4g")]
+    curves: dict[tuple, dict[str, dict[int, float]]] = {}
+    chosen = [m for m in CROSSOVER_METRICS if m in metrics]
+    for r in rows:
+        if r["status"] != "ok":
+            continue
+        for m in chosen:
+            v = METRICS[m][0](r)
+            if v is not None:
+                curves.setdefault((r["device"], settings[id(r)], m), {}).setdefault(
+                    labels[id(r)], {})[r["ctx"]] = v
+    out, pairs = [], 0
+    for (device, setting, m), series in sorted(curves.items()):
+        for a, b in itertools.combinations(sorted(series), 2):
+            if len(series[a].keys() & series[b].keys()) < 2:
+                continue
+            pairs += 1
+            for x in find_crossovers(series[a], series[b], lower_is_better=METRICS[m][1]):
+                out.append([device, setting, m, a, b, x.ctx, a if x.better_after == "a" else b,
+                            x.before.ctx, x.before.a, x.before.b, x.after.ctx, x.after.a, x.after.b])
+    notes = [f"{pairs} model pairs compared over context (interpolated log-log between the "
+             f"bracketing measured contexts); {len(out)} crossings found"]
+    return Table("crossover", "Crossover: where one model overtakes another", cols, out, notes)
+
+
+def _maxctx_table(logs: Logs) -> Table:
+    cols = [Column("device"), Column("model"), Column("mode"), Column("max_ok_ctx", ",d"),
+            Column("min_fail_ctx", ",d"), Column("resolution", ",d"), Column("probes", "d"),
+            Column("budget_gib", ".2f"), Column("wall_s", ".1f")]
+    out = []
+    for rec in sorted(logs.maxctx, key=lambda r: (r["device"], r["model"], str(r.get("mode")))):
+        budget = rec.get("budget_bytes")
+        out.append([rec["device"], rec["model"], rec.get("mode"), rec.get("max_ok_ctx"),
+                    rec.get("min_fail_ctx"), _num(rec.get("resolution")), _num(rec.get("probes")),
+                    budget / _GIB if isinstance(budget, (int, float)) else None,
+                    _num(rec.get("wall_s"))])
+    return Table("maxctx", "Max context: largest context that ran, smallest that failed", cols, out)
+
+
+def _ops_table(logs: Logs) -> Table:
+    cats = {c for rec in logs.ops for c in rec["shares"]}
+    ordered = [c for c in OPS_ORDER if c in cats] + sorted(cats - set(OPS_ORDER))
+    cols = [Column("device"), Column("model"), Column("ctx", "d"), Column("phase")]
+    cols += [Column(c, "pct") for c in ordered]
+    cols += [Column("kernel_ms", ".4g"), Column("wall_ms", ".4g"), Column("gpu_idle_share", "pct")]
+    out = []
+    for rec in sorted(logs.ops, key=lambda r: (r["device"], r["model"], r["ctx"] or 0, r["phase"])):
+        k, w = _num(rec.get("kernel_ms")), _num(rec.get("wall_ms"))
+        idle = max(0.0, 1.0 - k / w) if k is not None and w else None
+        out.append([rec["device"], rec["model"], rec["ctx"], rec["phase"]]
+                   + [rec["shares"].get(c) for c in ordered] + [k, w, idle])
+    notes = ["shares of GPU kernel time per category; gpu_idle_share = 1 - kernel_ms / wall_ms "
+             "(high means launch-bound)"]
+    return Table("ops", "Operator breakdown (share of GPU time)", cols, out, notes)
+
+
+def _num(x: Any) -> Any:
+    return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None

@@ -1,0 +1,174 @@
+"""Run a sweep: spec -> plan -> one isolated worker per case -> one log line per case.
+
+Everything that can be checked without loading a model is checked first (model names, context
+limits, the log path, the memory budget), so bad input fails in seconds and loses nothing. The
+parent process never initialises CUDA: the environment snapshot and every case run in workers. Each
+record is appended and flushed as soon as its case ends; Ctrl-C or SIGTERM stops the sweep between
+records, leaving a valid log that a rerun with the same output resumes.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgebench import records
+from edgebench.errors import UserError
+from edgebench.spec import Case, Spec
+
+CASE_TARGET = "edgebench.case:run_case"
+
+
+@dataclass
+class RunOptions:
+    shard: str | None = None
+    telemetry: bool = True
+    power_rate_hz: float = 50.0
+    profile_ops: bool = False
+    quiet: bool = False
+    extra_header: dict[str, Any] = field(default_factory=dict)
+
+
+def default_output(suite: str | None) -> str:
+    return os.path.join("edgebench-logs", f"{socket.gethostname()}-{suite or 'sweep'}.jsonl")
+
+
+def validate(spec: Spec, cases: list[Case]) -> dict[str, Any]:
+    """Resolve every model and check context limits before anything loads. Returns the presets."""
+    from edgebench.models import catalog
+    presets = {name: catalog.resolve(name) for name in spec.models}
+    for case in cases:
+        pre = presets[case.model]
+        limit = pre.position_limit
+        if limit and case.ctx + case.gen > limit and not spec.allow_long_ctx:
+            hint = (" pass --allow-long-ctx to run past it anyway (RoPE extrapolation: timing and "
+                    "memory stay meaningful, outputs do not)") if pre.rope else ""
+            raise UserError(f"{case.model}: context {case.ctx} + {case.gen} generated tokens exceeds "
+                            f"its {limit}-token limit;{hint or ' lower -c'}")
+        if case.backend not in pre.backends:
+            raise UserError(f"{case.model} has no {case.backend} backend (it has: "
+                            f"{', '.join(pre.backends)})")
+    return presets
+
+
+def check_output(path: str) -> None:
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with open(p, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write the log {path}: {exc.strerror}; choose another path with -o") from None
+
+
+def resolve_device(spec_device: str, env: dict) -> str:
+    gpus = env.get("gpus") or []
+    if spec_device == "auto":
+        return "cuda:0" if gpus else "cpu"
+    if spec_device.startswith("cuda"):
+        idx = int(spec_device.split(":")[1]) if ":" in spec_device else 0
+        if idx >= len(gpus):
+            raise UserError(f"device {spec_device} is not here ({len(gpus)} CUDA GPUs visible); "
+                            "see edgebench env")
+        return f"cuda:{idx}"
+    return "cpu"
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    if dtype == "auto":
+        return "bfloat16" if device.startswith("cuda") else "float32"
+    return dtype
+
+
+def run(spec: Spec, opts: RunOptions, suite: str | None = None,
+        env: dict | None = None) -> tuple[str, list[dict]]:
+    """Run the sweep; returns (log path, the case records written by this invocation)."""
+    from edgebench import isolate, spec as specmod
+    cases = spec.plan()
+    if opts.shard:
+        cases = specmod.shard(cases, opts.shard)
+    presets = validate(spec, cases)
+    out = spec.output or default_output(suite)
+    check_output(out)
+    say = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+
+    env = env or snapshot_env()
+    device = resolve_device(spec.device, env)
+    device_name = env["gpus"][int(device.split(":")[1])]["name"] if device.startswith("cuda") \
+        else f"CPU ({env['host']['machine']})"
+    if spec.memory_budget_bytes:
+        _check_budget(spec, presets, env, device)
+
+    done = records.finished_keys(out)
+    todo = [c for c in cases if _key(c, device) not in done]
+    if done and len(todo) < len(cases):
+        say(f"resuming {out}: {len(cases) - len(todo)} of {len(cases)} cases already recorded")
+    if not todo:
+        say(f"nothing to do: all {len(cases)} cases are in {out} (use -o NEW.jsonl to measure again)")
+        return out, []
+
+    run_id = records.new_run_id()
+    written: list[dict] = []
+    with records.LogWriter(out) as log:
+        log.write({"type": "run", "run": run_id, "t": records.utc_now(), "edgebench": env["edgebench"],
+                   "argv": sys.argv[1:], "device": device_name, "env": env, "spec": spec.to_dict(),
+                   "shard": opts.shard, **opts.extra_header})
+        failed: dict[tuple, str] = {}
+        from edgebench.progress import Progress
+        with Progress(len(todo), enabled=not opts.quiet) as bar:
+            for case in todo:
+                pre = presets[case.model]
+                series = (case.model, case.backend, case.dtype, case.decode_mode, case.logits,
+                          case.attn, case.batch, case.gen)
+                rec = {"type": "case", "run": run_id, "key": _key(case, device), **case.to_dict(),
+                       "dtype": resolve_dtype(case.dtype, device), "family": pre.family,
+                       "device": device_name}
+                if series in failed:
+                    rec.update(status="skipped", reason=f"a shorter context ({failed[series]}) did not fit")
+                else:
+                    bar.show(case.key())
+                    payload = {"case": {**case.to_dict(), "dtype": rec["dtype"]}, "device": device,
+                               "reps": spec.reps, "warmup": spec.warmup, "raw": spec.raw,
+                               "budget_bytes": spec.memory_budget_bytes, "telemetry": opts.telemetry,
+                               "power_rate_hz": opts.power_rate_hz}
+                    result = isolate.run_isolated(CASE_TARGET, payload, timeout_s=spec.timeout_s)
+                    rec.update(result)
+                    rec.setdefault("reason", None)
+                    if rec["status"] in ("oom", "killed"):
+                        failed[series] = f"{case.ctx} tokens: {rec['status']}"
+                    for w in rec.get("warnings") or []:
+                        say(f"warning: {case.model}: {w}")
+                log.write(rec)
+                written.append(rec)
+                bar.advance(rec)
+    return out, written
+
+
+def snapshot_env() -> dict:
+    """The environment, read in a worker so this process never initialises CUDA."""
+    from edgebench import isolate
+    env = isolate.run_isolated("edgebench.env:snapshot", {}, timeout_s=300)
+    if env.pop("status", None) != "ok":
+        raise UserError(f"could not read the environment in a worker: {env.get('reason')}")
+    return env
+
+
+def _key(case: Case, device: str) -> str:
+    return f"{case.key()}|{device}"
+
+
+def _check_budget(spec: Spec, presets: dict, env: dict, device: str) -> None:
+    from edgebench.analysis import memory_model
+    from edgebench.budget import check_budget
+    total = env["gpus"][int(device.split(":")[1])]["total_bytes"] if device.startswith("cuda") else None
+    if total is None:
+        raise UserError("--memory-budget applies to CUDA devices; this run is on the CPU")
+    for name, pre in presets.items():
+        weights = memory_model.predict(pre, 1, dtype=resolve_dtype(spec.dtypes[0], device))["weights_bytes"]
+        try:
+            check_budget(spec.memory_budget_bytes, total, weights)
+        except UserError as exc:
+            raise UserError(f"{name}: {exc}") from None

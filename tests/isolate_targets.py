@@ -1,0 +1,73 @@
+"""Targets for tests/test_isolate.py, imported inside worker processes (tests/ goes on PYTHONPATH)."""
+import os
+import signal
+import time
+
+from edgebench.isolate import report_partial
+
+
+def returns(payload):
+    return {"doubled": payload["x"] * 2, "pid": os.getpid()}
+
+
+def raises_oom(payload):
+    try:
+        import torch
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    except ImportError:
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB") from None
+
+
+def raises_runtime_oom_text(payload):
+    raise RuntimeError("CUDA error: out of memory\nCUDA kernel errors might be reported later")
+
+
+def raises_value_error(payload):
+    raise ValueError("bad shape (1, 2)")
+
+
+def kills_itself(payload):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def sleeps(payload):
+    time.sleep(payload["sleep_s"])
+    return {"slept": True}
+
+
+def partial_then_dies(payload):
+    report_partial({"prefill_ms": 12.5, "phase": "prefill"})
+    report_partial({"phase": "decode"})
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def partial_then_oom(payload):
+    report_partial({"prefill_ms": 3.0})
+    raise MemoryError()
+
+
+def returns_list(payload):
+    return [1, 2]
+
+
+def exits_nonzero(payload):
+    os._exit(3)
+
+
+def checks_cuda_untouched(payload):
+    import sys
+    return {"torch_in_parent_imported_here": "torch" in sys.modules}
+
+
+def allocates_under_budget(payload):
+    """Cap the allocator at budget_bytes on cuda:0, then allocate alloc_bytes (a real CUDA OOM when
+    it does not fit)."""
+    import torch
+
+    from edgebench.budget import apply_budget
+
+    fraction = apply_budget(payload["budget_bytes"], 0)
+    report_partial({"fraction": fraction})
+    block = torch.empty(payload["alloc_bytes"], dtype=torch.uint8, device="cuda:0")
+    torch.cuda.synchronize()
+    return {"allocated_bytes": block.numel()}

@@ -1,0 +1,201 @@
+"""Sweep lists and ranges, Spec validation, TOML spec files, CLI overrides, planning and sharding."""
+import argparse
+import textwrap
+
+import pytest
+
+from edgebench.errors import UserError
+from edgebench.spec import Case, Spec, parse_list, shard
+from edgebench.specfile import SPEC_FILE_KEYS, add_sweep_arguments, spec_from_args
+from edgebench.suites import list_suites, load
+
+
+@pytest.mark.parametrize("text, values", [
+    ("1k,4k,16k", [1024, 4096, 16384]),
+    ("1k-64k*2", [1024 * 2**i for i in range(7)]),
+    ("1k-8k+1k", [1024 * i for i in range(1, 9)]),
+    ("1k,4k-16k*2", [1024, 4096, 8192, 16384]),
+    ("1k-10k*3", [1024, 3072, 9216]),
+    ("100-350+100", [100, 200, 300]),
+    ("4k,1k,4k", [4096, 1024]),
+    ("128", [128]),
+    (64, [64]),
+    (["1k", 2048, "4k-8k*2"], [1024, 2048, 4096, 8192]),
+])
+def test_parse_list(text, values):
+    assert parse_list(text) == values
+
+
+@pytest.mark.parametrize("text, piece", [
+    ("64k-1k*2", "64k-1k*2"), ("1k-", "1k-"), ("1k-64k*1", "1k-64k*1"), ("abc", "abc"),
+    ("1k,,2k", ""), ("1k-8k", "1k-8k"), ("1k-8k+0", "1k-8k+0"), ("1k-8k*x", "1k-8k*x"),
+    ("0-8k*2", "0-8k*2"), ("1k-8k*2.5", "1k-8k*2.5"),
+])
+def test_parse_list_rejects_quoting_piece_and_grammar(text, piece):
+    with pytest.raises(UserError) as info:
+        parse_list(text)
+    assert f"bad list item {piece!r}" in str(info.value)
+    assert "FIRST-LAST*FACTOR" in str(info.value)
+
+
+def test_case_key_and_dict():
+    case = Case("qwen2.5-0.5b", "hf", "bfloat16", 4096, 128, 1, "graph", "last", "sdpa")
+    assert case.key() == "qwen2.5-0.5b|hf|bfloat16|ctx=4096|gen=128|b=1|graph|last|sdpa"
+    assert case.to_dict()["ctx"] == 4096 and case.to_dict()["decode_mode"] == "graph"
+
+
+def test_spec_defaults_and_normalisation():
+    spec = Spec(models="Qwen2.5-0.5B,Qwen/Qwen2.5-0.5B", ctx="1k-4k*2", dtypes="bf16,fp32",
+                memory_budget_bytes="8GiB")
+    assert spec.models == ["qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B"]
+    assert spec.ctx == [1024, 2048, 4096] and spec.dtypes == ["bfloat16", "float32"]
+    assert spec.backends == ["hf"] and spec.reps == 5 and spec.warmup == 2
+    assert spec.memory_budget_bytes == 8 * 2**30
+    assert Spec(dtypes="auto").dtypes == ["auto"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"decode_modes": "fast"}, "unknown decode mode 'fast'; choose from eager, graph"),
+    ({"reps": 0}, "reps must be an integer >= 1"),
+    ({"warmup": -1}, "warmup must be an integer >= 0"),
+    ({"logits": "first"}, "unknown logits mode"),
+    ({"attn": "flash"}, "unknown attention kind 'flash'; choose from sdpa, eager, flash_attention_2"),
+    ({"backends": "vllm"}, "unknown backend"),
+    ({"dtypes": "int8"}, "unknown dtype"),
+    ({"device": "gpu"}, "unknown device 'gpu'; use auto, cpu, cuda or cuda:N"),
+    ({"ctx": "0,1k"}, "ctx values must be at least 1"),
+    ({"batch": 0}, "batch values must be at least 1"),
+    ({"timeout_s": -3}, "timeout_s must be a positive number"),
+    ({"memory_budget_bytes": "12XB"}, "unknown unit 'XB'"),
+    ({"raw": "yes"}, "raw must be true or false"),
+    ({"models": "a,,b"}, "empty name in models"),
+])
+def test_spec_validation(kwargs, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        Spec(**kwargs)
+
+
+def test_plan_order_is_model_major_with_ascending_ctx():
+    spec = Spec(models="b-model,a-model", ctx="16k,1k,4k", gen="64,16", decode_modes="graph,eager")
+    cases = spec.plan()
+    assert len(cases) == 2 * 3 * 2 * 2
+    assert [c.model for c in cases[:12]] == ["b-model"] * 12
+    first_block = cases[:3]
+    assert [c.ctx for c in first_block] == [1024, 4096, 16384]
+    assert {(c.decode_mode, c.gen) for c in first_block} == {("graph", 16)}
+    assert [c.gen for c in cases[:6]] == [16, 16, 16, 64, 64, 64]
+    assert cases[6].decode_mode == "eager"
+    assert len({c.key() for c in cases}) == len(cases)
+    assert spec.plan() == cases
+
+
+def test_plan_without_models():
+    with pytest.raises(UserError, match="no models"):
+        Spec().plan()
+
+
+def test_shard_round_robin_covers_plan_once():
+    cases = Spec(models="m1,m2,m3", ctx="1k-8k*2").plan()
+    shards = [shard(cases, f"{i}/4") for i in range(1, 5)]
+    assert sorted(k for s in shards for k in (c.key() for c in s)) == sorted(c.key() for c in cases)
+    assert shards[0] == cases[0::4]
+    assert len({c.model for c in shards[0]}) == 3
+    for part in shards:
+        for model in {c.model for c in part}:
+            ctxs = [c.ctx for c in part if c.model == model]
+            assert ctxs == sorted(ctxs)
+
+
+@pytest.mark.parametrize("text", ["0/4", "5/4", "1/0", "1-4", "a/b", "", "1/4/2"])
+def test_shard_rejects(text):
+    with pytest.raises(UserError, match="1-based"):
+        shard([], text)
+
+
+def test_from_toml(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(textwrap.dedent("""
+        description = "test"
+        [sweep]
+        models = ["qwen2.5-0.5b", "mamba2-780m"]
+        ctx = "1k-4k*2"
+        gen = [16, 32]
+        decode_modes = ["graph"]
+        reps = 3
+        memory_budget = "24GiB"
+        timeout_s = 60
+    """))
+    spec = Spec.from_toml(str(path))
+    assert spec.ctx == [1024, 2048, 4096] and spec.gen == [16, 32] and spec.reps == 3
+    assert spec.memory_budget_bytes == 24 * 2**30 and spec.timeout_s == 60.0
+    assert spec.to_dict()["models"] == ["qwen2.5-0.5b", "mamba2-780m"]
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[sweep]\nmodels = ['a']\ncontext = '1k'\n", "unknown key.*context.*valid keys: models"),
+    ("models = ['a']\n", "unexpected top-level key"),
+    ("description = 'x'\n", "no \\[sweep\\] table"),
+    ("[sweep\n", "not valid TOML"),
+    ("[sweep]\nctx = '64k-1k*2'\n", "bad list item '64k-1k\\*2'"),
+])
+def test_from_toml_rejects(tmp_path, body, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    with pytest.raises(UserError, match=message):
+        Spec.from_toml(str(path))
+
+
+def test_from_toml_missing_file(tmp_path):
+    with pytest.raises(UserError, match="cannot read spec file"):
+        Spec.from_toml(str(tmp_path / "nope.toml"))
+
+
+def _parser():
+    parser = argparse.ArgumentParser()
+    add_sweep_arguments(parser)
+    return parser
+
+
+def test_cli_flags_override_file(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text("[sweep]\nmodels = ['a', 'b']\nctx = '1k,2k'\nreps = 3\ngen = [16]\n")
+    args = _parser().parse_args(["--spec", str(path), "-c", "1k-64k*2", "-r", "7", "--raw",
+                                 "--memory-budget", "8GiB"])
+    spec = spec_from_args(args)
+    assert spec.models == ["a", "b"] and spec.gen == [16]
+    assert spec.ctx[-1] == 65536 and spec.reps == 7 and spec.raw is True
+    assert spec.memory_budget_bytes == 8 * 2**30
+    assert Spec.from_args(_parser().parse_args(["-m", "x"])).models == ["x"]
+    base = Spec(models="y", reps=2)
+    assert spec_from_args(_parser().parse_args(["-n", "8"]), base).reps == 2
+
+
+def test_cli_rejects_bad_values():
+    with pytest.raises(UserError, match="command line: .*bad list item"):
+        spec_from_args(_parser().parse_args(["-c", "1k-"]))
+    with pytest.raises(UserError, match="not both"):
+        spec_from_args(_parser().parse_args(["--spec", "a.toml", "--suite", "x"]))
+
+
+def test_spec_file_keys_match_flags():
+    assert "memory_budget" in SPEC_FILE_KEYS and "memory_budget_bytes" not in SPEC_FILE_KEYS
+
+
+def test_suites_load_and_list():
+    names = list_suites()
+    assert {"default-cpu", "default-gpu", "paper-desktop", "paper-jetson"} <= set(names)
+    assert all(names.values())
+    cpu = load("default-cpu")
+    assert cpu.ctx == [128, 512] and cpu.gen == [16] and cpu.reps == 3 and cpu.device == "cpu"
+    gpu = load("default-gpu")
+    assert gpu.ctx == [1024, 4096, 16384] and gpu.decode_modes == ["eager", "graph"]
+    desktop, jetson = load("paper-desktop"), load("paper-jetson")
+    assert desktop.ctx[0] == 1024 and desktop.ctx[-1] == 256 * 1024
+    assert jetson.ctx[-1] == 64 * 1024 and desktop.gen == jetson.gen == [128]
+    assert set(jetson.models) <= set(desktop.models)
+    assert spec_from_args(_parser().parse_args(["--suite", "default-gpu", "-c", "2k"])).ctx == [2048]
+
+
+def test_unknown_suite_lists_suites():
+    with pytest.raises(UserError, match="did you mean paper-desktop.*available suites: default-cpu"):
+        load("paper-desktp")
