@@ -1,7 +1,8 @@
 """Scale benchmark of `edgebench compare`: 100,000 case records in 50 files, timed end to end.
 
-Generates realistic logs in a temporary folder (10 devices on 10 hosts, 5 runs each; every run a
-sweep of 20 models x 10 contexts x 2 dtypes x 5 batch sizes = 2,000 cases, ~3% of them OOM), then
+Generates realistic logs in a temporary folder (10 devices on 10 hosts, 5 runs each, one decode
+mode per run; every run a sweep of 20 models x 10 contexts x 2 dtypes x 5 batch sizes = 2,000
+cases, ~3% of them OOM; all 100,000 cases distinct), then
 runs `edgebench compare` in-process once per output format, writing to a file, and prints the
 wall time of each (generation is not timed). Target: under 10 s on a 2-core machine.
 
@@ -25,6 +26,7 @@ MODELS = [(f"{name}-{size}", fam) for name, fam in (("qwen2.5", "transformer"), 
 CONTEXTS = [1024 * 2 ** i for i in range(10)]
 DTYPES = ("bfloat16", "float16")
 BATCHES = (1, 2, 4, 8, 16)
+MODES = (("graph", "last"), ("eager", "last"), ("graph", "all"), ("eager", "all"), ("compile", "last"))
 
 
 def _stats(rng: random.Random, median_ms: float, n: int) -> dict:
@@ -36,7 +38,8 @@ def _stats(rng: random.Random, median_ms: float, n: int) -> dict:
 def write_logs(folder: Path, n_cases: int, n_files: int, seed: int = 0) -> int:
     rng = random.Random(seed)
     per_file = n_cases // n_files
-    sweep = [(m, f, c, d, b) for m, f in MODELS for c in CONTEXTS for d in DTYPES for b in BATCHES]
+    sweep = [(m, f, c, d, b, mode) for mode in MODES for m, f in MODELS for c in CONTEXTS
+             for d in DTYPES for b in BATCHES]
     written = 0
     for i in range(n_files):
         device, host = f"NVIDIA GPU model {i % 10}", f"host{i % 10}"
@@ -46,11 +49,12 @@ def write_logs(folder: Path, n_cases: int, n_files: int, seed: int = 0) -> int:
                   "edgebench": "0.1.0", "env": {"device": {"name": device, "sm_count": 132},
                   "host": {"hostname": host}, "versions": {"torch": "2.9.0"}},
                   "spec": {"models": [m for m, _ in MODELS], "ctx": CONTEXTS}, "argv": ["run"]}]
-        for model, fam, ctx, dtype, batch in sweep[:per_file]:
-            key = f"{model}|hf|{dtype}|ctx={ctx}|gen=128|b={batch}|graph|last|sdpa"
+        first = (i // 10) * per_file % len(sweep)
+        for model, fam, ctx, dtype, batch, (mode, logits) in sweep[first:first + per_file]:
+            key = f"{model}|hf|{dtype}|ctx={ctx}|gen=128|b={batch}|{mode}|{logits}|sdpa"
             rec = {"v": 1, "type": "case", "run": run, "key": key, "model": model, "family": fam,
                    "backend": "hf", "dtype": dtype, "ctx": ctx, "gen": 128, "batch": batch,
-                   "decode_mode": "graph", "logits": "last", "attn": "sdpa", "device": device}
+                   "decode_mode": mode, "logits": logits, "attn": "sdpa", "device": device}
             quad = 2e-7 if fam == "transformer" else 2e-8
             if rng.random() < 0.03:
                 rec.update(status="oom", reason="CUDA out of memory (tried to allocate 2.00 GiB)")

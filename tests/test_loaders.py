@@ -111,3 +111,48 @@ def test_mamba_ssm_backend_decode_matches_full_forward(name):
     for i in range(16, 19):
         logits, cache = m.decode(ids[:, i:i + 1], cache)
         torch.testing.assert_close(logits[:, -1], full[:, i], atol=1e-3 * full.abs().max().item(), rtol=0)
+
+
+# ---- which kernels ran (edgebench.models.kernels)
+from edgebench.models import kernels  # noqa: E402
+
+
+@pytest.mark.parametrize("name, attn, expect", [
+    ("tiny-llama", "sdpa", {"ssm_scan": None, "conv1d": None, "attention": "sdpa-flash"}),
+    ("tiny-llama", "eager", {"ssm_scan": None, "conv1d": None, "attention": "eager"}),
+    ("tiny-mamba", "sdpa", {"ssm_scan": "torch-reference", "conv1d": "torch-conv1d", "attention": None}),
+    ("tiny-falcon-h1", "eager", {"ssm_scan": "torch-reference", "conv1d": "torch-conv1d", "attention": "eager"}),
+])
+def test_detect_reports_the_cpu_paths_that_ran(name, attn, expect):
+    m = loaders.load(catalog.get(name), device="cpu", dtype="float32", attn=attn)
+    ids = torch.randint(0, m.vocab_size, (1, 16))
+    assert kernels.detect(lambda: m.prefill(ids)) == expect
+    _, cache = m.prefill(ids)
+    assert kernels.detect(lambda: m.decode(ids[:, :1], cache))["ssm_scan"] == expect["ssm_scan"]
+
+
+def test_classify_gpu_kernel_names():
+    cuda = {"void selective_scan_fwd_kernel<Ktraits>(SSMParamsBase)", "causal_conv1d_fwd_kernel<...>",
+            "aten::_scaled_dot_product_flash_attention", "aten::softplus"}
+    assert kernels.classify(cuda) == {"ssm_scan": "mamba_ssm-cuda", "conv1d": "causal_conv1d",
+                                      "attention": "sdpa-flash"}
+    triton = {"_chunk_scan_fwd_kernel", "aten::_scaled_dot_product_efficient_attention"}
+    assert kernels.classify(triton) == {"ssm_scan": "mamba_ssm-triton", "conv1d": None,
+                                        "attention": "sdpa-efficient"}
+    assert kernels.classify({"flash_attn::_flash_attn_forward", "aten::softmax"})["attention"] == "flash"
+
+
+def test_fallback_warning_names_the_fix():
+    ran = {"ssm_scan": "torch-reference", "conv1d": "torch-conv1d", "attention": "sdpa-flash"}
+    warnings = kernels.fallback_warnings(ran, "hybrid")
+    assert len(warnings) == 2 and all("edgebench kernels build" in w for w in warnings)
+    assert kernels.fallback_warnings(ran, "transformer") == []
+    fast = {"ssm_scan": "mamba_ssm-cuda", "conv1d": "causal_conv1d", "attention": None}
+    assert kernels.fallback_warnings(fast, "ssm") == []
+
+
+def test_available_reports_each_package_with_a_reason():
+    info = kernels.available()
+    assert set(info) >= {"mamba_ssm", "causal_conv1d", "flash_attn", "triton"}
+    for entry in info.values():
+        assert entry["ok"] or entry["why"]

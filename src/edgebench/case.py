@@ -50,7 +50,9 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
         loaded.decode(logits[:, -1:].argmax(-1), cache)
     rec["kernels"] = kernels.detect(probe_once)
     warnings = kernels.fallback_warnings(rec["kernels"], preset.family)
-    rec["warnings"] = warnings or None
+    if warnings:  # printed by the parent; the line keeps only the flag (kernels says which)
+        rec["fallback"] = True
+        isolate.report_partial({"warnings": warnings})
 
     mem = PhaseMemory(device, index)
     predicted = memory_model.predict(preset, c["ctx"], batch=c["batch"], dtype=c["dtype"],
@@ -63,8 +65,8 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
                                      logits=c["logits"], device=device)
         mem_prefill = mem.end()
     rec["prefill_ms"] = summarize(pre.samples_ms)
-    rec["cold_ms"] = dict(pre.cold_ms)
-    rec["mem"] = {"prefill": mem_prefill, "predicted": predicted}
+    rec["cold_ms"] = {k: round(v, 1) for k, v in pre.cold_ms.items()}
+    rec["mem"] = _mem_fields(mem_prefill, predicted)
     if p.get("raw"):
         rec["raw"] = {"prefill_ms": [round(x, 4) for x in pre.samples_ms]}
     isolate.report_partial(dict(rec))
@@ -78,9 +80,11 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
         else:
             fn = phases.measure_decode_eager
         dec = fn(loaded, ids, gen=c["gen"], warmup=p["warmup"], device=device)
-        rec["mem"]["decode"] = mem.end()
+        mem_decode = mem.end()
+        if mem_decode.get("peak_allocated_bytes") is not None:
+            rec["mem"]["decode_peak_allocated_bytes"] = mem_decode["peak_allocated_bytes"]
         rec["tpot_ms"] = summarize(dec.samples_ms)
-        rec["cold_ms"].update(dec.cold_ms)
+        rec["cold_ms"].update({k: round(v, 1) for k, v in dec.cold_ms.items()})
         if "graph_cache" in dec.extra:
             rec["graph_cache"] = dec.extra["graph_cache"]
         if p.get("raw"):
@@ -98,6 +102,42 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
     if cuda and not probe.cuda_ready():
         rec["timer"] = "torch-cuda-events"
     return rec
+
+
+def _rnd(x, digits: int = 3):
+    return round(x, digits) if isinstance(x, (int, float)) else None
+
+
+def _div(x, n: int):
+    return _rnd(x / n, 5) if isinstance(x, (int, float)) and n else None
+
+
+def _mem_fields(m: dict, predicted: dict) -> dict:
+    """The compact `mem` object of a case line: measured peaks beside the analytic prediction."""
+    out = {k: m.get(k) for k in ("peak_allocated_bytes", "peak_reserved_bytes", "device_used_bytes",
+                                 "nvml_process_bytes", "rss_bytes")}
+    whys = [f"{k}: {m[k + '_why']}" for k in out if m.get(k + "_why")]
+    out = {k: v for k, v in out.items() if v is not None}
+    if whys:
+        out["why"] = "; ".join(whys)
+    out["predicted_bytes"] = predicted.get("total_bytes")
+    out["predicted_parts_bytes"] = {k.removesuffix("_bytes"): v for k, v in predicted.items()
+                                    if k != "total_bytes"}
+    return out
+
+
+def _prov(before: dict, after: dict) -> dict:
+    """Clocks, temperature and throttle reasons: one value if unchanged, else [before, after]."""
+    out: dict[str, Any] = {}
+    for k in sorted(set(before) | set(after)):
+        b, a = before.get(k), after.get(k)
+        if k in ("t_ns", "kind") or k.endswith("_why") or (b is None and a is None):
+            continue
+        out[k] = b if b == a else [b, a]
+    if not out:
+        whys = [v for k, v in before.items() if k.endswith("_why") and v]
+        out["why"] = whys[0] if whys else "no clock or temperature readings on this device"
+    return out
 
 
 class _Telemetry:
@@ -124,7 +164,7 @@ class _Telemetry:
 
     def begin(self) -> None:
         from edgebench import power
-        self.before = self.provenance.snapshot(self.index)
+        self.before = self.provenance.snapshot(self.index) if self.kind else {}
         if self.sampler:
             self.sampler.start()
             self.idle = power.idle_baseline(self.sampler, self.idle_s)
@@ -140,9 +180,14 @@ class _Telemetry:
     def end(self, pre, dec, c: dict, reps: int) -> dict:
         from edgebench import energy
         self.span[1], self.span_ns[1] = self._counter_mj(), now_ns()
-        after = self.provenance.snapshot(self.index)
-        out: dict[str, Any] = {"provenance": {"before": self.before, "after": after},
-                               "throttle": self.provenance.compare(self.before, after)}
+        after = self.provenance.snapshot(self.index) if self.kind else {}
+        out: dict[str, Any] = {}
+        if self.kind:
+            out["prov"] = _prov(self.before, after)
+            thr = self.provenance.compare(self.before, after)
+            known = "why" not in out["prov"]
+            out["throttle"] = {"throttled": thr.get("throttled") if known else None,
+                               "reasons": thr.get("reasons") or []}
         if not self.sampler:
             out["energy"] = None
             out["energy_why"] = self.why
@@ -158,15 +203,23 @@ class _Telemetry:
         # there with the integrated samples; per-phase energy comes from the samples.
         e = energy.phase_energy(t_ns, per_channel[total], phases, idle_mw,
                                 counter_mj={"case": tuple(self.span)} if self.kind == "nvml" else None)
-        result: dict[str, Any] = {"channel": self.channels[total].name, "rate_hz": self.rate_hz,
-                                  "idle_mw": idle_mw, "sampler": self.sampler_kind,
-                                  "dropped": self.sampler.dropped, "case": e.get("case")}
-        pe = e.get("prefill") or {}
-        result["prefill"] = {**pe, **{k: (v / reps if v is not None else None) for k, v in
-                                      {"energy_j_per_prompt": pe.get("energy_j"),
-                                       "net_energy_j_per_prompt": pe.get("net_energy_j")}.items()}}
-        if dec is not None:
-            de = e.get("decode") or {}
-            result["decode"] = {**de, **energy.per_token(de, c["gen"] * c["batch"])} if de else None
+        pe, de = e.get("prefill") or {}, (e.get("decode") or {}) if dec is not None else {}
+        tokens = c["gen"] * c["batch"]
+        result: dict[str, Any] = {
+            "channel": self.channels[total].name, "rate_hz": self.rate_hz,
+            "idle_w": round(idle_mw / 1e3, 2) if idle_mw is not None else None,
+            "prefill_j": _div(pe.get("energy_j"), reps), "prefill_net_j": _div(pe.get("net_energy_j"), reps),
+            "prefill_mean_w": _rnd(pe.get("mean_w")), "prefill_peak_w": _rnd(pe.get("peak_w")),
+            "decode_j_per_token": _div(de.get("energy_j"), tokens),
+            "decode_net_j_per_token": _div(de.get("net_energy_j"), tokens),
+            "decode_mean_w": _rnd(de.get("mean_w")), "decode_peak_w": _rnd(de.get("peak_w")),
+            "counter_vs_samples_pct": _rnd((e.get("case") or {}).get("counter_vs_samples_pct")),
+        }
+        whys = [f"{n}: {d['energy_j_why']}" for n, d in (("prefill", pe), ("decode", de)) if d.get("energy_j_why")]
+        if whys:
+            result["energy_why"] = "; ".join(whys)
+        if self.sampler.dropped:
+            result["dropped_samples"] = self.sampler.dropped
+        result = {k: v for k, v in result.items() if v is not None}
         out["energy"] = result
         return out

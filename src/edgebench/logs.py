@@ -45,6 +45,13 @@ _TOP_UNITS = {"prefill": "prefill_ms", "tpot": "tpot_ms", "cold": "cold_ms"}
 _MEM_UNITS = {"peak_allocated": "peak_allocated_bytes", "peak_reserved": "peak_reserved_bytes",
               "predicted": "predicted_bytes"}
 _ENERGY_UNITS = {"prefill": "prefill_j", "decode_per_token": "decode_j_per_token"}
+_STR_FIELDS = ("device_name", "family", "backend", "dtype", "decode_mode", "logits", "attn",
+               "reason", "energy_why")
+_MEM_FIELDS = frozenset(_MEM_UNITS.values())
+_ENERGY_FIELDS = frozenset(_ENERGY_UNITS.values())
+_ENERGY_KEYS = _ENERGY_FIELDS | {"energy_why"}
+_NUM = (int, float)
+_EMPTY: dict[str, Any] = {}
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".json")
 
 
@@ -295,33 +302,51 @@ class _Reader:
         if why:
             self.problem(n, why)
             return False
-        self._units(n, obj.keys() - _KNOWN_CASE_KEYS, "", _TOP_UNITS)
-        mem = _dict(obj.get("mem"))
-        energy = _dict(obj.get("energy"))
-        raw = _dict(obj.get("raw"))
-        self.cases.append({
-            "source": "edgebench", "file": self.name, "run": run,
-            "key": obj.get("key") if isinstance(obj.get("key"), str) else f"{model}|ctx={ctx}",
-            "device": None, "host": None, "device_name": _str(obj.get("device")),
-            "model": model, "family": obj.get("family"), "backend": _str(obj.get("backend")),
-            "dtype": _str(obj.get("dtype")), "ctx": ctx, "gen": _int(obj.get("gen")),
-            "batch": _int(obj.get("batch")), "decode_mode": _str(obj.get("decode_mode")),
-            "logits": _str(obj.get("logits")), "attn": _str(obj.get("attn")), "status": status,
-            "reason": _str(obj.get("reason")),
-            "prefill_ms": self._stats(n, obj, "prefill_ms"), "tpot_ms": self._stats(n, obj, "tpot_ms"),
-            "prefill_raw_ms": _samples(raw.get("prefill_ms")), "tpot_raw_ms": _samples(raw.get("tpot_ms")),
-            "peak_allocated_bytes": self._number(n, mem, "peak_allocated_bytes", "mem."),
-            "peak_reserved_bytes": self._number(n, mem, "peak_reserved_bytes", "mem."),
-            "predicted_bytes": self._number(n, mem, "predicted_bytes", "mem."),
-            "prefill_j": self._number(n, energy, "prefill_j", "energy."),
-            "decode_j_per_token": self._number(n, energy, "decode_j_per_token", "energy."),
-            "energy_why": _str(energy.get("energy_why")),
-            "kernels": _dict(obj.get("kernels")) or None, "cold_ms": _dict(obj.get("cold_ms")) or None,
-        })
-        if mem:
-            self._units(n, mem.keys() - _MEM_UNITS.values(), "mem.", _MEM_UNITS)
-        if energy:
-            self._units(n, energy.keys() - _ENERGY_UNITS.values(), "energy.", _ENERGY_UNITS)
+        # The hot path of a 100k-case compare: type checks inline, helpers only on bad input.
+        if not obj.keys() <= _KNOWN_CASE_KEYS:
+            self._units(n, obj.keys() - _KNOWN_CASE_KEYS, "", _TOP_UNITS)
+        get = obj.get
+        mem, energy, raw = get("mem"), get("energy"), get("raw")
+        mem = mem if type(mem) is dict else _EMPTY
+        energy = energy if type(energy) is dict else _EMPTY
+        pre, tpot = get("prefill_ms"), get("tpot_ms")
+        if pre is not None and (type(pre) is not dict or type(pre.get("median")) not in _NUM):
+            pre = self._bad_stats(n, "prefill_ms", pre)
+        if tpot is not None and (type(tpot) is not dict or type(tpot.get("median")) not in _NUM):
+            tpot = self._bad_stats(n, "tpot_ms", tpot)
+        row = {"source": "edgebench", "file": self.name, "run": run, "key": get("key"),
+               "device": None, "host": None, "device_name": get("device"), "model": model,
+               "family": get("family"), "ctx": ctx, "status": status,
+               "prefill_ms": pre, "tpot_ms": tpot, "prefill_raw_ms": None, "tpot_raw_ms": None,
+               "energy_why": energy.get("energy_why"), "kernels": get("kernels"),
+               "cold_ms": get("cold_ms")}
+        for f in _STR_FIELDS:
+            v = row[f] if f in row else get(f)
+            row[f] = v if type(v) is str else None
+        if row["key"] is None:
+            row["key"] = f"{model}|ctx={ctx}"
+        for f in ("gen", "batch"):
+            v = get(f)
+            row[f] = v if type(v) is int else None
+        for f in ("kernels", "cold_ms"):
+            if type(row[f]) is not dict:
+                row[f] = None
+        for d, prefix, fields in ((mem, "mem.", _MEM_FIELDS), (energy, "energy.", _ENERGY_FIELDS)):
+            for f in fields:
+                v = d.get(f)
+                if v is not None and type(v) not in _NUM:
+                    self.problem(n, f"'{prefix}{f}' must be a number, got {v!r}: field ignored",
+                                 False)
+                    v = None
+                row[f] = v
+        if mem and not mem.keys() <= _MEM_FIELDS:
+            self._units(n, mem.keys() - _MEM_FIELDS, "mem.", _MEM_UNITS)
+        if energy and not energy.keys() <= _ENERGY_KEYS:
+            self._units(n, energy.keys() - _ENERGY_KEYS, "energy.", _ENERGY_UNITS)
+        if type(raw) is dict:
+            row["prefill_raw_ms"] = _samples(raw.get("prefill_ms"))
+            row["tpot_raw_ms"] = _samples(raw.get("tpot_ms"))
+        self.cases.append(row)
         return True
 
     def _units(self, n: int, extra: Iterable[str], prefix: str, known: dict[str, str]) -> None:
@@ -333,22 +358,9 @@ class _Reader:
                 self.problem(n, f"unknown unit in field '{prefix}{k}': the schema has "
                                 f"'{prefix}{want}'; field ignored, rest of the line used", False)
 
-    def _stats(self, n: int, obj: dict[str, Any], key: str) -> dict[str, Any] | None:
-        s = obj.get(key)
-        if s is None:
-            return None
-        if not isinstance(s, dict) or not _is_num(s.get("median")):
-            self.problem(n, f"{key!r} must be a Stats object with a numeric 'median' in ms, got "
-                            f"{json.dumps(s)[:60]}: field ignored, rest used", False)
-            return None
-        return s
-
-    def _number(self, n: int, d: dict[str, Any], key: str, prefix: str) -> float | None:
-        x = d.get(key)
-        if x is None or _is_num(x):
-            return x
-        self.problem(n, f"'{prefix}{key}' must be a number, got {x!r}: field ignored", False)
-        return None
+    def _bad_stats(self, n: int, key: str, value: Any) -> None:
+        self.problem(n, f"{key!r} must be a Stats object with a numeric 'median' in ms, got "
+                        f"{json.dumps(value)[:60]}: field ignored, rest used", False)
 
     def _maxctx(self, n: int, obj: dict[str, Any]) -> bool:
         model = obj.get("model")
@@ -381,18 +393,6 @@ def _is_int(x: Any) -> bool:
 
 def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _int(x: Any) -> int | None:
-    return x if _is_int(x) else None
-
-
-def _str(x: Any) -> str | None:
-    return x if isinstance(x, str) else None
-
-
-def _dict(x: Any) -> dict[str, Any]:
-    return x if isinstance(x, dict) else {}
 
 
 def _samples(x: Any) -> list[float] | None:

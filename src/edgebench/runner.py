@@ -117,6 +117,7 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                    "argv": sys.argv[1:], "device": device_name, "env": env, "spec": spec.to_dict(),
                    "shard": opts.shard, **opts.extra_header})
         failed: dict[tuple, str] = {}
+        warned: set[tuple[str, str]] = set()
         from edgebench.progress import Progress
         with Progress(len(todo), enabled=not opts.quiet) as bar:
             for case in todo:
@@ -139,8 +140,10 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                     rec.setdefault("reason", None)
                     if rec["status"] in ("oom", "killed"):
                         failed[series] = f"{case.ctx} tokens: {rec['status']}"
-                    for w in rec.get("warnings") or []:
-                        say(f"warning: {case.model}: {w}")
+                    for w in rec.pop("warnings", None) or []:
+                        if (case.model, w) not in warned:
+                            warned.add((case.model, w))
+                            say(f"warning: {case.model}: {w}")
                 log.write(rec)
                 written.append(rec)
                 bar.advance(rec)

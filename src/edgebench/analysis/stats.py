@@ -26,6 +26,7 @@ import numpy as np
 _Z = {0.90: 1.6449, 0.95: 1.9600, 0.99: 2.5758}
 _P10_P90_WIDTH_IN_SIGMA = 2.5631  # 2 * 1.28155
 _MEDIAN_SE_FACTOR = 1.2533  # sqrt(pi / 2)
+_NUM = (int, float)  # exact types: a bool is not a measurement
 
 
 @dataclass(frozen=True)
@@ -75,35 +76,46 @@ def bootstrap_ratio_ci(a: Sequence[float], b: Sequence[float], *, confidence: fl
     return RatioCI(ratio, float(lo), float(hi), "bootstrap")
 
 
-def _median_rel_se(stats: Mapping[str, Any]) -> float | None:
-    """Relative standard error of a Stats object's median, or None when it has no spread or n."""
-    med, n = _num(stats.get("median")), stats.get("n")
-    if med is None or med <= 0 or not isinstance(n, int) or n < 2:
-        return None
-    p10, p90 = _num(stats.get("p10")), _num(stats.get("p90"))
-    if p10 is not None and p90 is not None and p90 >= p10:
+def median_and_rel_se(stats: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
+    """(median, relative standard error of the median) of a Stats object, as described above;
+    median None when missing or not positive, rel_se None when the spread or n is unknown."""
+    if not stats:
+        return None, None
+    med, n = stats.get("median"), stats.get("n")
+    if type(med) not in _NUM or med <= 0:
+        return None, None
+    if type(n) is not int or n < 2:
+        return float(med), None
+    p10, p90 = stats.get("p10"), stats.get("p90")
+    if type(p10) in _NUM and type(p90) in _NUM and p90 >= p10:
         sigma = (p90 - p10) / _P10_P90_WIDTH_IN_SIGMA
-    elif _num(stats.get("stdev")) is not None:
+    elif type(stats.get("stdev")) in _NUM:
         sigma = float(stats["stdev"])
     else:
-        return None
-    return _MEDIAN_SE_FACTOR * sigma / math.sqrt(n) / med
+        return float(med), None
+    return float(med), _MEDIAN_SE_FACTOR * sigma / math.sqrt(n) / med
+
+
+def ratio_from_parts(med_a: float, se_a: float | None, med_b: float, se_b: float | None, *,
+                     confidence: float = 0.95) -> RatioCI:
+    """Ratio med_a / med_b with the log-normal interval from the two relative standard errors."""
+    ratio = med_a / med_b
+    if se_a is None or se_b is None:
+        return RatioCI(ratio, None, None, None)
+    z = _Z.get(confidence) or _z_of(confidence)
+    half = z * math.sqrt(se_a * se_a + se_b * se_b)
+    return RatioCI(ratio, ratio * math.exp(-half), ratio * math.exp(half), "normal-approx")
 
 
 def normal_ratio_ci(a: Mapping[str, Any], b: Mapping[str, Any], *,
                     confidence: float = 0.95) -> RatioCI | None:
     """Ratio of medians from two Stats objects with the normal approximation described above.
     None when either median is missing or not positive; lo/hi None when the spread is unknown."""
-    med_a, med_b = _num(a.get("median")), _num(b.get("median"))
-    if med_a is None or med_b is None or med_a <= 0 or med_b <= 0:
+    med_a, se_a = median_and_rel_se(a)
+    med_b, se_b = median_and_rel_se(b)
+    if med_a is None or med_b is None:
         return None
-    ratio = med_a / med_b
-    se_a, se_b = _median_rel_se(a), _median_rel_se(b)
-    if se_a is None or se_b is None:
-        return RatioCI(ratio, None, None, None)
-    z = _Z.get(confidence) or _z_of(confidence)
-    half = z * math.sqrt(se_a * se_a + se_b * se_b)
-    return RatioCI(ratio, ratio * math.exp(-half), ratio * math.exp(half), "normal-approx")
+    return ratio_from_parts(med_a, se_a, med_b, se_b, confidence=confidence)
 
 
 def ratio_ci(a_stats: Mapping[str, Any] | None, b_stats: Mapping[str, Any] | None,

@@ -24,16 +24,15 @@ EXTENSIONS = {"mamba-ssm": ("mamba_ssm", "selective_scan_cuda"),
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="kernels_command", metavar="ACTION", required=True)
-    b = sub.add_parser("build", help="build wheels from sdists for one GPU arch",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    b = sub.add_parser("build", help="build wheels from sdists for one GPU arch")
     b.add_argument("--sdist-dir", type=Path, help="folder with mamba_ssm-*.tar.gz / causal_conv1d-*.tar.gz "
                    "(offline); default: pip's cache, then pip download")
-    b.add_argument("--out", type=Path, default=Path("dist/kernels"), help="where the wheels and logs go")
+    b.add_argument("--out", type=Path, default=Path("dist/kernels"), help="where the wheels, logs and kernels-build.json go (default: dist/kernels)")
     b.add_argument("--work-dir", type=Path, help="where sources unpack and compile (default: OUT/build)")
     b.add_argument("--arch", help="compute capability, e.g. 8.7 (Orin), 11.0 (Thor), 9.0; default: this GPU's")
     b.add_argument("--ptx", action="store_true", help="also embed PTX, for GPUs newer than --arch")
     b.add_argument("--jobs", type=int, help="parallel nvcc jobs (MAX_JOBS); default: cores, capped by memory")
-    b.add_argument("--package", default="causal-conv1d,mamba-ssm", help="comma list, optionally name==version")
+    b.add_argument("--package", default="causal-conv1d,mamba-ssm", help="comma list, optionally name==version (default: causal-conv1d,mamba-ssm)")
     b.add_argument("--install", action="store_true", help="pip install the built wheels (--no-deps)")
     b.add_argument("--keep-build", action="store_true", help="keep OUT/build (the compile folder) after a success")
     sub.add_parser("status", help="what is installed and whether the compiled modules import")

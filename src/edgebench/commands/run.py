@@ -68,4 +68,5 @@ def _summary(recs: list[dict]) -> None:
                   f"{r['decode_tok_s']:.1f}" if r.get("decode_tok_s") else "-",
                   f"{peak / 2**30:.2f}" if peak else "-", f"{ej:.3f}" if ej is not None else "-",
                   "[yellow]yes[/]" if thr else ("no" if thr is not None else "-"))
-    Console(stderr=False).print(t)
+    import shutil
+    Console(width=max(shutil.get_terminal_size((150, 24)).columns, 150)).print(t)

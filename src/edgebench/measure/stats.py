@@ -14,12 +14,12 @@ def summarize(samples: Sequence[float]) -> dict | None:
         return None
     p10, med, p90 = np.percentile(a, [10, 50, 90])
     sd = float(a.std(ddof=1)) if a.size > 1 else 0.0
-    return {"median": _r(med), "p10": _r(p10), "p90": _r(p90), "stdev": _r(sd), "n": int(a.size)}
+    return {"median": _r(med), "p10": _r(p10), "p90": _r(p90), "stdev": _r(sd, 3), "n": int(a.size)}
 
 
-def _r(x: float) -> float:
-    """Round to 5 significant digits: far below timing noise, and it keeps log lines short."""
+def _r(x: float, digits: int = 5) -> float:
+    """Round to `digits` significant digits: far below timing noise, and it keeps log lines short."""
     x = float(x)
     if x == 0 or not math.isfinite(x):
         return x
-    return round(x, max(0, 4 - int(math.floor(math.log10(abs(x))))))
+    return round(x, max(0, digits - 1 - int(math.floor(math.log10(abs(x))))))

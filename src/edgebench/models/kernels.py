@@ -1,0 +1,138 @@
+"""Which fast kernels are importable, and which ones actually ran.
+
+How transformers (5.15+, checked in 5.23 source) binds the SSM kernels: each SSM op in the modeling
+files is a plain PyTorch function decorated with
+`integrations.hub_kernels.use_kernel_func_from_hub_with_fallback(func_name, package)` (e.g.
+`("selective_scan_fn", "mamba_ssm")`, `("mamba_chunk_scan_combined", "mamba_ssm")`,
+`("causal_conv1d_fn", "causal_conv1d")`). At import of the modeling module the decorator tries
+`importlib.import_module(package)` and resolves the function; on any exception it silently keeps the
+PyTorch function. Priority per call: Hub kernels (the `kernels` package, only when the model was
+loaded with `use_kernels=True`; `lazy_load_kernel` fetches them from the Hub, impossible offline),
+then the installed package, then the PyTorch reference. Mixers are wrapped with `use_kernelized_func`
+for the same purpose. `use_mamba_kernels=False` in a config is deprecated and ignored. mamba_ssm
+2.3.x raises at import without its compiled `selective_scan_cuda`, so a broken build means every SSM
+model falls back, and nothing says so. Hence `detect`, which looks at what ran.
+
+`detect(run_once)` runs the callable once under `torch.profiler` (CPU, plus CUDA when available) and
+classifies the op and kernel names it recorded:
+- ssm_scan: "mamba_ssm-cuda" for `selective_scan_fwd` (the CUDA kernel / its `selective_scan_cuda`
+  binding); "mamba_ssm-triton" for mamba_ssm's Triton kernels (`_chunk_scan_fwd`, `_chunk_state_fwd`,
+  `_state_passing_fwd`, `_chunk_cumsum_fwd`, `_bmm_chunk_fwd`, `selective_scan_update`); else
+  "torch-reference" when `aten::softplus` ran: every transformers SSM mixer computes
+  dt = softplus(dt + bias) in PyTorch only on the fallback path (the fast paths fuse it into the
+  kernel, `delta_softplus=True` / `dt_softplus=True`), and no attention model calls it; else None.
+- conv1d: "causal_conv1d" for names containing `causal_conv1d`; "torch-conv1d" for `aten::conv1d`
+  / `aten::_convolution`; else None.
+- attention: "flash" for the flash_attn package (`flash_attn`, `flash_fwd`); "sdpa-flash",
+  "sdpa-efficient", "sdpa-cudnn", "sdpa-math" for `aten::_scaled_dot_product_{flash_attention,
+  efficient_attention, cudnn_attention, attention_math}` (on CPU aten's
+  `_scaled_dot_product_flash_attention_for_cpu` counts as sdpa-flash); "eager" when `aten::softmax`
+  ran without any of those (a MoE router's softmax also matches: Jamba is eager-or-SDPA anyway);
+  else None.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from typing import Callable
+
+_TRITON_SSM = ("_chunk_scan_fwd", "_chunk_state_fwd", "_state_passing_fwd", "_chunk_cumsum_fwd",
+               "_bmm_chunk_fwd", "selective_scan_update")
+_SDPA = (("_scaled_dot_product_flash_attention", "sdpa-flash"),
+         ("_scaled_dot_product_efficient_attention", "sdpa-efficient"),
+         ("_scaled_dot_product_cudnn_attention", "sdpa-cudnn"),
+         ("_scaled_dot_product_attention_math", "sdpa-math"))
+_PACKAGES = {"mamba_ssm": ("mamba-ssm", "selective_scan_cuda"),
+             "causal_conv1d": ("causal-conv1d", "causal_conv1d_cuda"),
+             "flash_attn": ("flash-attn", None),
+             "triton": ("triton", None),
+             "kernels": ("kernels", None)}
+_FIX = "pip install mamba-ssm causal-conv1d --no-build-isolation, or `edgebench kernels build --install`"
+
+
+def available() -> dict[str, dict]:
+    """Per package: {"ok", "version", "why"}; for mamba_ssm/causal_conv1d `ok` means the package
+    AND its compiled CUDA extension import."""
+    out = {}
+    for module, (dist, ext) in _PACKAGES.items():
+        entry = {"ok": False, "version": None, "why": None}
+        try:
+            entry["version"] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            entry["why"] = f"{dist} is not installed"
+            out[module] = entry
+            continue
+        try:
+            importlib.import_module(module)
+            if ext:
+                importlib.import_module(ext)
+            entry["ok"] = True
+        except Exception as exc:  # a broken build raises ImportError, OSError or RuntimeError
+            entry["why"] = f"{type(exc).__name__}: {exc}"[:300]
+        out[module] = entry
+    return out
+
+
+def classify(names: set[str]) -> dict[str, str | None]:
+    """Kernel kinds from the op/kernel names of one profiled run (see the module docstring)."""
+    low = {n.lower() for n in names}
+    has = lambda *subs: any(s in n for n in low for s in subs)  # noqa: E731
+    if has("selective_scan_fwd", "selective_scan_cuda"):
+        scan = "mamba_ssm-cuda"
+    elif has(*_TRITON_SSM):
+        scan = "mamba_ssm-triton"
+    elif "aten::softplus" in low:
+        scan = "torch-reference"
+    else:
+        scan = None
+    if has("causal_conv1d"):
+        conv = "causal_conv1d"
+    elif "aten::conv1d" in low or "aten::_convolution" in low:
+        conv = "torch-conv1d"
+    else:
+        conv = None
+    attention = None
+    if has("flash_attn", "flash_fwd"):
+        attention = "flash"
+    else:
+        for needle, kind in _SDPA:
+            if has(needle):
+                attention = kind
+                break
+        else:
+            if "aten::softmax" in low or "aten::_softmax" in low:
+                attention = "eager"
+    return {"ssm_scan": scan, "conv1d": conv, "attention": attention}
+
+
+def detect(run_once: Callable[[], None]) -> dict[str, str | None]:
+    """Run `run_once` once under torch.profiler and classify what ran."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        run_once()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    return classify({evt.name for evt in prof.events()})
+
+
+def fallback_warnings(kernels: dict[str, str | None], family: str) -> list[str]:
+    """User-visible warnings when an SSM or hybrid model ran PyTorch fallbacks."""
+    if family not in ("ssm", "hybrid"):
+        return []
+    out = []
+    scan = kernels.get("ssm_scan")
+    if scan == "torch-reference":
+        out.append("SSM scan ran the PyTorch reference path, not mamba_ssm's kernels: timings and memory "
+                   "are not those of a real deployment (Mamba-1's reference prefill loops over tokens). "
+                   f"Fix: {_FIX}; check with `edgebench kernels status`")
+    elif scan is None:
+        out.append("no SSM scan kernel was seen in the profiled step; the kernel path is unknown")
+    if kernels.get("conv1d") == "torch-conv1d":
+        out.append("the SSM short convolution ran torch's conv1d, not causal_conv1d. "
+                   "Fix: pip install causal-conv1d --no-build-isolation, or `edgebench kernels build --install`")
+    return out

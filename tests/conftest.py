@@ -1,0 +1,21 @@
+"""Shared pytest setup: GPU tests are marked `gpu` and skipped cleanly where no CUDA GPU is usable."""
+from __future__ import annotations
+
+import pytest
+
+
+def _cuda_usable() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    if _cuda_usable():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run on the lent GPU: bench/gpu_session.sh)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,73 @@
+"""The native probe on a real GPU (run on the lent H100 via bench/gpu_session.sh)."""
+from __future__ import annotations
+
+import pytest
+
+import edgebench.probe as probe
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def torch():
+    import torch
+    if not probe.cuda_ready():
+        pytest.fail(f"a GPU is visible to torch but the native CUDA probe is not live: {probe.why}")
+    return torch
+
+
+def test_event_timing_agrees_with_torch_events(torch):
+    a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ a
+    torch.cuda.synchronize()
+    timer = probe.Timer("cuda", capacity=64)
+    t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    native, ref = [], []
+    for _ in range(10):
+        t0.record(); timer.mark()
+        for _ in range(20):
+            a @ a
+        timer.mark(); t1.record()
+        t1.synchronize()
+        ref.append(t0.elapsed_time(t1))
+    native = timer.pairs_ms()
+    assert timer.kind == "native-cuda-events"
+    for n, r in zip(native, ref):
+        assert n == pytest.approx(r, rel=0.01), (native, ref)
+
+
+def test_mem_get_info_agrees_with_torch(torch):
+    free, total = probe.mem_get_info(0)
+    t_free, t_total = torch.cuda.mem_get_info(0)
+    assert total == t_total
+    assert abs(free - t_free) <= 64 * 2**20
+
+
+def test_device_info_is_complete(torch):
+    info = probe.device_info(0)
+    p = torch.cuda.get_device_properties(0)
+    assert info["name"] == p.name
+    assert info["sm_count"] == p.multi_processor_count
+    assert info["compute_capability"] == f"{p.major}.{p.minor}"
+    assert info["total_bytes"] == p.total_memory
+    assert info["integrated"] is False or info["integrated"] is True
+
+
+def test_micro_benchmarks_are_plausible(torch):
+    m = probe.microbench(0, copy_bytes=1 << 30)
+    info = probe.device_info(0)
+    bw, peak = m["copy_bw_bytes_per_s"], info["theoretical_bw_bytes_per_s"]
+    # A device copy reaches 50-100% of the datasheet bandwidth (H100 SXM: ~3.0 of 3.35 TB/s).
+    assert peak and 0.5 * peak < bw <= 1.05 * peak, (bw, peak)
+    assert 0.5 < m["host_us_per_launch"] < 50
+    assert 0.5 < m["device_us_per_launch"] < 50
+    assert 0 < m["event_resolution_us"] < 10
+
+
+def test_nvml_answers_on_a_desktop_gpu(torch):
+    native = probe.native_module()
+    assert native.nvml_init() == ""
+    q = native.nvml_query(0)
+    assert q["power_mw"] is None or q["power_mw"] > 0
+    assert q["mem_total_bytes"] and q["mem_total_bytes"] >= torch.cuda.get_device_properties(0).total_memory
