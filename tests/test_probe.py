@@ -32,7 +32,9 @@ def test_backend_is_named_and_explained():
 
 
 def test_python_fallback_when_native_module_is_missing(monkeypatch):
+    import edgebench
     monkeypatch.setitem(sys.modules, "edgebench._probe", None)  # makes the import fail
+    monkeypatch.delattr(edgebench, "_probe", raising=False)
     fallback = importlib.reload(probe)
     try:
         assert fallback.backend == "python"

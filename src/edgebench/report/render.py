@@ -50,9 +50,25 @@ def _formatter(col: Column) -> Callable[[Any], str]:
     return fmt
 
 
+def _column_cells(values: list[Any], col: Column) -> list[str]:
+    spec = col.fmt
+    if spec and spec not in ("pct", "ratio"):
+        try:  # fast path: one format spec for a whole column of numbers
+            return [MISSING if v is None else format(v, spec) for v in values]
+        except (ValueError, TypeError):
+            pass
+    elif not spec:
+        return [MISSING if v is None else str(v) for v in values]
+    f = _formatter(col)
+    return [f(v) for v in values]
+
+
 def _cells(table: Table) -> list[list[str]]:
-    fmts = [_formatter(c) for c in table.columns]
-    return [[f(v) for f, v in zip(fmts, row)] for row in table.rows]
+    """Formatted cells, row-major; formatted a column at a time (one spec per column)."""
+    if not table.rows:
+        return []
+    columns = [_column_cells(list(vals), c) for vals, c in zip(zip(*table.rows), table.columns)]
+    return [list(r) for r in zip(*columns)]
 
 
 def render_text(tables: list[Table], width: int | None = None) -> str:

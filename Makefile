@@ -1,0 +1,32 @@
+# The two commands of the README, and the contributor's fast loop.
+#   make run    install edgebench with its Hugging Face extra into .venv, then `edgebench run`
+#   make test   install with the test extras into .venv (CPU torch), then run the test suite
+#   make dev    editable install reusing build/ (fast rebuild of the native probe after a C++ change)
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU torch used for tests; a GPU machine keeps the torch it already has (pip sees it satisfied).
+TORCH ?= torch==2.13.0
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+.PHONY: run test dev chromium
+run: $(BIN)/python
+	$(BIN)/python -m pip install -q '.[hf,nvml,report]'
+	$(BIN)/edgebench run
+
+test: $(BIN)/python chromium
+	$(BIN)/python -m pip install -q $(TORCH) '.[hf,nvml,report,test]'
+	$(BIN)/python -m pytest
+
+dev: $(BIN)/python
+	$(BIN)/python -m pip install -q $(TORCH) scikit-build-core pybind11 ninja '.[hf,nvml,report,test]'
+	$(BIN)/python -m pip install -q --no-build-isolation -e .
+
+# The HTML report test renders the page in headless Chromium; without it that one test skips.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: the HTML rendering test will be skipped"; }
