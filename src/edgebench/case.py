@@ -69,6 +69,11 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
     rec["mem"] = _mem_fields(mem_prefill, predicted)
     if p.get("raw"):
         rec["raw"] = {"prefill_ms": [round(x, 4) for x in pre.samples_ms]}
+    ops: list[dict] = []
+    if p.get("profile_ops"):
+        with torch.inference_mode():
+            ops.append(_profile(loaded, lambda: loaded.prefill(ids, logits=c["logits"]), p["key"],
+                                "prefill", rec["prefill_ms"]["median"], 1, device))
     isolate.report_partial(dict(rec))
 
     if c["gen"] > 0:
@@ -79,7 +84,13 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
             fn = graph.decode_graph_mamba_ssm if c["backend"] == "mamba_ssm" else graph.decode_graph_hf
         else:
             fn = phases.measure_decode_eager
-        dec = fn(loaded, ids, gen=c["gen"], warmup=p["warmup"], device=device)
+        after = None
+        if p.get("profile_ops"):
+            steps = min(c["gen"], 16)
+            after = lambda step: _profile(loaded, step, p["key"], "decode", None, steps, device)  # noqa: E731
+        dec = fn(loaded, ids, gen=c["gen"], warmup=p["warmup"], device=device, after=after)
+        if "after" in dec.extra:
+            ops.append(dec.extra["after"])
         mem_decode = mem.end()
         if mem_decode.get("peak_allocated_bytes") is not None:
             rec["mem"]["decode_peak_allocated_bytes"] = mem_decode["peak_allocated_bytes"]
@@ -93,6 +104,11 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
         dec = None
     if telemetry:
         rec.update(telemetry.end(pre, dec, c, p["reps"]))
+    if ops:
+        for o in ops:
+            if o["phase"] == "decode" and rec.get("tpot_ms"):
+                o.update(_wall_from_timing(o, rec["tpot_ms"]["median"]))
+        rec["ops"] = ops
     med = rec["prefill_ms"]["median"] if rec.get("prefill_ms") else None
     rec["prefill_tok_s"] = round(c["batch"] * c["ctx"] / (med / 1e3), 1) if med else None
     tp = (rec.get("tpot_ms") or {}).get("median")
@@ -102,6 +118,29 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
     if cuda and not probe.cuda_ready():
         rec["timer"] = "torch-cuda-events"
     return rec
+
+
+def _profile(loaded, fn, key: str, phase: str, wall_ms, steps: int, device: str) -> dict:
+    """One operator profile outside every timed region. The phase's wall time is the timed median
+    where there is one (the profiler slows the host, which would overstate the idle share)."""
+    from edgebench import opsprofile
+    lm_head = loaded.model.get_output_embeddings() if hasattr(loaded.model, "get_output_embeddings") \
+        else getattr(loaded.model, "lm_head", None)
+    scopes = {"embedding_logits": [lm_head]} if lm_head is not None else None
+    prof = opsprofile.profile_phase(fn, steps=steps, device=device, scopes=scopes)
+    rec = opsprofile.ops_record(key, phase, prof.kernels, (wall_ms or prof.wall_ms / steps) * steps,
+                                steps=steps)
+    rec["profiled_wall_ms"] = round(prof.wall_ms / steps, 4)
+    return rec
+
+
+def _wall_from_timing(o: dict, tpot_ms: float) -> dict:
+    """Re-base a decode profile's wall time (per step) on the timed TPOT median."""
+    kernel_ms = o.get("kernel_ms")
+    out = {"wall_ms": tpot_ms}
+    if isinstance(kernel_ms, (int, float)) and tpot_ms:
+        out["gpu_idle_share"] = round(max(0.0, 1 - kernel_ms / tpot_ms), 4)
+    return out
 
 
 def _rnd(x, digits: int = 3):

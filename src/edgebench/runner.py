@@ -134,7 +134,8 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                     payload = {"case": {**case.to_dict(), "dtype": rec["dtype"]}, "device": device,
                                "reps": spec.reps, "warmup": spec.warmup, "raw": spec.raw,
                                "budget_bytes": spec.memory_budget_bytes, "telemetry": opts.telemetry,
-                               "power_rate_hz": opts.power_rate_hz}
+                               "power_rate_hz": opts.power_rate_hz, "profile_ops": opts.profile_ops,
+                               "key": _key(case, device)}
                     result = isolate.run_isolated(CASE_TARGET, payload, timeout_s=spec.timeout_s)
                     rec.update(result)
                     rec.setdefault("reason", None)
@@ -144,6 +145,9 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                         if (case.model, w) not in warned:
                             warned.add((case.model, w))
                             say(f"warning: {case.model}: {w}")
+                for o in rec.pop("ops", None) or []:
+                    log.write({**o, "run": run_id, "model": case.model, "ctx": case.ctx,
+                               "decode_mode": case.decode_mode, "device": device_name})
                 log.write(rec)
                 written.append(rec)
                 bar.advance(rec)

@@ -20,6 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="skip power sampling, per-phase energy and clock/throttle provenance")
     how.add_argument("--power-rate", type=float, default=50.0, metavar="HZ",
                      help="power sampling rate (clamped to what the sensor supports)")
+    how.add_argument("--profile", choices=["ops"], default=None,
+                     help="also profile each case once under torch.profiler (outside the timed "
+                          "repetitions) and log per-kernel GPU time by category as `ops` lines")
     how.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
@@ -41,7 +44,8 @@ def main(args: argparse.Namespace) -> int:
         args.suite = suite
     spec: Spec = spec_from_args(args)
     opts = runner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
-                             power_rate_hz=args.power_rate, quiet=args.quiet)
+                             power_rate_hz=args.power_rate, quiet=args.quiet,
+                             profile_ops=args.profile == "ops")
     out, recs = runner.run(spec, opts, suite=suite, env=env)
     if recs:
         _summary(recs)

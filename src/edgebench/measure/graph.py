@@ -50,7 +50,7 @@ def _replay_timed(graph, gen: int, device: str) -> tuple[list[float], tuple[int,
     return timer.intervals_ms(), (t0, now_ns())
 
 
-def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str) -> PhaseResult:
+def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str, after=None) -> PhaseResult:
     import torch
     model = loaded.model
     params = inspect.signature(model.forward).parameters
@@ -85,12 +85,14 @@ def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str) -> Phase
         warm_ms = (now_ns() - t0) / 1e6
         graph, capture_ms = _capture(step)
         samples, window = _replay_timed(graph, gen, device)
+        extra = {"graph_cache": kind, "window_ns": window}
+        if after is not None:
+            extra["after"] = after(graph.replay)
         del graph
-    return PhaseResult(samples, {"graph_warmup_ms": warm_ms, "graph_capture_ms": capture_ms},
-                       {"graph_cache": kind, "window_ns": window})
+    return PhaseResult(samples, {"graph_warmup_ms": warm_ms, "graph_capture_ms": capture_ms}, extra)
 
 
-def decode_graph_mamba_ssm(loaded, ids, *, gen: int, warmup: int, device: str) -> PhaseResult:
+def decode_graph_mamba_ssm(loaded, ids, *, gen: int, warmup: int, device: str, after=None) -> PhaseResult:
     import torch
     from mamba_ssm.utils.generation import update_graph_cache
     model = loaded.model
@@ -125,5 +127,7 @@ def decode_graph_mamba_ssm(loaded, ids, *, gen: int, warmup: int, device: str) -
             ip.seqlen_offset += 1
             mark()
         samples = timer.intervals_ms()
-    return PhaseResult(samples, {"graph_capture_ms": capture_ms},
-                       {"graph_cache": "mamba_ssm graph cache", "window_ns": (t0, now_ns())})
+        extra = {"graph_cache": "mamba_ssm graph cache", "window_ns": (t0, now_ns())}
+        if after is not None:
+            extra["after"] = after(lambda: run(tok, pos, ip.seqlen_offset))
+    return PhaseResult(samples, {"graph_capture_ms": capture_ms}, extra)

@@ -63,7 +63,8 @@ def measure_prefill(loaded, ids, *, reps: int, warmup: int, logits: str, device:
     return PhaseResult(samples, {"first_prefill_ms": first_ms}, {"window_ns": (t0, now_ns())})
 
 
-def measure_decode_eager(loaded, ids, *, gen: int, warmup: int, device: str) -> PhaseResult:
+def measure_decode_eager(loaded, ids, *, gen: int, warmup: int, device: str,
+                         after: Callable[[Callable[[], Any]], Any] | None = None) -> PhaseResult:
     """Prefill `ids`, then time `gen` single-token decode steps one by one (greedy argmax feeds the
     next step, as generation does). Warm-up steps run at the same depth on a separate prefill."""
     import torch
@@ -87,4 +88,13 @@ def measure_decode_eager(loaded, ids, *, gen: int, warmup: int, device: str) -> 
             tok = logits[:, -1:].argmax(-1)
             mark()
         samples = timer.intervals_ms()
-    return PhaseResult(samples, {"first_decode_ms": first_ms}, {"window_ns": (t0, now_ns())})
+        window = (t0, now_ns())
+        extra = {"window_ns": window}
+        if after is not None:  # e.g. the operator profile: more steps, after the timed ones
+            state = {"tok": tok, "cache": cache}
+
+            def step():
+                lg, state["cache"] = decode(state["tok"], state["cache"])
+                state["tok"] = lg[:, -1:].argmax(-1)
+            extra["after"] = after(step)
+    return PhaseResult(samples, {"first_decode_ms": first_ms}, extra)
