@@ -76,6 +76,8 @@ def main(args: argparse.Namespace) -> int:
                     r = isolate.run_isolated(runner.CASE_TARGET, payload, timeout_s=args.timeout)
                     print(f"  {name} [{mode}] ctx={ctx}: {r['status']}"
                           + (f" ({r.get('reason')})" if r["status"] != "ok" else ""), file=sys.stderr, flush=True)
+                    if r["status"] == "killed" and "timed out" in str(r.get("reason")):
+                        return "timeout"  # too slow is not "does not fit": it stops the search
                     return r["status"]
 
                 t0 = time.monotonic()

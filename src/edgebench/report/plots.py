@@ -92,6 +92,10 @@ def _ctx_ticks(ax) -> None:
 
     ax.xaxis.set_major_formatter(FuncFormatter(
         lambda x, _: f"{x / 1024:g}K" if x >= 1024 else f"{x:g}"))
+    if ax.get_yscale() == "log":  # plain numbers, not 4x10^1, also on the minor ticks
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+        ax.tick_params(axis="y", which="minor", labelsize=7)
 
 
 class _Namer:

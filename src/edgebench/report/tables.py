@@ -121,12 +121,20 @@ def latest_cases(logs: Logs) -> tuple[list[dict[str, Any]], int]:
 
 
 def series_labels(rows: list[dict[str, Any]]) -> dict[int, str]:
-    """Series label per row: the model, plus [backend] where one model ran on several backends."""
+    """Series label per row: the model, plus [backend] where one model ran on several backends;
+    rows imported from other tools carry [source] so they are never mistaken for edgebench's."""
     backends: dict[str, set] = {}
     for r in rows:
         backends.setdefault(r["model"], set()).add(r["backend"])
-    return {id(r): r["model"] if len(backends[r["model"]]) == 1 else f"{r['model']} [{r['backend']}]"
-            for r in rows}
+    labels = {}
+    for r in rows:
+        if r["source"] != "edgebench":
+            labels[id(r)] = f"{r['model']} [{r['source']}]"
+        elif len(backends[r["model"]]) > 1:
+            labels[id(r)] = f"{r['model']} [{r['backend']}]"
+        else:
+            labels[id(r)] = r["model"]
+    return labels
 
 
 def build_tables(logs: Logs, baseline: str | None = None,
@@ -143,7 +151,8 @@ def build_tables(logs: Logs, baseline: str | None = None,
     tables = [_cases_table(rows, labels, settings, values, baseline, metrics, superseded),
               _crossover_table(rows, labels, settings, values, metrics),
               _maxctx_table(logs), _ops_table(logs)]
-    return [t for t in tables if t.rows]
+    # An empty crossover table still says how many pairs were compared and that none crossed.
+    return [t for t in tables if t is not None and (t.rows or t.name == "crossover")]
 
 
 def _cases_table(rows, labels, settings, values, baseline, metrics, superseded) -> Table:
@@ -219,7 +228,7 @@ class _Ratios:
         return ratio_from_parts(med_a, se_a, med_b, se_b)
 
 
-def _crossover_table(rows, labels, settings, values, metrics) -> Table:
+def _crossover_table(rows, labels, settings, values, metrics) -> Table | None:
     cols = [Column("device"), Column("setting"), Column("metric"), Column("model_a"),
             Column("model_b"), Column("crossover_ctx", ",.0f"), Column("better_after"),
             Column("below_ctx", "d"), Column("a_below", ".4g"), Column("b_below", ".4g"),
@@ -242,6 +251,8 @@ def _crossover_table(rows, labels, settings, values, metrics) -> Table:
             for x in find_crossovers(series[a], series[b], lower_is_better=METRICS[m][1]):
                 out.append([device, setting, m, a, b, x.ctx, a if x.better_after == "a" else b,
                             x.before.ctx, x.before.a, x.before.b, x.after.ctx, x.after.a, x.after.b])
+    if not pairs:
+        return None
     notes = [f"{pairs} model pairs compared over context (interpolated log-log between the "
              f"bracketing measured contexts); {len(out)} crossings found"]
     return Table("crossover", "Crossover: where one model overtakes another", cols, out, notes)

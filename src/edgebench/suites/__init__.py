@@ -27,6 +27,10 @@ def list_suites() -> dict[str, str]:
 
 
 def load(name: str) -> Spec:
+    """The named suite. `paper` picks `paper-jetson` on a Jetson and `paper-desktop` elsewhere."""
+    if name == "paper":
+        from edgebench import jetson
+        name = "paper-jetson" if jetson.is_jetson() else "paper-desktop"
     files = _files()
     if name not in files:
         close = difflib.get_close_matches(name, files, n=3)
