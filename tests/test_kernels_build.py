@@ -3,9 +3,11 @@ files, preflight errors, environment and command lines, sdist discovery, a build
 import argparse
 import ast
 import io
+import json
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -289,9 +291,29 @@ def test_cli_build_needs_arch_without_gpu(monkeypatch):
         cmd.main(parse(["build", "--arch", "9.0", "--jobs", "0"]))
 
 
+def test_cli_build_orchestrates_side_by_side(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(kb, "inspect_toolchain", lambda: good_toolchain())
+    monkeypatch.setattr(kb, "check_disk", lambda path: None)
+    monkeypatch.setattr(ks, "locate_sdists", lambda pkgs, d, out, py: {p.name: Path(f"{p.module}.tar.gz") for p in pkgs})
+    jobs_seen = {}
+
+    def fake_build(pkg, sdist, archs, out, work, jobs, tc, ptx=False):
+        jobs_seen[pkg.name] = jobs
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{pkg.module}.whl").write_bytes(b"w")
+        return kb.BuildResult(pkg.name, out / f"{pkg.module}.whl", 1.0, out / "log")
+
+    monkeypatch.setattr(kb, "build_package", fake_build)
+    assert cmd.main(parse(["build", "--arch", "9.0", "--jobs", "16", "--out", str(tmp_path)])) == 0
+    assert jobs_seen == {"causal-conv1d": 8, "mamba-ssm": 8}
+    report = json.loads((tmp_path / "kernels-build.json").read_text())
+    assert report["archs"] == ["90"] and [b["package"] for b in report["builds"]] == ["causal-conv1d", "mamba-ssm"]
+    assert "install with: /venv/bin/python -m pip install --no-deps" in capsys.readouterr().out
+
+
 def test_cli_status_without_kernels(capsys, monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "selective_scan_cuda", None)
-    monkeypatch.setitem(__import__("sys").modules, "causal_conv1d_cuda", None)
+    for name in ("selective_scan_cuda", "causal_conv1d_cuda"):
+        monkeypatch.setitem(sys.modules, name, None)
     assert cmd.main(parse(["status"])) == 1
     out = capsys.readouterr().out
     assert "selective_scan_cuda does not import" in out and "causal_conv1d_cuda does not import" in out

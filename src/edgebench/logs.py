@@ -314,23 +314,26 @@ class _Reader:
             pre = self._bad_stats(n, "prefill_ms", pre)
         if tpot is not None and (type(tpot) is not dict or type(tpot.get("median")) not in _NUM):
             tpot = self._bad_stats(n, "tpot_ms", tpot)
-        row = {"source": "edgebench", "file": self.name, "run": run, "key": get("key"),
-               "device": None, "host": None, "device_name": get("device"), "model": model,
-               "family": get("family"), "ctx": ctx, "status": status,
-               "prefill_ms": pre, "tpot_ms": tpot, "prefill_raw_ms": None, "tpot_raw_ms": None,
-               "energy_why": energy.get("energy_why"), "kernels": get("kernels"),
-               "cold_ms": get("cold_ms")}
+        # The parsed line becomes the row (no copy); the sub-objects it was read from go.
+        row = obj
+        row["device_name"] = get("device")
+        row["source"], row["file"], row["device"], row["host"] = "edgebench", self.name, None, None
+        row["energy_why"] = energy.get("energy_why")
+        row["prefill_ms"], row["tpot_ms"] = pre, tpot
+        row["prefill_raw_ms"] = row["tpot_raw_ms"] = None
         for f in _STR_FIELDS:
-            v = row[f] if f in row else get(f)
-            row[f] = v if type(v) is str else None
-        if row["key"] is None:
+            if type(get(f)) is not str:
+                row[f] = None
+        if type(get("key")) is not str:
             row["key"] = f"{model}|ctx={ctx}"
         for f in ("gen", "batch"):
-            v = get(f)
-            row[f] = v if type(v) is int else None
-        for f in ("kernels", "cold_ms"):
-            if type(row[f]) is not dict:
+            if type(get(f)) is not int:
                 row[f] = None
+        for f in ("kernels", "cold_ms"):
+            if type(get(f)) is not dict:
+                row[f] = None
+        for f in ("v", "type", "mem", "energy", "raw"):
+            row.pop(f, None)
         for d, prefix, fields in ((mem, "mem.", _MEM_FIELDS), (energy, "energy.", _ENERGY_FIELDS)):
             for f in fields:
                 v = d.get(f)

@@ -107,7 +107,8 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
     if done and len(todo) < len(cases):
         say(f"resuming {out}: {len(cases) - len(todo)} of {len(cases)} cases already recorded")
     if not todo:
-        say(f"nothing to do: all {len(cases)} cases are in {out} (use -o NEW.jsonl to measure again)")
+        print(f"nothing to do: all {len(cases)} cases are in {out} (use -o NEW.jsonl to measure again)",
+              file=sys.stderr)
         return out, []
 
     run_id = records.new_run_id()

@@ -101,15 +101,12 @@ def _rich(t: Table, width: int | None) -> str:
 def _plain(t: Table) -> str:
     cells = _cells(t)
     names = [c.name for c in t.columns]
-    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    right = [bool(c.fmt) for c in t.columns]
-
-    def line(vals: list[str]) -> str:
-        return "  ".join(v.rjust(w) if r else v.ljust(w)
-                         for v, w, r in zip(vals, widths, right)).rstrip()
-
-    rows = [t.title, line(names), line(["-" * w for w in widths])] + [line(r) for r in cells]
-    return "\n".join(rows) + "\n"
+    columns = list(zip(*cells)) or [()] * len(names)
+    widths = [max(len(n), max(map(len, col), default=0)) for n, col in zip(names, columns)]
+    line = "  ".join(f"{{:{'>' if c.fmt else '<'}{w}}}" for c, w in zip(t.columns, widths)).format
+    out = [t.title, line(*names).rstrip(), line(*("-" * w for w in widths)).rstrip()]
+    out += [line(*r).rstrip() for r in cells]
+    return "\n".join(out) + "\n"
 
 
 def render_markdown(tables: list[Table]) -> str:

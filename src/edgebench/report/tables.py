@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from edgebench.analysis.crossover import find_crossovers
-from edgebench.analysis.stats import RatioCI, median_and_rel_se, ratio_ci, ratio_from_parts
+from edgebench.analysis.stats import RatioCI, median_and_rel_se, ratio_ci, ratio_cis_from_parts
 from edgebench.errors import UserError
 from edgebench.logs import Logs
 
@@ -163,28 +163,33 @@ def _cases_table(rows, labels, settings, values, baseline, metrics, superseded) 
     cols += [Column(m, METRICS[m][2]) for m in metrics]
     cols += [Column(f"{m}_ratio", "ratio") for m in ratio_metrics]
     cols.append(Column("reason"))
-    base: dict[tuple, list[dict[str, Any]]] = {}
+    base: dict[tuple, dict[str, Any]] = {}
     if baseline:
         for r in rows:
             if r["model"] == baseline and r["status"] == "ok":
-                base.setdefault((r["device"], settings[id(r)], r["ctx"]), []).append(r)
+                k = (r["device"], settings[id(r)], r["ctx"])
+                base.setdefault(k + (r["backend"],), r)
+                base.setdefault(k, r)
     ordered = sorted(rows, key=lambda r: (r["device"], settings[id(r)], labels[id(r)], r["ctx"]))
-    ratio = _Ratios()
     at = [list(METRICS).index(m) for m in metrics]
     blank = [None] * len(at)
-    out = []
+    out, paired = [], []
     for r in ordered:
-        ok = r["status"] == "ok"
         line = [r["device"], labels[id(r)]] + ([r["source"]] if sources else [])
         line += [r["backend"], settings[id(r)], r["ctx"], r["status"]]
         v = values.get(id(r))
         line += [v[i] for i in at] if v else blank
         if ratio_metrics:
-            b = _pick_base(base.get((r["device"], settings[id(r)], r["ctx"])), r)
-            usable = ok and b is not None and b is not r
-            line += [ratio(r, b, m) if usable else None for m in ratio_metrics]
-        line.append(r["reason"])
+            k = (r["device"], settings[id(r)], r["ctx"])
+            b = base.get(k + (r["backend"],)) or base.get(k) if v else None
+            paired.append((r, b if b is not r else None))
         out.append(line)
+    if ratio_metrics:
+        columns = [_ratio_column(paired, m) for m in ratio_metrics]
+        for line, *cells in zip(out, *columns):
+            line += cells
+    for line, r in zip(out, ordered):
+        line.append(r["reason"])
     notes = []
     if ratio_metrics:
         notes.append(f"*_ratio columns are model / {baseline} (the baseline) at the same device, "
@@ -196,36 +201,27 @@ def _cases_table(rows, labels, settings, values, baseline, metrics, superseded) 
     return Table("cases", "Cases: device x model x context", cols, out, notes)
 
 
-def _pick_base(cands: list[dict[str, Any]] | None, r: dict[str, Any]) -> dict[str, Any] | None:
-    if not cands:
-        return None
-    same = [c for c in cands if c["backend"] == r["backend"]]
-    return (same or cands)[0]
-
-
-class _Ratios:
-    """Ratio of a row to its baseline row per metric; each row's median and spread computed once."""
-
-    def __init__(self) -> None:
-        self.parts: dict[tuple[int, str], tuple[float | None, float | None]] = {}
-
-    def _parts(self, r: dict[str, Any], metric: str) -> tuple[float | None, float | None]:
-        k = (id(r), metric)
-        if k not in self.parts:
-            self.parts[k] = median_and_rel_se(r[metric])
-        return self.parts[k]
-
-    def __call__(self, r: dict[str, Any], b: dict[str, Any], metric: str) -> RatioCI | None:
-        if metric == "peak_mem_gib":
-            x, y = _mem_gib(r), _mem_gib(b)
-            return RatioCI(x / y, None, None, None) if x and y else None
-        raw = metric.replace("_ms", "_raw_ms")
-        if r[raw] and b[raw]:
-            return ratio_ci(r[metric], b[metric], r[raw], b[raw])
-        (med_a, se_a), (med_b, se_b) = self._parts(r, metric), self._parts(b, metric)
-        if med_a is None or med_b is None:
-            return None
-        return ratio_from_parts(med_a, se_a, med_b, se_b)
+def _ratio_column(paired: list[tuple[dict[str, Any], dict[str, Any] | None]],
+                  metric: str) -> list[RatioCI | None]:
+    """Ratio row / baseline for one metric over the whole table: bootstrap where both sides kept
+    raw samples, the normal approximation (vectorised) from the Stats objects elsewhere."""
+    if metric == "peak_mem_gib":
+        make = RatioCI._make
+        out = []
+        for r, b in paired:
+            x, y = (r["peak_allocated_bytes"], b["peak_allocated_bytes"]) if b else (None, None)
+            out.append(make((x / y, None, None, None)) if x and y else None)
+        return out
+    raw = metric.replace("_ms", "_raw_ms")
+    none = (None, None)
+    parts_a = [median_and_rel_se(r[metric]) if b else none for r, b in paired]
+    parts_b = [median_and_rel_se(b[metric]) if b else none for _, b in paired]
+    out = ratio_cis_from_parts([p[0] for p in parts_a], [p[1] for p in parts_a],
+                               [p[0] for p in parts_b], [p[1] for p in parts_b])
+    for n, (r, b) in enumerate(paired):
+        if b and r[raw] and b[raw]:
+            out[n] = ratio_ci(r[metric], b[metric], r[raw], b[raw])
+    return out
 
 
 def _crossover_table(rows, labels, settings, values, metrics) -> Table | None:
@@ -233,23 +229,23 @@ def _crossover_table(rows, labels, settings, values, metrics) -> Table | None:
             Column("model_b"), Column("crossover_ctx", ",.0f"), Column("better_after"),
             Column("below_ctx", "d"), Column("a_below", ".4g"), Column("b_below", ".4g"),
             Column("above_ctx", "d"), Column("a_above", ".4g"), Column("b_above", ".4g")]
-    curves: dict[tuple, dict[str, dict[int, float]]] = {}
     chosen = [(m, list(METRICS).index(m)) for m in CROSSOVER_METRICS if m in metrics]
+    groups: dict[tuple, list[tuple[str, int, tuple]]] = {}
     for r in rows:
         vals = values.get(id(r))
-        if vals is None:
-            continue
-        dev, setting, label, ctx = r["device"], settings[id(r)], labels[id(r)], r["ctx"]
-        for m, i in chosen:
-            if vals[i] is not None:
-                curves.setdefault((dev, setting, m), {}).setdefault(label, {})[ctx] = vals[i]
+        if vals is not None and r["ctx"]:
+            groups.setdefault((r["device"], settings[id(r)]), []).append(
+                (labels[id(r)], r["ctx"], vals))
     out, pairs = [], 0
-    for (device, setting, m), series in sorted(curves.items()):
-        n_pairs, candidates = _candidate_pairs(sorted(series), series)
+    for (device, setting), items in sorted(groups.items()):
+        n_pairs, candidates, names, ctxs, grid = _candidate_pairs(items, [i for _, i in chosen])
         pairs += n_pairs
-        for a, b in candidates:
-            for x in find_crossovers(series[a], series[b], lower_is_better=METRICS[m][1]):
-                out.append([device, setting, m, a, b, x.ctx, a if x.better_after == "a" else b,
+        for k, i, j in candidates:
+            m = chosen[k][0]
+            a, b = _curve(grid[k, i], ctxs), _curve(grid[k, j], ctxs)
+            for x in find_crossovers(a, b, lower_is_better=METRICS[m][1]):
+                na, nb = names[i], names[j]
+                out.append([device, setting, m, na, nb, x.ctx, na if x.better_after == "a" else nb,
                             x.before.ctx, x.before.a, x.before.b, x.after.ctx, x.after.a, x.after.b])
     if not pairs:
         return None
@@ -258,27 +254,34 @@ def _crossover_table(rows, labels, settings, values, metrics) -> Table | None:
     return Table("crossover", "Crossover: where one model overtakes another", cols, out, notes)
 
 
-def _candidate_pairs(names: list[str], series: dict[str, dict[int, float]]
-                     ) -> tuple[int, list[tuple[str, str]]]:
-    """How many pairs were measured at >= 2 common contexts, and those of them whose curves may
-    cross: a crossing needs log(a) - log(b) to take both signs. Vectorised over all pairs of a
-    group, because the 100k-case benchmark has ~5 * 10^5 pairs."""
+def _curve(values, ctxs: list[int]) -> dict[int, float]:
+    return {c: float(v) for c, v in zip(ctxs, values) if v == v}
+
+
+def _candidate_pairs(items: list[tuple[str, int, tuple]], metric_at: list[int]):
+    """For one device and setting: how many (metric, model pair)s were measured at >= 2 common
+    contexts, and those whose curves may cross (log(a) - log(b) takes both signs), as
+    (metric index, series i, series j); plus the names, contexts and the metric x series x ctx grid
+    of values (NaN = not measured). Vectorised over metrics and pairs: the 100k-case benchmark
+    has ~5 * 10^5 of them."""
     import numpy as np
 
-    ctxs = sorted({c for s in series.values() for c in s})
-    col = {c: i for i, c in enumerate(ctxs)}
-    logv = np.full((len(names), len(ctxs)), np.nan)
-    for i, n in enumerate(names):
-        for c, v in series[n].items():
-            if c > 0 and v > 0:
-                logv[i, col[c]] = v
-    logv = np.log(logv)
-    gap = logv[:, None, :] - logv[None, :, :]
-    common = (~np.isnan(gap)).sum(axis=2)
+    names = sorted({label for label, _, _ in items})
+    ctxs = sorted({ctx for _, ctx, _ in items})
+    row_of, col_of = {n: i for i, n in enumerate(names)}, {c: i for i, c in enumerate(ctxs)}
+    grid = np.full((len(metric_at), len(names), len(ctxs)), np.nan)
+    for label, ctx, vals in items:
+        grid[:, row_of[label], col_of[ctx]] = [
+            np.nan if vals[i] is None else vals[i] for i in metric_at]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logv = np.log(np.where(grid > 0, grid, np.nan))
+    gap = logv[:, :, None, :] - logv[:, None, :, :]
+    common = (~np.isnan(gap)).sum(axis=3)
     filled = np.where(np.isnan(gap), 0.0, gap)
-    measured = np.triu(common >= 2, k=1)
-    may_cross = measured & (filled.max(axis=2) > 0) & (filled.min(axis=2) < 0)
-    return int(measured.sum()), [(names[i], names[j]) for i, j in zip(*np.nonzero(may_cross))]
+    upper = np.triu(np.ones((len(names), len(names)), dtype=bool), k=1)
+    measured = upper & (common >= 2)
+    may_cross = measured & (filled.max(axis=3) > 0) & (filled.min(axis=3) < 0)
+    return int(measured.sum()), list(zip(*np.nonzero(may_cross))), names, ctxs, grid
 
 
 def _maxctx_table(logs: Logs) -> Table:

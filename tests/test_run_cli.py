@@ -1,0 +1,91 @@
+"""`edgebench run` end to end on the CPU: the log, resume, bad input, and interruption."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edgebench.cli import main
+
+TINY = ["-m", "tiny-llama,tiny-mamba2", "-c", "32", "-n", "2", "-r", "1", "--warmup", "0",
+        "-t", "float32", "--device", "cpu", "-q"]
+
+
+def _lines(path):
+    return [json.loads(x) for x in open(path) if x.strip()]
+
+
+@pytest.fixture(scope="module")
+def first_log(tmp_path_factory):
+    path = tmp_path_factory.mktemp("run") / "log.jsonl"
+    assert main(["run", *TINY, "-o", str(path)]) == 0
+    return path
+
+
+def test_log_has_header_and_one_compact_line_per_case(first_log):
+    lines = _lines(first_log)
+    assert lines[0]["type"] == "run" and lines[0]["env"]["host"]["hostname"]
+    cases = [x for x in lines if x["type"] == "case"]
+    assert [c["model"] for c in cases] == ["tiny-llama", "tiny-mamba2"]
+    for c in cases:
+        assert c["status"] == "ok", c.get("reason")
+        assert c["v"] == 1 and c["family"] in ("transformer", "ssm")
+        assert c["prefill_ms"]["n"] == 1 and c["prefill_ms"]["median"] > 0
+        assert c["tpot_ms"]["n"] == 2
+        assert c["kernels"] is not None
+    raw_len = [len(x) for x in open(first_log) if '"type":"case"' in x]
+    assert max(raw_len) < 1024, raw_len
+
+
+def test_rerun_with_same_output_resumes(first_log, capsys):
+    before = first_log.read_text()
+    assert main(["run", *TINY, "-o", str(first_log)]) == 0
+    assert first_log.read_text() == before
+    assert "nothing to do" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-m", "qwen2.5-05b"], "qwen2.5-0.5b"),  # unknown model: suggests the close name
+    (["-m", "tiny-llama", "-c", "64k-1k*2"], "64k-1k*2"),
+    (["-m", "qwen2.5-0.5b", "-c", "64k"], "--allow-long-ctx"),
+    (["-m", "tiny-llama", "-c", "32", "-n", "2", "-o", "/proc/edgebench/log.jsonl"], "cannot write the log"),
+])
+def test_bad_input_fails_fast_with_a_clear_message(argv, message, capsys):
+    t0 = time.monotonic()
+    assert main(["run", *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert time.monotonic() - t0 < 10  # before any model loads
+
+
+def test_a_failing_case_is_recorded_and_the_sweep_goes_on(tmp_path):
+    path = tmp_path / "log.jsonl"
+    # graph decode needs CUDA: on the CPU that case fails inside its worker, the eager one runs.
+    rc = main(["run", "-m", "tiny-llama", "-c", "32", "-n", "2", "-r", "1", "--warmup", "0", "-t", "float32",
+               "--device", "cpu", "-q", "--decode-mode", "eager,graph", "-o", str(path)])
+    cases = {c["decode_mode"]: c for c in _lines(path) if c["type"] == "case"}
+    assert cases["eager"]["status"] == "ok"
+    assert cases["graph"]["status"] == "error" and "CUDA" in cases["graph"]["reason"]
+    assert cases["graph"]["prefill_ms"]["n"] == 1  # prefill numbers kept from the partial record
+    assert rc == 1
+
+
+def test_sigterm_mid_sweep_leaves_a_valid_log(tmp_path):
+    path = tmp_path / "log.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "edgebench", "run", "-m", "tiny-llama,tiny-mamba2,tiny-llama",
+                             "-c", "32,64,96", "-n", "2", "-r", "1", "--warmup", "0", "-t", "float32",
+                             "--device", "cpu", "-q", "-o", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and '"type":"case"' not in (path.read_text() if path.exists() else ""):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    lines = _lines(path)  # every line parses
+    done = [x for x in lines if x["type"] == "case"]
+    assert 1 <= len(done) < 6
+    assert proc.returncode != 0
