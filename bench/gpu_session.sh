@@ -24,7 +24,7 @@ setup() {
 smoke() {
   log env
   $PY -m edgebench env --micro | tee "$OUT/env.txt"
-  $PY -m edgebench env --json > "$OUT/env.json"
+  $PY -m edgebench env --json --micro > "$OUT/env.json"
   log gpu tests
   $PY -m pytest -q -m gpu tests/test_probe_gpu.py -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.txt"
   log probe overhead

@@ -1,0 +1,55 @@
+"""Graph vs eager decode, and TPOT as a multiple of the bandwidth floor, from edgebench logs.
+
+The floor of one decode step is the bytes it must read once over the device's measured copy
+bandwidth: all weights + the KV cache at that depth (attention layers) + the SSM/conv states, from the
+analytic memory model that each case line carries (`mem.predicted_parts_bytes`). The copy bandwidth
+is the one `edgebench env --micro` measured on the same device (bytes read + written per second).
+
+    python bench/decode_floor.py LOG.jsonl [LOG...] --env ENV.json [--md OUT.md]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("logs", nargs="+")
+    ap.add_argument("--env", required=True, help="edgebench env --json --micro output of the device")
+    ap.add_argument("--md", default=None)
+    args = ap.parse_args()
+    env = json.load(open(args.env))
+    bw = env["micro"][0]["copy_bw_bytes_per_s"]
+    cases = defaultdict(dict)
+    for path in args.logs:
+        for line in open(path):
+            r = json.loads(line)
+            if r.get("type") == "case" and r.get("status") == "ok" and r.get("tpot_ms"):
+                cases[(r["model"], r["ctx"])][r["decode_mode"]] = r
+    rows = []
+    for (model, ctx), by_mode in sorted(cases.items()):
+        any_rec = next(iter(by_mode.values()))
+        parts = any_rec["mem"]["predicted_parts_bytes"]
+        step_bytes = parts["weights"] + parts["kv"] + parts["ssm_state"]
+        floor_ms = step_bytes / bw * 1e3
+        eager = by_mode.get("eager", {}).get("tpot_ms", {}).get("median")
+        graph = by_mode.get("graph", {}).get("tpot_ms", {}).get("median")
+        rows.append((model, ctx, step_bytes / 2**20, floor_ms, eager, graph,
+                     eager / graph if eager and graph else None,
+                     eager / floor_ms if eager else None, graph / floor_ms if graph else None))
+    head = ("| model | ctx | bytes/step MiB | floor ms | eager TPOT ms | graph TPOT ms | graph speedup "
+            "| eager / floor | graph / floor |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    fmt = lambda x, f: "-" if x is None else format(x, f)  # noqa: E731
+    body = "\n".join(f"| {m} | {c} | {b:.0f} | {fl:.3f} | {fmt(e, '.3f')} | {fmt(g, '.3f')} | {fmt(s, '.2f')}x "
+                     f"| {fmt(ef, '.1f')}x | {fmt(gf, '.1f')}x |" for m, c, b, fl, e, g, s, ef, gf in rows)
+    text = f"copy bandwidth (measured): {bw / 1e9:.0f} GB/s\n\n{head}\n{body}\n"
+    print(text)
+    if args.md:
+        with open(args.md, "w") as fh:
+            fh.write(text)
+
+
+if __name__ == "__main__":
+    main()
