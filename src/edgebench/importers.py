@@ -57,7 +57,7 @@ def guess_family(model: str) -> str:
 
 
 def blank_row(**values: Any) -> dict[str, Any]:
-    from edgebench.logs import CASE_FIELDS  # late: logs imports this module
+    from edgebench.logfile import CASE_FIELDS  # late: logfile imports this module
     row = dict.fromkeys(CASE_FIELDS)
     row.update(values)
     return row
@@ -71,7 +71,7 @@ def import_file(path: Path) -> tuple[list[dict[str, Any]], list[Issue]]:
         except ValueError as exc:
             return [], [(None, f"not JSON ({exc}); expected llama-bench -o json output", True)]
         if isinstance(data, list) and data and all(is_llama_bench(o) for o in data):
-            return llama_bench_rows([(None, o) for o in data], str(path))
+            return llama_bench_rows(list(enumerate(data, 1)), str(path), numbered="result #")
         return [], [(None, "JSON file is not a recognised log (llama-bench -o json is a list of "
                            "objects with n_prompt, n_gen, avg_ns)", True)]
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
@@ -163,8 +163,8 @@ def _ssm_memory(rows: list[dict[str, str]], header: list[str], name: str):
             source="ssm-char", file=name, run=f"ssm-char-mem:{Path(name).name}",
             key=f"{model}|ssm-char|ctx={ctx}|mem", model=model, family=guess_family(model),
             backend="ssm-char", ctx=ctx, batch=int(batch) if batch else 1, status="ok",
-            peak_allocated_bytes=total * _MIB if total is not None else None,
-            peak_reserved_bytes=reserved * _MIB if reserved is not None else None))
+            peak_allocated_bytes=round(total * _MIB) if total is not None else None,
+            peak_reserved_bytes=round(reserved * _MIB) if reserved is not None else None))
     return out, issues
 
 
@@ -193,9 +193,11 @@ def is_llama_bench(obj: Any) -> bool:
         "avg_ns" in obj or "samples_ns" in obj or "model_type" in obj)
 
 
-def llama_bench_rows(items: Iterable[tuple[int | None, dict[str, Any]]], name: str):
-    """Case rows from llama-bench result objects given as (line or None, object)."""
-    issues: list[Issue] = []
+def llama_bench_rows(items: Iterable[tuple[int, dict[str, Any]]], name: str, numbered: str = ""):
+    """Case rows from llama-bench result objects given as (line, object); with `numbered` the
+    numbers are positions in a JSON list, named in the message rather than as a file line."""
+    raw_issues: list[Issue] = []
+    issues = raw_issues
     merged: dict[tuple, dict[str, Any]] = {}
     for line, o in items:
         n_prompt, n_gen, depth = o.get("n_prompt"), o.get("n_gen"), o.get("n_depth") or 0
@@ -237,6 +239,8 @@ def llama_bench_rows(items: Iterable[tuple[int | None, dict[str, Any]]], name: s
         else:
             row["gen"] = n_gen
             row["tpot_ms"], row["tpot_raw_ms"] = summarize(per), per if len(per) > 1 else None
+    if numbered:
+        issues = [(None, f"{numbered}{n}: {why}", skip) for n, why, skip in raw_issues]
     rows = list(merged.values())
     # All results of one llama-bench invocation share one run id (its first test's time).
     if rows:

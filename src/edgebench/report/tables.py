@@ -72,7 +72,7 @@ def metric_values(r: dict[str, Any]) -> tuple[float | None, ...]:
             r["prefill_j"], r["decode_j_per_token"])
 
 
-RATIO_METRICS = ("prefill_ms", "tpot_ms", "peak_mem_gib")
+RATIO_METRICS = ("prefill_ms", "tpot_ms")
 CROSSOVER_METRICS = ("prefill_ms", "tpot_ms", "peak_mem_gib", "prefill_j", "decode_j_per_token")
 OPS_ORDER = ("gemm", "attention", "ssm_scan", "conv1d", "norm", "elementwise", "memory",
              "embedding_logits", "other")
@@ -205,13 +205,6 @@ def _ratio_column(paired: list[tuple[dict[str, Any], dict[str, Any] | None]],
                   metric: str) -> list[RatioCI | None]:
     """Ratio row / baseline for one metric over the whole table: bootstrap where both sides kept
     raw samples, the normal approximation (vectorised) from the Stats objects elsewhere."""
-    if metric == "peak_mem_gib":
-        make = RatioCI._make
-        out = []
-        for r, b in paired:
-            x, y = (r["peak_allocated_bytes"], b["peak_allocated_bytes"]) if b else (None, None)
-            out.append(make((x / y, None, None, None)) if x and y else None)
-        return out
     raw = metric.replace("_ms", "_raw_ms")
     none = (None, None)
     parts_a = [median_and_rel_se(r[metric]) if b else none for r, b in paired]
