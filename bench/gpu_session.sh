@@ -21,70 +21,73 @@ setup() {
   $PY -c "import edgebench.probe as p; print('probe backend:', p.backend, p.why)"
 }
 
-smoke() {
+# Each stage writes its own log under $OUT and is bounded by `timeout`, so one hang cannot eat the call.
+gputests() {
+  log "gpu tests"
+  timeout 120 $PY -m pytest -q -m gpu tests/test_probe_gpu.py tests/test_loaders.py tests/test_isolate.py \
+    -p no:cacheprovider > "$OUT/gpu_tests.txt" 2>&1; tail -5 "$OUT/gpu_tests.txt"
+}
+envinfo() {
   log env
-  $PY -m edgebench env --micro | tee "$OUT/env.txt"
-  $PY -m edgebench env --json --micro > "$OUT/env.json"
-  log gpu tests
-  $PY -m pytest -q -m gpu tests/test_probe_gpu.py -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.txt"
-  log probe overhead
-  $PY bench/probe_overhead.py --json "$OUT/probe_overhead.json" | tee "$OUT/probe_overhead.txt"
-  log smoke run
-  $PY -m edgebench run -m qwen2.5-0.5b,mamba2-780m,mamba-790m,zamba2-1.2b,falcon-h1-0.5b -c 1k -n 16 -r 2 \
-    --decode-mode eager,graph -o "$OUT/smoke.jsonl" 2>&1 | grep -v "^\[transformers\]" | tail -60
+  timeout 120 $PY -m edgebench env --micro > "$OUT/env.txt" 2>&1; tail -12 "$OUT/env.txt"
+  timeout 120 $PY -m edgebench env --json --micro > "$OUT/env.json" 2> "$OUT/env.err"
 }
-
-# Issue 3 evidence: five models, 1K-64K, eager and graph decode, with the fast kernels (two shards so
-# each fits one call).
-sweep1() { sweep 1/2; }
-sweep2() { sweep 2/2; }
+overhead() {
+  log "probe overhead"
+  timeout 120 $PY bench/probe_overhead.py --json "$OUT/probe_overhead.json" > "$OUT/probe_overhead.txt" 2>&1
+  cat "$OUT/probe_overhead.txt"
+}
+smoke() {
+  log "smoke run"
+  timeout 300 $PY -m edgebench run -m qwen2.5-0.5b,mamba2-780m,zamba2-1.2b -c 1k -n 16 -r 2 \
+    --decode-mode eager,graph --timeout 120 -o "$OUT/smoke.jsonl" > "$OUT/smoke.txt" 2>&1; tail -12 "$OUT/smoke.txt"
+}
+# Issue 3 evidence: five models, eager and graph decode, with the fast kernels.
 sweep() {
-  log "sweep shard $1"
-  $PY -m edgebench run -m qwen2.5-0.5b,mamba2-780m,mamba-790m,zamba2-1.2b,falcon-h1-0.5b \
-    -c 1k,4k,16k,32k,64k -n 64 -r 3 --decode-mode eager,graph --allow-long-ctx --shard "$1" \
-    --timeout 300 -o "$OUT/sweep_h100.jsonl" 2>&1 | grep -v "^\[transformers\]" | tail -40
+  log "sweep $1"
+  timeout "${2:-420}" $PY -m edgebench run -m qwen2.5-0.5b,mamba2-780m,mamba-790m,zamba2-1.2b,falcon-h1-0.5b \
+    -c "$1" -n 32 -r 3 --warmup 1 --decode-mode eager,graph --allow-long-ctx --timeout 120 \
+    -o "$OUT/sweep_h100.jsonl" > "$OUT/sweep_$1.txt" 2>&1; tail -40 "$OUT/sweep_$1.txt"
 }
-
+sweepA() { sweep 1k,16k,64k 420; }
+sweepB() { sweep 4k,32k 400; }
 agree() {
   log "prefill agreement with triton.testing.do_bench"
-  $PY bench/prefill_agreement.py --json "$OUT/prefill_agreement.json" 2>&1 | grep -v "^\[transformers\]"
+  timeout 150 $PY bench/prefill_agreement.py --json "$OUT/prefill_agreement.json" > "$OUT/agree.txt" 2>&1
+  tail -6 "$OUT/agree.txt"
 }
-
-# The fallback path: the same model without mamba_ssm / causal_conv1d installed.
+# The fallback path: the same models without mamba_ssm / causal_conv1d installed.
 fallback() {
   log fallback
   $PY -m pip uninstall -q -y mamba-ssm causal-conv1d
-  $PY -m edgebench run -m mamba2-780m,falcon-h1-0.5b -c 1k -n 16 -r 2 -o "$OUT/fallback.jsonl" 2>&1 | tail -20
+  timeout 150 $PY -m edgebench run -m mamba2-780m,falcon-h1-0.5b -c 1k -n 16 -r 2 --timeout 120 \
+    -o "$OUT/fallback.jsonl" > "$OUT/fallback.txt" 2>&1; tail -12 "$OUT/fallback.txt"
   $PY -m pip install -q --no-deps --no-index .whl/*.whl
 }
-
 ops() {
   log "operator breakdown"
-  $PY -m edgebench run -m qwen2.5-0.5b,mamba-130m,mamba2-130m,zamba2-1.2b,falcon-h1-0.5b -c 1k,16k -n 16 -r 2 \
-    --decode-mode eager,graph --allow-long-ctx --profile ops -o "$OUT/ops_h100.jsonl" 2>&1 | grep -v "^\[transformers\]" | tail -30
+  timeout 400 $PY -m edgebench run -m qwen2.5-0.5b,mamba-130m,mamba2-130m,zamba2-1.2b,falcon-h1-0.5b -c 1k,16k \
+    -n 16 -r 2 --warmup 1 --decode-mode eager,graph --allow-long-ctx --profile ops --timeout 120 \
+    -o "$OUT/ops_h100.jsonl" > "$OUT/ops.txt" 2>&1; tail -25 "$OUT/ops.txt"
 }
-
-# Issue 4 evidence: the longest context under a 24 GiB and an 8 GiB budget, both logits modes, plus
-# measured-vs-predicted memory at 4K/16K/64K.
-maxctx24() {
-  log "maxctx 24GiB"
-  $PY -m edgebench maxctx -m qwen2.5-0.5b,llama-3.2-1b,mamba-790m,mamba2-780m,zamba2-1.2b,falcon-h1-0.5b \
-    --memory-budget 24GiB --logits last,all --resolution 2k --timeout 240 -o "$OUT/maxctx_24g.jsonl" 2>&1 | grep -v "^\[transformers\]" | tail -40
-}
-maxctx8() {
-  log "maxctx 8GiB"
-  $PY -m edgebench maxctx -m qwen2.5-0.5b,llama-3.2-1b,mamba-790m,mamba2-780m,zamba2-1.2b,falcon-h1-0.5b \
-    --memory-budget 8GiB --logits last,all --resolution 2k --timeout 240 -o "$OUT/maxctx_8g.jsonl" 2>&1 | grep -v "^\[transformers\]" | tail -40
+# Issue 4 evidence: the longest context under a 24 GiB / 8 GiB budget, and measured vs predicted memory.
+maxctx() {
+  log "maxctx $1"
+  timeout "${2:-300}" $PY -m edgebench maxctx -m qwen2.5-0.5b,mamba2-780m,zamba2-1.2b --memory-budget "$1" \
+    --logits last,all --resolution 4k --timeout 120 -o "$OUT/maxctx_$1.jsonl" > "$OUT/maxctx_$1.txt" 2>&1
+  grep -v "^ " "$OUT/maxctx_$1.txt" | tail -12
 }
 memfit() {
   log "memory measured vs predicted"
-  $PY -m edgebench run -m qwen2.5-0.5b,llama-3.2-1b,mamba-790m,mamba2-780m,zamba2-1.2b,falcon-h1-0.5b \
-    -c 4k,16k,64k -n 0 -r 1 --warmup 0 --allow-long-ctx --no-telemetry -o "$OUT/memfit.jsonl" 2>&1 | grep -v "^\[transformers\]" | tail -30
+  timeout 300 $PY -m edgebench run -m qwen2.5-0.5b,llama-3.2-1b,mamba-790m,mamba2-780m,zamba2-1.2b,falcon-h1-0.5b \
+    -c 4k,16k,64k -n 0 -r 1 --warmup 0 --allow-long-ctx --no-telemetry --timeout 120 -o "$OUT/memfit.jsonl" \
+    > "$OUT/memfit.txt" 2>&1; tail -22 "$OUT/memfit.txt"
 }
 
 setup || { echo "setup failed"; exit 1; }
-for stage in "$@"; do
+for stage in "$@"; do   # STAGE or STAGE:ARG:ARG (e.g. maxctx:24GiB:300)
   [ "$stage" = setup ] && continue
-  "$stage"
+  IFS=: read -r -a parts <<< "$stage"
+  "${parts[@]}"
 done
 log done

@@ -124,14 +124,19 @@ PYBIND11_MODULE(_probe, m) {
       .def_property_readonly("count", &cuda::EventTimer::count)
       .def_property_readonly("capacity", &cuda::EventTimer::capacity);
 
+  // Python objects are built only after the benchmark, with the GIL held again.
   m.def("launch_latency", [](int device, int launches) {
-    cuda::LaunchStats s = cuda::launch_latency(device, launches);
+    cuda::LaunchStats s;
+    {
+      py::gil_scoped_release nogil;
+      s = cuda::launch_latency(device, launches);
+    }
     py::dict o;
     o["host_us_per_launch"] = s.host_us_per_launch;
     o["device_us_per_launch"] = s.device_us_per_launch;
     o["roundtrip_us"] = s.roundtrip_us;
     return o;
-  }, py::arg("device") = 0, py::arg("launches") = 10000, py::call_guard<py::gil_scoped_release>());
+  }, py::arg("device") = 0, py::arg("launches") = 10000);
   m.def("copy_bandwidth_bytes_per_s", &cuda::copy_bandwidth_bytes_per_s, py::arg("device") = 0,
         py::arg("bytes") = 1ULL << 30, py::arg("reps") = 20, py::call_guard<py::gil_scoped_release>());
   m.def("event_resolution_us", &cuda::event_resolution_us, py::arg("device") = 0, py::arg("pairs") = 2000,

@@ -30,6 +30,7 @@ def first_log(tmp_path_factory):
 def test_log_has_header_and_one_compact_line_per_case(first_log):
     lines = _lines(first_log)
     assert lines[0]["type"] == "run" and lines[0]["env"]["host"]["hostname"]
+    assert "power" in lines[0]["env"]  # the full (deep) snapshot, read in a worker
     cases = [x for x in lines if x["type"] == "case"]
     assert [c["model"] for c in cases] == ["tiny-llama", "tiny-mamba2"]
     for c in cases:

@@ -107,6 +107,11 @@ def gpus() -> list[dict]:
     return out
 
 
+def snapshot_for_run(payload: dict) -> dict:
+    """Worker target (see isolate.py): the full snapshot, read in a worker process."""
+    return snapshot(deep=bool(payload.get("deep", True)))
+
+
 def snapshot(deep: bool = True) -> dict:
     """The environment record: everything a reader needs to know what produced a number."""
     from edgebench import jetson, nvml

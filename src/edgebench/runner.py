@@ -158,7 +158,7 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
 def snapshot_env() -> dict:
     """The environment, read in a worker so this process never initialises CUDA."""
     from edgebench import isolate
-    env = isolate.run_isolated("edgebench.env:snapshot", {}, timeout_s=300)
+    env = isolate.run_isolated("edgebench.env:snapshot_for_run", {"deep": True}, timeout_s=300)
     if env.pop("status", None) != "ok":
         raise UserError(f"could not read the environment in a worker: {env.get('reason')}")
     return env
