@@ -2,7 +2,7 @@
 
 The floor of one decode step is the bytes it must read once over the device's measured copy
 bandwidth: all weights + the KV cache at that depth (attention layers) + the SSM/conv states, from the
-analytic memory model that each case line carries (`mem.predicted_parts_bytes`). The copy bandwidth
+analytic memory model (`edgebench.analysis.memory_model`). The copy bandwidth
 is the one `edgebench env --micro` measured on the same device (bytes read + written per second).
 
     python bench/decode_floor.py LOG.jsonl [LOG...] --env ENV.json [--md OUT.md]
@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+
+from edgebench.analysis import memory_model
+from edgebench.models import catalog
 
 
 def main() -> None:
@@ -31,8 +34,8 @@ def main() -> None:
     rows = []
     for (model, ctx), by_mode in sorted(cases.items()):
         any_rec = next(iter(by_mode.values()))
-        parts = any_rec["mem"]["predicted_parts_bytes"]
-        step_bytes = parts["weights"] + parts["kv"] + parts["ssm_state"]
+        parts = memory_model.predict(catalog.get(model), ctx, batch=any_rec["batch"], dtype=any_rec["dtype"])
+        step_bytes = parts["weights_bytes"] + parts["kv_bytes"] + parts["ssm_state_bytes"]
         floor_ms = step_bytes / bw * 1e3
         eager = by_mode.get("eager", {}).get("tpot_ms", {}).get("median")
         graph = by_mode.get("graph", {}).get("tpot_ms", {}).get("median")

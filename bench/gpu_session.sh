@@ -6,7 +6,7 @@
 #   bash bench/gpu_session.sh STAGE ...      # any stage defined below, several in order
 # Carry .whl (mamba-ssm + causal-conv1d wheels from ../shared/wheels) with the call.
 set -uo pipefail
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 TRITON_CACHE_AUTOTUNING=1
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
 PY=python3
@@ -50,17 +50,30 @@ sweep() {
     -o "$OUT/sweep_h100.jsonl" > "$OUT/sweep_$1.txt" 2>&1; tail -40 "$OUT/sweep_$1.txt"
 }
 sweepA() { sweep 1k,16k,64k 420; }
+sweepC() {  # the SSM and hybrid models of the sweep
+  log "sweep ssm+hybrid"
+  timeout 300 $PY -m edgebench run -m mamba2-780m,zamba2-1.2b,falcon-h1-0.5b -c 1k,16k,64k -n 32 -r 3 --warmup 1 \
+    --decode-mode eager,graph --allow-long-ctx --timeout 240 -o "$OUT/sweep_h100.jsonl" > "$OUT/sweepC.txt" 2>&1
+  grep "^\[" "$OUT/sweepC.txt" | tail -20
+}
+# Telemetry's effect on the timings: the same case with and without the power sampler.
+teleff() {
+  log "telemetry effect"
+  timeout 60 $PY -m edgebench run -m qwen2.5-0.5b -c 4k -n 32 -r 5 -o "$OUT/tele_on.jsonl" > /dev/null 2>&1
+  timeout 60 $PY -m edgebench run -m qwen2.5-0.5b -c 4k -n 32 -r 5 --no-telemetry -o "$OUT/tele_off.jsonl" > /dev/null 2>&1
+  grep -h -o '"prefill_ms":{[^}]*}\|"tpot_ms":{[^}]*}' "$OUT/tele_on.jsonl" "$OUT/tele_off.jsonl"
+}
 sweepB() { sweep 4k,32k 400; }
 agree() {
   log "prefill agreement with triton.testing.do_bench"
-  timeout 150 $PY bench/prefill_agreement.py --json "$OUT/prefill_agreement.json" > "$OUT/agree.txt" 2>&1
+  timeout 100 $PY bench/prefill_agreement.py --json "$OUT/prefill_agreement.json" > "$OUT/agree.txt" 2>&1
   tail -6 "$OUT/agree.txt"
 }
 # The fallback path: the same models without mamba_ssm / causal_conv1d installed.
 fallback() {
   log fallback
   $PY -m pip uninstall -q -y mamba-ssm causal-conv1d
-  timeout 150 $PY -m edgebench run -m mamba2-780m,falcon-h1-0.5b -c 1k -n 16 -r 2 --timeout 120 \
+  timeout 70 $PY -m edgebench run -m mamba-130m,falcon-h1-0.5b -c 1k -n 16 -r 2 --timeout 60 \
     -o "$OUT/fallback.jsonl" > "$OUT/fallback.txt" 2>&1; tail -12 "$OUT/fallback.txt"
   $PY -m pip install -q --no-deps --no-index .whl/*.whl
 }

@@ -6,6 +6,7 @@ runs out of memory still leaves its prefill numbers in the log.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from edgebench.measure.stats import summarize
@@ -39,7 +40,7 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
 
     t0 = now_ns()
     loaded = loaders.load(preset, backend=c["backend"], device=device, dtype=c["dtype"], attn=c["attn"])
-    rec["load_ms"] = round((now_ns() - t0) / 1e6, 1)
+    load_ms = round((now_ns() - t0) / 1e6)
     ids = phases.random_prompt(loaded.vocab_size, c["batch"], c["ctx"], device)
 
     # Which kernels run, found from a short profiled forward outside every timed region.
@@ -48,7 +49,8 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
     def probe_once():
         logits, cache = loaded.prefill(short, logits="last")
         loaded.decode(logits[:, -1:].argmax(-1), cache)
-    rec["kernels"] = kernels.detect(probe_once)
+    found = kernels.detect(probe_once)
+    rec["kernels"] = {k: v for k, v in found.items() if v is not None}
     warnings = kernels.fallback_warnings(rec["kernels"], preset.family)
     if warnings:  # printed by the parent; the line keeps only the flag (kernels says which)
         rec["fallback"] = True
@@ -65,7 +67,7 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
                                      logits=c["logits"], device=device)
         mem_prefill = mem.end()
     rec["prefill_ms"] = summarize(pre.samples_ms)
-    rec["cold_ms"] = {k: round(v, 1) for k, v in pre.cold_ms.items()}
+    rec["cold_ms"] = {"load": load_ms, **{k.removesuffix("_ms"): round(v, 1) for k, v in pre.cold_ms.items()}}
     rec["mem"] = _mem_fields(mem_prefill, predicted)
     if p.get("raw"):
         rec["raw"] = {"prefill_ms": [round(x, 4) for x in pre.samples_ms]}
@@ -92,10 +94,11 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
         if "after" in dec.extra:
             ops.append(dec.extra["after"])
         mem_decode = mem.end()
-        if mem_decode.get("peak_allocated_bytes") is not None:
-            rec["mem"]["decode_peak_allocated_bytes"] = mem_decode["peak_allocated_bytes"]
+        peak, dpeak = rec["mem"].get("peak_allocated_bytes"), mem_decode.get("peak_allocated_bytes")
+        if dpeak is not None and (peak is None or abs(dpeak - peak) > 0.01 * peak):
+            rec["mem"]["decode_peak_bytes"] = dpeak  # only when decode peaked apart from prefill
         rec["tpot_ms"] = summarize(dec.samples_ms)
-        rec["cold_ms"].update({k: round(v, 1) for k, v in dec.cold_ms.items()})
+        rec["cold_ms"].update({k.removesuffix("_ms"): round(v, 1) for k, v in dec.cold_ms.items()})
         if "graph_cache" in dec.extra:
             rec["graph_cache"] = dec.extra["graph_cache"]
         if p.get("raw"):
@@ -109,14 +112,6 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
             if o["phase"] == "decode" and rec.get("tpot_ms"):
                 o.update(_wall_from_timing(o, rec["tpot_ms"]["median"]))
         rec["ops"] = ops
-    med = rec["prefill_ms"]["median"] if rec.get("prefill_ms") else None
-    rec["prefill_tok_s"] = round(c["batch"] * c["ctx"] / (med / 1e3), 1) if med else None
-    tp = (rec.get("tpot_ms") or {}).get("median")
-    rec["decode_tok_s"] = round(c["batch"] / (tp / 1e3), 2) if tp else None
-    rec["timer"] = "native-cuda-events" if cuda else "host-clock"
-    from edgebench import probe
-    if cuda and not probe.cuda_ready():
-        rec["timer"] = "torch-cuda-events"
     return rec
 
 
@@ -148,20 +143,25 @@ def _rnd(x, digits: int = 3):
 
 
 def _div(x, n: int):
-    return _rnd(x / n, 5) if isinstance(x, (int, float)) and n else None
+    return _sig(x / n, 4) if isinstance(x, (int, float)) and n else None
+
+
+def _sig(x: float, digits: int) -> float:
+    from edgebench.measure.stats import _r
+    return _r(x, digits)
 
 
 def _mem_fields(m: dict, predicted: dict) -> dict:
     """The compact `mem` object of a case line: measured peaks beside the analytic prediction."""
     out = {k: m.get(k) for k in ("peak_allocated_bytes", "peak_reserved_bytes", "device_used_bytes",
                                  "nvml_process_bytes", "rss_bytes")}
+    if "nvml_process_bytes" in out:
+        out["nvml_bytes"] = out.pop("nvml_process_bytes")
     whys = [f"{k}: {m[k + '_why']}" for k in out if m.get(k + "_why")]
     out = {k: v for k, v in out.items() if v is not None}
     if whys:
         out["why"] = "; ".join(whys)
-    out["predicted_bytes"] = predicted.get("total_bytes")
-    out["predicted_parts_bytes"] = {k.removesuffix("_bytes"): v for k, v in predicted.items()
-                                    if k != "total_bytes"}
+    out["predicted_bytes"] = predicted.get("total_bytes")  # parts: analysis.memory_model.predict
     return out
 
 
@@ -170,7 +170,8 @@ def _prov(before: dict, after: dict) -> dict:
     out: dict[str, Any] = {}
     for k in sorted(set(before) | set(after)):
         b, a = before.get(k), after.get(k)
-        if k in ("t_ns", "kind") or k.endswith("_why") or (b is None and a is None):
+        if k in ("t_ns", "kind", "throttle_names", "throttle_reasons") or k.endswith("_why") \
+                or (b is None and a is None):
             continue
         out[k] = b if b == a else [b, a]
     if not out:
@@ -225,12 +226,14 @@ class _Telemetry:
             out["prov"] = _prov(self.before, after)
             thr = self.provenance.compare(self.before, after)
             known = "why" not in out["prov"]
-            out["throttle"] = {"throttled": thr.get("throttled") if known else None,
-                               "reasons": thr.get("reasons") or []}
+            out["throttle"] = {"throttled": thr.get("throttled") if known else None}
+            if thr.get("reasons"):
+                out["throttle"]["reasons"] = thr["reasons"]
         if not self.sampler:
             out["energy"] = None
             out["energy_why"] = self.why
             return out
+        time.sleep(2.0 / self.rate_hz)  # one more sample after the last phase ends, so it is covered
         self.sampler.stop()
         t_ns, per_channel = self.sampler.samples()
         total = next((i for i, ch in enumerate(self.channels) if ch.is_total), 0)
@@ -245,14 +248,14 @@ class _Telemetry:
         pe, de = e.get("prefill") or {}, (e.get("decode") or {}) if dec is not None else {}
         tokens = c["gen"] * c["batch"]
         result: dict[str, Any] = {
-            "channel": self.channels[total].name, "rate_hz": self.rate_hz,
-            "idle_w": round(idle_mw / 1e3, 2) if idle_mw is not None else None,
+            "channel": None if self.kind == "nvml" else self.channels[total].name,
+            "idle_w": round(idle_mw / 1e3, 1) if idle_mw is not None else None,
             "prefill_j": _div(pe.get("energy_j"), reps), "prefill_net_j": _div(pe.get("net_energy_j"), reps),
-            "prefill_mean_w": _rnd(pe.get("mean_w")), "prefill_peak_w": _rnd(pe.get("peak_w")),
+            "prefill_mean_w": _rnd(pe.get("mean_w"), 1), "prefill_peak_w": _rnd(pe.get("peak_w"), 1),
             "decode_j_per_token": _div(de.get("energy_j"), tokens),
             "decode_net_j_per_token": _div(de.get("net_energy_j"), tokens),
-            "decode_mean_w": _rnd(de.get("mean_w")), "decode_peak_w": _rnd(de.get("peak_w")),
-            "counter_vs_samples_pct": _rnd((e.get("case") or {}).get("counter_vs_samples_pct")),
+            "decode_mean_w": _rnd(de.get("mean_w"), 1), "decode_peak_w": _rnd(de.get("peak_w"), 1),
+            "counter_vs_samples_pct": _rnd((e.get("case") or {}).get("counter_vs_samples_pct"), 2),
         }
         whys = [f"{n}: {d['energy_j_why']}" for n, d in (("prefill", pe), ("decode", de)) if d.get("energy_j_why")]
         if whys:

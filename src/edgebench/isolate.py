@@ -106,6 +106,9 @@ def _worker_env() -> dict[str, str]:
     """The parent's environment; when edgebench runs from a source tree rather than site-packages,
     that tree goes on PYTHONPATH so the worker imports the same edgebench."""
     env = os.environ.copy()
+    # Each case is a fresh process: let Triton keep autotuning results on disk (mamba_ssm's Mamba-2
+    # kernels autotune for minutes otherwise, in every worker). Cold-start cost is still reported.
+    env.setdefault("TRITON_CACHE_AUTOTUNING", "1")
     package_root = str(Path(__file__).resolve().parent.parent)
     if Path(package_root).name not in ("site-packages", "dist-packages"):
         paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]

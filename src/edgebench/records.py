@@ -5,7 +5,7 @@ One self-describing JSON object per line, no whitespace. Every line has `v` (sch
 
 - `run`    header: `run` (run id), `t` (UTC ISO time), `edgebench` (version), `env` (environment
            snapshot), `spec` (the sweep spec as given), `argv`.
-- `case`   one measured case: `run`, `key` (stable case key, used for resume), `model`, `family`
+- `case`   one measured case: `run`, `key` (`case_key()`: stable id, for resume), `model`, `family`
            (transformer | ssm | hybrid), `backend`, `dtype`, `ctx` (prompt tokens), `gen` (decode
            tokens), `batch`, `decode_mode` (eager | graph), `logits` (last | all), `status` (ok | oom
            | error | killed | skipped), `reason` (null when ok), `device` (name), and when ok:
@@ -32,6 +32,17 @@ SCHEMA_VERSION = 1
 RECORD_TYPES = ("run", "case", "maxctx", "ops")
 CASE_STATUSES = ("ok", "oom", "error", "killed", "skipped")
 FAMILIES = ("transformer", "ssm", "hybrid")
+
+
+KEY_FIELDS = ("model", "backend", "dtype", "ctx", "gen", "batch", "decode_mode", "logits", "attn")
+
+
+def case_key(fields: dict[str, Any], device: str) -> str:
+    """A short stable id of a case on a device (12 hex digits of a hash of its fields): the same
+    case measured again gets the same key, which is how a rerun resumes and readers deduplicate."""
+    import hashlib
+    text = "|".join(str(fields[k]) for k in KEY_FIELDS) + "|" + device
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def new_run_id() -> str:

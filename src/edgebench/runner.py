@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,8 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
         _check_budget(spec, presets, env, device)
 
     done = records.finished_keys(out)
-    todo = [c for c in cases if _key(c, device) not in done]
+    cases = [replace(c, dtype=resolve_dtype(c.dtype, device)) for c in cases]
+    todo = [c for c in cases if _key(c, device_name) not in done]
     if done and len(todo) < len(cases):
         say(f"resuming {out}: {len(cases) - len(todo)} of {len(cases)} cases already recorded")
     if not todo:
@@ -125,18 +126,17 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                 pre = presets[case.model]
                 series = (case.model, case.backend, case.dtype, case.decode_mode, case.logits,
                           case.attn, case.batch, case.gen)
-                rec = {"type": "case", "run": run_id, "key": _key(case, device), **case.to_dict(),
-                       "dtype": resolve_dtype(case.dtype, device), "family": pre.family,
-                       "device": device_name}
+                rec = {"type": "case", "run": run_id, "key": _key(case, device_name), **case.to_dict(),
+                       "family": pre.family, "device": device_name}
                 if series in failed:
                     rec.update(status="skipped", reason=f"a shorter context ({failed[series]}) did not fit")
                 else:
                     bar.show(case.key())
-                    payload = {"case": {**case.to_dict(), "dtype": rec["dtype"]}, "device": device,
+                    payload = {"case": case.to_dict(), "device": device,
                                "reps": spec.reps, "warmup": spec.warmup, "raw": spec.raw,
                                "budget_bytes": spec.memory_budget_bytes, "telemetry": opts.telemetry,
                                "power_rate_hz": opts.power_rate_hz, "profile_ops": opts.profile_ops,
-                               "key": _key(case, device)}
+                               "key": rec["key"]}
                     result = isolate.run_isolated(CASE_TARGET, payload, timeout_s=spec.timeout_s)
                     rec.update(result)
                     rec.setdefault("reason", None)
@@ -165,7 +165,7 @@ def snapshot_env() -> dict:
 
 
 def _key(case: Case, device: str) -> str:
-    return f"{case.key()}|{device}"
+    return records.case_key(case.to_dict(), device)
 
 
 def _check_budget(spec: Spec, presets: dict, env: dict, device: str) -> None:

@@ -64,12 +64,12 @@ def _summary(recs: list[dict]) -> None:
         pre = (r.get("prefill_ms") or {}).get("median")
         tp = (r.get("tpot_ms") or {}).get("median")
         peak = ((r.get("mem") or {}).get("prefill") or {}).get("peak_allocated_bytes")
-        ej = (((r.get("energy") or {}).get("prefill")) or {}).get("energy_j_per_prompt")
+        ej = (r.get("energy") or {}).get("prefill_j")
         thr = (r.get("throttle") or {}).get("throttled")
         t.add_row(r["model"], r.get("family", ""), str(r["ctx"]), r["decode_mode"],
                   r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/]",
                   f"{pre:.2f}" if pre is not None else "-", f"{tp:.3f}" if tp is not None else "-",
-                  f"{r['decode_tok_s']:.1f}" if r.get("decode_tok_s") else "-",
+                  f"{r['batch'] * 1e3 / tp:.1f}" if tp else "-",
                   f"{peak / 2**30:.2f}" if peak else "-", f"{ej:.3f}" if ej is not None else "-",
                   "[yellow]yes[/]" if thr else ("no" if thr is not None else "-"))
     import shutil
