@@ -90,3 +90,20 @@ def test_sigterm_mid_sweep_leaves_a_valid_log(tmp_path):
     done = [x for x in lines if x["type"] == "case"]
     assert 1 <= len(done) < 6
     assert proc.returncode != 0
+
+
+def test_compact_case_lines_expand_back():
+    from edgebench import records
+    rec = {"type": "case", "run": "r1", "key": "x", "model": "m", "backend": "hf", "dtype": "bfloat16",
+           "ctx": 1024, "gen": 16, "batch": 1, "decode_mode": "graph", "logits": "last", "attn": "sdpa",
+           "device": "GPU", "status": "ok", "reason": None, "prefill_ms": {"median": 100.0},
+           "tpot_ms": {"median": 4.0},
+           "energy": {"prefill_j": 20.0, "prefill_mean_w": 200.0, "decode_j_per_token": 1.0, "decode_mean_w": 250.0},
+           "mem": {"device_used_bytes": 1000, "nvml_bytes": 1005}}
+    rec["key"] = records.case_key(rec, "GPU")
+    line = records.compact_case(rec)
+    assert "key" not in line and "reason" not in line and "nvml_bytes" not in line["mem"]
+    assert "prefill_mean_w" not in line["energy"]
+    back = records.expand_case(line)
+    assert back["key"] == rec["key"] and back["reason"] is None
+    assert back["energy"]["prefill_mean_w"] == 200.0 and back["energy"]["decode_mean_w"] == 250.0

@@ -99,8 +99,6 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
             rec["mem"]["decode_peak_bytes"] = dpeak  # only when decode peaked apart from prefill
         rec["tpot_ms"] = summarize(dec.samples_ms)
         rec["cold_ms"].update({k.removesuffix("_ms"): round(v, 1) for k, v in dec.cold_ms.items()})
-        if "graph_cache" in dec.extra:
-            rec["graph_cache"] = dec.extra["graph_cache"]
         if p.get("raw"):
             rec["raw"]["tpot_ms"] = [round(x, 4) for x in dec.samples_ms]
     else:
@@ -143,7 +141,7 @@ def _rnd(x, digits: int = 3):
 
 
 def _div(x, n: int):
-    return _sig(x / n, 4) if isinstance(x, (int, float)) and n else None
+    return _sig(x / n, 3) if isinstance(x, (int, float)) and n else None
 
 
 def _sig(x: float, digits: int) -> float:
@@ -226,9 +224,9 @@ class _Telemetry:
             out["prov"] = _prov(self.before, after)
             thr = self.provenance.compare(self.before, after)
             known = "why" not in out["prov"]
-            out["throttle"] = {"throttled": thr.get("throttled") if known else None}
+            out["prov"]["throttled"] = thr.get("throttled") if known else None
             if thr.get("reasons"):
-                out["throttle"]["reasons"] = thr["reasons"]
+                out["prov"]["throttle_reasons"] = thr["reasons"]
         if not self.sampler:
             out["energy"] = None
             out["energy_why"] = self.why
@@ -251,10 +249,10 @@ class _Telemetry:
             "channel": None if self.kind == "nvml" else self.channels[total].name,
             "idle_w": round(idle_mw / 1e3, 1) if idle_mw is not None else None,
             "prefill_j": _div(pe.get("energy_j"), reps), "prefill_net_j": _div(pe.get("net_energy_j"), reps),
-            "prefill_mean_w": _rnd(pe.get("mean_w"), 1), "prefill_peak_w": _rnd(pe.get("peak_w"), 1),
+            "prefill_mean_w": _rnd(pe.get("mean_w"), 1), "prefill_peak_w": _rnd(pe.get("peak_w"), 0),
             "decode_j_per_token": _div(de.get("energy_j"), tokens),
             "decode_net_j_per_token": _div(de.get("net_energy_j"), tokens),
-            "decode_mean_w": _rnd(de.get("mean_w"), 1), "decode_peak_w": _rnd(de.get("peak_w"), 1),
+            "decode_mean_w": _rnd(de.get("mean_w"), 1), "decode_peak_w": _rnd(de.get("peak_w"), 0),
             "counter_vs_samples_pct": _rnd((e.get("case") or {}).get("counter_vs_samples_pct"), 2),
         }
         whys = [f"{n}: {d['energy_j_why']}" for n, d in (("prefill", pe), ("decode", de)) if d.get("energy_j_why")]

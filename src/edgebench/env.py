@@ -57,7 +57,10 @@ def packages(deep: bool = True) -> dict:
             # mamba_ssm cannot be imported at all without its compiled selective_scan_cuda; then
             # transformers silently falls back to the slow PyTorch reference for every SSM model.
             ext = "selective_scan_cuda" if module == "mamba_ssm" else "causal_conv1d_cuda"
-            ok, why = _importable(ext)
+            # The compiled extensions link against torch's libc10: torch must be loaded first.
+            ok, why = _importable("torch")
+            if ok:
+                ok, why = _importable(ext)
             entry["compiled_kernels"] = ok
             if ok:
                 ok, why = _importable(module)

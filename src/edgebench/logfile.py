@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from edgebench import importers
+from edgebench.records import KEY_FIELDS, case_key
 from edgebench.records import CASE_STATUSES, FAMILIES, RECORD_TYPES, SCHEMA_VERSION
 
 CASE_FIELDS = ("source", "file", "run", "key", "device", "host", "device_name", "model", "family",
@@ -193,8 +194,9 @@ class FileReader:
         for f in _STR_FIELDS:
             if type(get(f)) is not str:
                 row[f] = None
-        if type(get("key")) is not str:
-            row["key"] = f"{model}|ctx={ctx}"
+        if type(get("key")) is not str:  # compact lines leave the key out: it is a hash of the fields
+            row["key"] = case_key(obj, str(get("device_name"))) if all(f in obj for f in KEY_FIELDS) \
+                else f"{model}|ctx={ctx}"
         for f in ("gen", "batch"):
             if type(get(f)) is not int:
                 row[f] = None

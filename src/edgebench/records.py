@@ -46,7 +46,45 @@ def case_key(fields: dict[str, Any], device: str) -> str:
 
 
 def new_run_id() -> str:
-    return uuid.uuid4().hex[:16]
+    return uuid.uuid4().hex[:12]
+
+
+# Fields a case line leaves out because a reader derives them (see `expand_case`).
+_DERIVED_ENERGY = {"prefill_mean_w": ("prefill_j", "prefill_ms", 1), "decode_mean_w": ("decode_j_per_token", "tpot_ms", 1)}
+
+
+def compact_case(rec: dict[str, Any]) -> dict[str, Any]:
+    """The case line as written: derivable fields dropped so a line stays under ~1 KB.
+
+    Dropped: `key` (= case_key of the fields and device), `reason` when ok, mean power (= energy /
+    phase time), NVML per-process memory when within 1% of device-level use."""
+    out = {k: v for k, v in rec.items() if not (k == "reason" and v is None and rec.get("status") == "ok")}
+    out.pop("key", None)
+    e = out.get("energy")
+    if isinstance(e, dict):
+        out["energy"] = {k: v for k, v in e.items() if k not in _DERIVED_ENERGY and v is not None}
+    m = out.get("mem")
+    if isinstance(m, dict) and m.get("nvml_bytes") and m.get("device_used_bytes"):
+        if abs(m["nvml_bytes"] - m["device_used_bytes"]) <= 0.01 * m["device_used_bytes"]:
+            out["mem"] = {k: v for k, v in m.items() if k != "nvml_bytes"}
+    return out
+
+
+def expand_case(rec: dict[str, Any]) -> dict[str, Any]:
+    """A case line with its derivable fields filled back in (the inverse of `compact_case`)."""
+    out = dict(rec)
+    out.setdefault("reason", None)
+    if "key" not in out and all(k in out for k in KEY_FIELDS):
+        out["key"] = case_key(out, str(out.get("device")))
+    e = out.get("energy")
+    if isinstance(e, dict):
+        e = dict(e)
+        for name, (joules, phase, per) in _DERIVED_ENERGY.items():
+            t = (out.get(phase) or {}).get("median")
+            if name not in e and isinstance(e.get(joules), (int, float)) and t:
+                e[name] = round(e[joules] * per / (t / 1e3), 1)
+        out["energy"] = e
+    return out
 
 
 def utc_now() -> str:
@@ -122,5 +160,5 @@ def finished_keys(path: str | os.PathLike) -> set[str]:
     """Keys of cases already recorded in a log (any terminal status), for resuming a sweep."""
     if not Path(path).exists():
         return set()
-    return {obj["key"] for _, obj, _ in iter_lines(path)
-            if obj and obj.get("type") == "case" and "key" in obj}
+    return {expand_case(obj)["key"] for _, obj, _ in iter_lines(path)
+            if obj and obj.get("type") == "case" and all(k in obj for k in KEY_FIELDS)}

@@ -149,7 +149,7 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                 for o in rec.pop("ops", None) or []:
                     log.write({**o, "run": run_id, "model": case.model, "ctx": case.ctx,
                                "decode_mode": case.decode_mode, "device": device_name})
-                log.write(rec)
+                log.write(records.compact_case(rec))
                 written.append(rec)
                 bar.advance(rec)
     return out, written

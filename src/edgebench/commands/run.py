@@ -65,7 +65,7 @@ def _summary(recs: list[dict]) -> None:
         tp = (r.get("tpot_ms") or {}).get("median")
         peak = ((r.get("mem") or {}).get("prefill") or {}).get("peak_allocated_bytes")
         ej = (r.get("energy") or {}).get("prefill_j")
-        thr = (r.get("throttle") or {}).get("throttled")
+        thr = (r.get("prov") or {}).get("throttled")
         t.add_row(r["model"], r.get("family", ""), str(r["ctx"]), r["decode_mode"],
                   r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/]",
                   f"{pre:.2f}" if pre is not None else "-", f"{tp:.3f}" if tp is not None else "-",

@@ -14,7 +14,7 @@ def summarize(samples: Sequence[float]) -> dict | None:
         return None
     p10, med, p90 = np.percentile(a, [10, 50, 90])
     sd = float(a.std(ddof=1)) if a.size > 1 else 0.0
-    return {"median": _r(med), "p10": _r(p10), "p90": _r(p90), "stdev": _r(sd, 3), "n": int(a.size)}
+    return {"median": _r(med), "p10": _r(p10, 4), "p90": _r(p90, 4), "stdev": _r(sd, 3), "n": int(a.size)}
 
 
 def _r(x: float, digits: int = 5) -> float:
