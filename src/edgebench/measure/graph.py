@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import inspect
 
-from edgebench.measure.phases import PhaseResult, _sync
-from edgebench.probe import Timer, now_ns
+from edgebench.measure.phases import PhaseResult, _sync, timed_steps
+from edgebench.probe import now_ns
 
 
 def _graph_warm(step, n: int):
@@ -36,18 +36,6 @@ def _capture(step):
         step()
     torch.cuda.synchronize()
     return graph, (now_ns() - t0) / 1e6
-
-
-def _replay_timed(graph, gen: int, device: str) -> tuple[list[float], tuple[int, int]]:
-    replay = graph.replay
-    timer = Timer(device, capacity=gen + 2)
-    mark = timer.mark
-    t0 = now_ns()
-    mark()
-    for _ in range(gen):
-        replay()
-        mark()
-    return timer.intervals_ms(), (t0, now_ns())
 
 
 def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str, after=None) -> PhaseResult:
@@ -84,7 +72,7 @@ def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str, after=No
         _sync(device)
         warm_ms = (now_ns() - t0) / 1e6
         graph, capture_ms = _capture(step)
-        samples, window = _replay_timed(graph, gen, device)
+        samples, window = timed_steps(graph.replay, gen, device)
         extra = {"graph_cache": kind, "window_ns": window}
         if after is not None:
             extra["after"] = after(graph.replay)
@@ -116,18 +104,15 @@ def decode_graph_mamba_ssm(loaded, ids, *, gen: int, warmup: int, device: str, a
             logits = run(tok, pos, ip.seqlen_offset)
             ip.seqlen_offset += 1
             pos.fill_(ip.seqlen_offset)
-        _sync(device)
-        timer = Timer(device, capacity=gen + 2)
-        mark = timer.mark
-        t0 = now_ns()
-        mark()
-        for _ in range(gen):
-            logits = run(tok, pos, ip.seqlen_offset)
-            tok = logits[:, -1:].argmax(-1)
+        state = {"tok": tok}
+
+        def step():
+            lg = run(state["tok"], pos, ip.seqlen_offset)
+            state["tok"] = lg[:, -1:].argmax(-1)
             ip.seqlen_offset += 1
-            mark()
-        samples = timer.intervals_ms()
-        extra = {"graph_cache": "mamba_ssm graph cache", "window_ns": (t0, now_ns())}
+        _sync(device)
+        samples, window = timed_steps(step, gen, device)
+        extra = {"graph_cache": "mamba_ssm graph cache", "window_ns": window}
         if after is not None:
-            extra["after"] = after(lambda: run(tok, pos, ip.seqlen_offset))
+            extra["after"] = after(step)
     return PhaseResult(samples, {"graph_capture_ms": capture_ms}, extra)

@@ -42,6 +42,19 @@ def random_prompt(vocab_size: int, batch: int, ctx: int, device: str, seed: int 
     return torch.randint(0, vocab_size, (batch, ctx), generator=g).to(device)
 
 
+def timed_steps(step: Callable[[], Any], n: int, device: str) -> tuple[list[float], tuple[int, int]]:
+    """Time `n` calls of `step` one by one: a mark before the first call and after each, so the
+    intervals are per-step times. Returns (samples in ms, the host-clock window of the loop)."""
+    timer = Timer(device, capacity=n + 2)
+    mark = timer.mark
+    t0 = now_ns()
+    mark()
+    for _ in range(n):
+        step()
+        mark()
+    return timer.intervals_ms(), (t0, now_ns())
+
+
 def measure_prefill(loaded, ids, *, reps: int, warmup: int, logits: str, device: str) -> PhaseResult:
     """Time `reps` prefills of `ids` (after a cold first call and `warmup` warm ones)."""
     prefill = loaded.prefill
@@ -77,24 +90,15 @@ def measure_decode_eager(loaded, ids, *, gen: int, warmup: int, device: str,
             logits, cache = decode(tok, cache)
         logits = cache = None
         logits, cache = prefill(ids, logits="last")
-        tok = logits[:, -1:].argmax(-1)
+        state = {"tok": logits[:, -1:].argmax(-1), "cache": cache}
+        logits = cache = None
+
+        def step():
+            lg, state["cache"] = decode(state["tok"], state["cache"])
+            state["tok"] = lg[:, -1:].argmax(-1)
         _sync(device)
-        timer = Timer(device, capacity=gen + 2)
-        mark = timer.mark
-        t0 = now_ns()
-        mark()
-        for _ in range(gen):
-            logits, cache = decode(tok, cache)
-            tok = logits[:, -1:].argmax(-1)
-            mark()
-        samples = timer.intervals_ms()
-        window = (t0, now_ns())
+        samples, window = timed_steps(step, gen, device)
         extra = {"window_ns": window}
         if after is not None:  # e.g. the operator profile: more steps, after the timed ones
-            state = {"tok": tok, "cache": cache}
-
-            def step():
-                lg, state["cache"] = decode(state["tok"], state["cache"])
-                state["tok"] = lg[:, -1:].argmax(-1)
             extra["after"] = after(step)
     return PhaseResult(samples, {"first_decode_ms": first_ms}, extra)
