@@ -107,3 +107,26 @@ def test_compact_case_lines_expand_back():
     back = records.expand_case(line)
     assert back["key"] == rec["key"] and back["reason"] is None
     assert back["energy"]["prefill_mean_w"] == 200.0 and back["energy"]["decode_mean_w"] == 250.0
+
+
+def test_maxctx_on_cpu_grows_to_the_limit_and_logs_the_search(tmp_path, capsys):
+    path = tmp_path / "maxctx.jsonl"
+    rc = main(["maxctx", "-m", "tiny-llama", "--device", "cpu", "--limit", "4k", "--resolution", "1k",
+               "-t", "float32", "-o", str(path)])
+    assert rc == 0
+    rec = [x for x in _lines(path) if x["type"] == "maxctx"][0]
+    assert rec["max_ok_ctx"] == 4096 and rec["min_fail_ctx"] is None
+    assert [c for c, _ in rec["trail"]] == [1024, 2048, 4096] and rec["probes"] == 3
+    assert "max context 4096" in capsys.readouterr().out
+
+
+def test_maxctx_budget_on_cpu_is_refused(tmp_path, capsys):
+    assert main(["maxctx", "-m", "tiny-llama", "--device", "cpu", "--memory-budget", "12XB",
+                 "-o", str(tmp_path / "m.jsonl")]) == 2
+    assert "12XB" in capsys.readouterr().err
+
+
+def test_maxctx_budget_needs_a_gpu(tmp_path, capsys):
+    assert main(["maxctx", "-m", "tiny-llama", "--device", "cpu", "--memory-budget", "8GiB",
+                 "-o", str(tmp_path / "m.jsonl")]) == 2
+    assert "CUDA device" in capsys.readouterr().err

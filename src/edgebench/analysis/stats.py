@@ -106,6 +106,37 @@ def ratio_from_parts(med_a: float, se_a: float | None, med_b: float, se_b: float
     return RatioCI(ratio, ratio * math.exp(-half), ratio * math.exp(half), "normal-approx")
 
 
+def median_rel_se_columns(stats: Sequence[Mapping[str, Any] | None]) -> tuple[np.ndarray, np.ndarray]:
+    """`median_and_rel_se` over a column of Stats objects: (medians, rel_se) as float arrays, NaN
+    for None. The plain case (float median, p10, p90 and an int n >= 2) is done with numpy in the
+    same operation order; anything else goes through `median_and_rel_se` itself."""
+    size = len(stats)
+    med, se = np.full(size, np.nan), np.full(size, np.nan)
+    at: list[int] = []
+    m: list[float] = []
+    k: list[int] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    for i, s in enumerate(stats):
+        if type(s) is dict:
+            a, n, p, q = s.get("median"), s.get("n"), s.get("p10"), s.get("p90")
+            if (type(a) is float and type(n) is int and type(p) is float and type(q) is float
+                    and a > 0 and n >= 2 and q >= p):
+                at.append(i), m.append(a), k.append(n), lo.append(p), hi.append(q)
+                continue
+        a, e = median_and_rel_se(s)
+        if a is not None:
+            med[i] = a
+            if e is not None:
+                se[i] = e
+    if at:
+        ma = np.array(m)
+        sigma = (np.array(hi) - np.array(lo)) / _P10_P90_WIDTH_IN_SIGMA
+        med[at] = ma
+        se[at] = _MEDIAN_SE_FACTOR * sigma / np.sqrt(np.array(k, dtype=float)) / ma
+    return med, se
+
+
 def ratio_cis_from_parts(med_a: Sequence[float | None], se_a: Sequence[float | None],
                         med_b: Sequence[float | None], se_b: Sequence[float | None], *,
                         confidence: float = 0.95) -> list[RatioCI | None]:
@@ -113,7 +144,13 @@ def ratio_cis_from_parts(med_a: Sequence[float | None], se_a: Sequence[float | N
     def arr(xs: Sequence[float | None]) -> np.ndarray:
         return np.array([np.nan if x is None else x for x in xs], dtype=float)
 
-    ma, sa, mb, sb = arr(med_a), arr(se_a), arr(med_b), arr(se_b)
+    return ratio_cis_from_arrays(arr(med_a), arr(se_a), arr(med_b), arr(se_b),
+                                 confidence=confidence)
+
+
+def ratio_cis_from_arrays(ma: np.ndarray, sa: np.ndarray, mb: np.ndarray, sb: np.ndarray, *,
+                          confidence: float = 0.95) -> list[RatioCI | None]:
+    """`ratio_cis_from_parts` on float arrays (NaN = missing)."""
     z = _Z.get(confidence) or _z_of(confidence)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = ma / mb

@@ -50,6 +50,9 @@ def main(args: argparse.Namespace) -> int:
     device = runner.resolve_device(args.device, env)
     dtype = runner.resolve_dtype(args.dtype, device)
     total = env["gpus"][int(device.split(":")[1])]["total_bytes"] if device.startswith("cuda") else None
+    if budget and not device.startswith("cuda"):
+        raise UserError("--memory-budget caps a CUDA device's memory; this search runs on the CPU "
+                        "(drop --memory-budget, or run where `edgebench env` shows a GPU)")
     if budget:
         from edgebench.budget import check_budget
         for name, pre in presets.items():

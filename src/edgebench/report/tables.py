@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from edgebench.analysis.crossover import find_crossovers
-from edgebench.analysis.stats import RatioCI, median_and_rel_se, ratio_ci, ratio_cis_from_parts
+from edgebench.analysis.stats import (RatioCI, median_rel_se_columns, ratio_ci,
+                                      ratio_cis_from_arrays)
 from edgebench.errors import UserError
 from edgebench.logs import Logs
 
@@ -204,13 +205,33 @@ def _cases_table(rows, labels, settings, values, baseline, metrics, superseded) 
 def _ratio_column(paired: list[tuple[dict[str, Any], dict[str, Any] | None]],
                   metric: str) -> list[RatioCI | None]:
     """Ratio row / baseline for one metric over the whole table: bootstrap where both sides kept
-    raw samples, the normal approximation (vectorised) from the Stats objects elsewhere."""
+    raw samples, the normal approximation (vectorised) from the Stats objects elsewhere. Each
+    row's (median, rel_se) is computed once; a baseline row is looked up by its position."""
+    import numpy as np
+
     raw = metric.replace("_ms", "_raw_ms")
-    none = (None, None)
-    parts_a = [median_and_rel_se(r[metric]) if b else none for r, b in paired]
-    parts_b = [median_and_rel_se(b[metric]) if b else none for _, b in paired]
-    out = ratio_cis_from_parts([p[0] for p in parts_a], [p[1] for p in parts_a],
-                               [p[0] for p in parts_b], [p[1] for p in parts_b])
+    at = {id(r): n for n, (r, _) in enumerate(paired)}
+    stats = [r[metric] for r, _ in paired]
+    b_at: list[int] = []
+    for r, b in paired:
+        if not b:
+            b_at.append(-1)
+            continue
+        n = at.get(id(b))
+        if n is None:  # a baseline row not in the table itself: give it a slot of its own
+            n = at[id(b)] = len(stats)
+            stats.append(b[metric])
+        b_at.append(n)
+    med, se = median_rel_se_columns(stats)
+    bi = np.array(b_at, dtype=np.intp)
+    has_b = bi >= 0
+    bi = np.where(has_b, bi, 0)
+    size = len(paired)
+    ma = np.where(has_b, med[:size], np.nan)
+    sa = np.where(has_b, se[:size], np.nan)
+    mb = np.where(has_b, med[bi], np.nan)
+    sb = np.where(has_b, se[bi], np.nan)
+    out = ratio_cis_from_arrays(ma, sa, mb, sb)
     for n, (r, b) in enumerate(paired):
         if b and r[raw] and b[raw]:
             out[n] = ratio_ci(r[metric], b[metric], r[raw], b[raw])
