@@ -17,7 +17,8 @@
 - `activation_bytes`: estimate of the largest transient of a prefill on the fast-kernel path:
   batch x ctx x dtype size x (2 x hidden for the residual stream and its normed copy + the widest
   per-layer intermediate: 3 x intermediate for a gated MLP, (heads + 2 x kv_heads) x head_dim +
-  heads x head_dim for attention, the in_proj width + conv_dim for a Mamba mixer). With
+  heads x head_dim for attention, the in_proj width + conv_dim for a Mamba-2 mixer, 8 x d_inner for
+  a Mamba-1 mixer: see _MAMBA1_LIVE_D_INNER). With
   logits="all" and an upcasting class, the dtype copy of the logits before `.float()` is added.
   It ignores allocator fragmentation and the PyTorch-reference SSM path (which materialises
   (batch, d_inner, ctx, d_state) float32 tensors for Mamba-1 and is far larger).
@@ -35,6 +36,12 @@ from edgebench.models.catalog import Preset, param_count
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 FP32_STATE_BYTES = 4
 _FP32_LOGITS_TYPES = frozenset({"mamba", "mamba2", "falcon_mamba", "nemotron_h"})
+# Mamba-1 prefill through transformers' MambaMixer with mamba_ssm's selective_scan_fn holds, at the
+# scan, d_inner-wide per-token tensors: in_proj output (2), conv output (1), dt_proj output (1),
+# selective_scan_fn's contiguous copies of u and z (2), its out and out_z (2) = 8 x d_inner. Checked on
+# an H100 (mamba-790m, bench/results/h100-2026-11-22): 63 KB/token measured vs 55 predicted.
+_MAMBA1_TYPES = frozenset({"mamba", "falcon_mamba"})
+_MAMBA1_LIVE_D_INNER = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +152,8 @@ def predict(preset: Preset, ctx: int, batch: int = 1, dtype: str = "bfloat16", l
     logit_bytes = FP32_STATE_BYTES if preset.model_type in _FP32_LOGITS_TYPES else nbytes
     widest = max(lay.mlp_width, (2 * lay.q_heads + 2 * lay.kv_heads) * lay.head_dim,
                  lay.in_proj_width + lay.conv_dim)
+    if preset.model_type in _MAMBA1_TYPES:
+        widest = _MAMBA1_LIVE_D_INNER * (lay.in_proj_width // 2)
     activation = batch * ctx * nbytes * (2 * c.get("hidden_size", 0) + widest)
     if logits == "all" and logit_bytes != nbytes:
         activation += batch * ctx * vocab * nbytes
