@@ -47,7 +47,7 @@ sweep() {
   log "sweep $1"
   timeout "${2:-420}" $PY -m edgebench run -m qwen2.5-0.5b,mamba2-780m,mamba-790m,zamba2-1.2b,falcon-h1-0.5b \
     -c "$1" -n 32 -r 3 --warmup 1 --decode-mode eager,graph --allow-long-ctx --timeout 120 \
-    -o "$OUT/sweep_h100.jsonl" > "$OUT/sweep_$1.txt" 2>&1; tail -40 "$OUT/sweep_$1.txt"
+    -o "$OUT/sweep_h100.jsonl" > "$OUT/sweep_${1//,/_}.txt" 2>&1; tail -40 "$OUT/sweep_${1//,/_}.txt"
 }
 sweepA() { sweep 1k,16k,64k 420; }
 sweepC() {  # the SSM and hybrid models of the sweep
