@@ -108,33 +108,35 @@ def ratio_from_parts(med_a: float, se_a: float | None, med_b: float, se_b: float
 
 def median_rel_se_columns(stats: Sequence[Mapping[str, Any] | None]) -> tuple[np.ndarray, np.ndarray]:
     """`median_and_rel_se` over a column of Stats objects: (medians, rel_se) as float arrays, NaN
-    for None. The plain case (float median, p10, p90 and an int n >= 2) is done with numpy in the
-    same operation order; anything else goes through `median_and_rel_se` itself."""
+    for None. When every object is a dict (or None) whose fields are floats (n an int) or absent,
+    numpy does it in the same operation order; otherwise each goes through `median_and_rel_se`."""
     size = len(stats)
+    if all(type(s) is dict or s is None for s in stats):
+        # One pass over the objects (scattered in memory: each visit is a cache miss), then columns.
+        fields = [list(f) for f in zip(*[(s.get("median"), s.get("n"), s.get("p10"), s.get("p90"),
+                                          s.get("stdev")) for s in (s or _NO_STATS for s in stats)])]
+        fields = fields or [[]] * 5
+        kinds = [set(map(type, f)) for f in fields]
+        if kinds[1] <= _INT_OR_NONE and all(k <= _FLOAT_OR_NONE for i, k in enumerate(kinds) if i != 1):
+            m, n, p10, p90, sd = (np.array(f, dtype=float) for f in fields)  # None -> NaN
+            with np.errstate(invalid="ignore", divide="ignore"):
+                med_ok, n_ok, pq_ok = m > 0, n >= 2, p90 >= p10
+                sigma = np.where(pq_ok, (p90 - p10) / _P10_P90_WIDTH_IN_SIGMA, sd)
+                se = _MEDIAN_SE_FACTOR * sigma / np.sqrt(n) / m
+            return np.where(med_ok, m, np.nan), np.where(med_ok & n_ok, se, np.nan)
     med, se = np.full(size, np.nan), np.full(size, np.nan)
-    at: list[int] = []
-    m: list[float] = []
-    k: list[int] = []
-    lo: list[float] = []
-    hi: list[float] = []
     for i, s in enumerate(stats):
-        if type(s) is dict:
-            a, n, p, q = s.get("median"), s.get("n"), s.get("p10"), s.get("p90")
-            if (type(a) is float and type(n) is int and type(p) is float and type(q) is float
-                    and a > 0 and n >= 2 and q >= p):
-                at.append(i), m.append(a), k.append(n), lo.append(p), hi.append(q)
-                continue
         a, e = median_and_rel_se(s)
         if a is not None:
             med[i] = a
             if e is not None:
                 se[i] = e
-    if at:
-        ma = np.array(m)
-        sigma = (np.array(hi) - np.array(lo)) / _P10_P90_WIDTH_IN_SIGMA
-        med[at] = ma
-        se[at] = _MEDIAN_SE_FACTOR * sigma / np.sqrt(np.array(k, dtype=float)) / ma
     return med, se
+
+
+_NO_STATS: dict[str, Any] = {}
+_INT_OR_NONE = frozenset((int, type(None)))
+_FLOAT_OR_NONE = frozenset((float, type(None)))
 
 
 def ratio_cis_from_parts(med_a: Sequence[float | None], se_a: Sequence[float | None],

@@ -50,8 +50,17 @@ def _formatter(col: Column) -> Callable[[Any], str]:
     return fmt
 
 
+def _within(v: RatioCI) -> bool | None:
+    """`v.within_spread`, inlined for whole columns."""
+    lo, hi = v.lo, v.hi
+    return None if lo is None or hi is None else lo <= 1.0 <= hi
+
+
 def _column_cells(values: list[Any], col: Column) -> list[str]:
     spec = col.fmt
+    if spec == "ratio" and all(type(v) is RatioCI or v is None for v in values):
+        return [MISSING if v is None else f"{'~' if _within(v) else ''}{v.ratio:.2f}x"
+                for v in values]
     if spec and spec not in ("pct", "ratio"):
         try:  # fast path: one format spec for a whole column of numbers
             return [MISSING if v is None else format(v, spec) for v in values]
@@ -63,12 +72,14 @@ def _column_cells(values: list[Any], col: Column) -> list[str]:
     return [f(v) for v in values]
 
 
-def _cells(table: Table) -> list[list[str]]:
-    """Formatted cells, row-major; formatted a column at a time (one spec per column)."""
-    if not table.rows:
-        return []
-    columns = [_column_cells(list(vals), c) for vals, c in zip(zip(*table.rows), table.columns)]
-    return [list(r) for r in zip(*columns)]
+def _columns(table: Table) -> list[list[str]]:
+    """Formatted cells, column-major; formatted a column at a time (one spec per column)."""
+    return [_column_cells(list(vals), c) for vals, c in zip(zip(*table.rows), table.columns)]
+
+
+def _cells(table: Table) -> list[tuple[str, ...]]:
+    """Formatted cells, row-major."""
+    return list(zip(*_columns(table))) if table.rows else []
 
 
 def render_text(tables: list[Table], width: int | None = None) -> str:
@@ -99,13 +110,12 @@ def _rich(t: Table, width: int | None) -> str:
 
 
 def _plain(t: Table) -> str:
-    cells = _cells(t)
     names = [c.name for c in t.columns]
-    columns = list(zip(*cells)) or [()] * len(names)
+    columns = (_columns(t) if t.rows else []) or [()] * len(names)
     widths = [max(len(n), max(map(len, col), default=0)) for n, col in zip(names, columns)]
     line = "  ".join(f"{{:{'>' if c.fmt else '<'}{w}}}" for c, w in zip(t.columns, widths)).format
     out = [t.title, line(*names).rstrip(), line(*("-" * w for w in widths)).rstrip()]
-    out += [line(*r).rstrip() for r in cells]
+    out += [line(*r).rstrip() for r in zip(*columns)]
     return "\n".join(out) + "\n"
 
 
@@ -115,8 +125,10 @@ def render_markdown(tables: list[Table]) -> str:
         out.append(f"### {t.title}\n")
         out.append("| " + " | ".join(c.name for c in t.columns) + " |")
         out.append("|" + "|".join("---:" if c.fmt else "---" for c in t.columns) + "|")
-        for row in _cells(t):
-            out.append("| " + " | ".join(v.replace("|", "\\|") for v in row) + " |")
+        if t.rows:  # escape | a column at a time, only in the columns that hold one
+            columns = [[v.replace("|", "\\|") for v in col] if any("|" in v for v in col) else col
+                       for col in _columns(t)]
+            out += ["| " + " | ".join(row) + " |" for row in zip(*columns)]
         out.extend(f"\n_{n}_" for n in t.notes)
         out.append("")
     return "\n".join(out) + "\n"
@@ -137,6 +149,19 @@ def render_csv(tables: list[Table]) -> str:
         if not ratio_at:
             w.writerows(t.rows)  # csv writes None as an empty field
             continue
+        if t.rows and len({len(r) for r in t.rows}) == 1 and ratio_at[-1] < len(t.rows[0]):
+            columns = list(zip(*t.rows))  # expand each ratio column into four, a column at a time
+            for i in reversed(ratio_at):
+                cis = columns[i]
+                if not all(type(v) is RatioCI or v is None for v in cis):
+                    break
+                columns[i:i + 1] = ([None if v is None else v.ratio for v in cis],
+                                    [None if v is None else v.lo for v in cis],
+                                    [None if v is None else v.hi for v in cis],
+                                    [None if v is None else _within(v) for v in cis])
+            else:
+                w.writerows(zip(*columns))
+                continue
         for row in t.rows:
             out = list(row)
             for i in reversed(ratio_at):
@@ -157,8 +182,54 @@ def tables_as_json(tables: list[Table]) -> list[dict[str, Any]]:
 
 
 def render_json(tables: list[Table], extra: dict[str, Any] | None = None) -> str:
-    doc = {"tables": tables_as_json(tables), **(extra or {})}
-    return json.dumps(doc, separators=(",", ":"), allow_nan=False) + "\n"
+    """The JSON document {"tables": tables_as_json(tables), **extra}, compact. Written a column at
+    a time: the same text json.dumps gives, without building a dict per row."""
+    extra = extra or {}
+    texts = [_table_json(t) for t in tables] if "tables" not in extra else [None]
+    if any(x is None for x in texts):
+        doc = {"tables": tables_as_json(tables), **extra}
+        return json.dumps(doc, separators=(",", ":"), allow_nan=False) + "\n"
+    tail = "," + _dumps(extra)[1:] if extra else "}"
+    return '{"tables":[' + ",".join(texts) + "]" + tail + "\n"  # type: ignore[arg-type]
+
+
+def _dumps(x: Any) -> str:
+    return json.dumps(x, separators=(",", ":"), allow_nan=False)
+
+
+_JSON_SCALARS = frozenset((int, float, bool, type(None)))
+_encode_str = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
+
+
+def _json_column(values: list[Any]) -> list[str]:
+    """Each value's JSON text, as json.dumps writes it inside a document."""
+    kinds = set(map(type, values))
+    if kinds <= {str, type(None)}:  # each distinct string encoded once (devices, models repeat)
+        memo = {v: "null" if v is None else _encode_str(v) for v in set(values)}
+        return [memo[v] for v in values]
+    if kinds <= _JSON_SCALARS:  # numbers, bools and nulls hold no comma: one dumps, then split
+        return _dumps(values)[1:-1].split(",") if values else []
+    if kinds <= {RatioCI, type(None)}:
+        cis = [v for v in values if v is not None]
+        fields = [_json_column(list(f)) for f in zip(*cis)] if cis else []
+        within = _json_column([_within(v) for v in cis])
+        objs = iter('{"ratio":%s,"ci_lo":%s,"ci_hi":%s,"method":%s,"within_spread":%s}'
+                    % (*f, w) for f, w in zip(zip(*fields), within))
+        return ["null" if v is None else next(objs) for v in values]
+    return [_dumps(v.as_dict() if isinstance(v, RatioCI) else v) for v in values]
+
+
+def _table_json(t: Table) -> str | None:
+    """One table of `tables_as_json` as JSON text; None when it needs the general path (repeated
+    column names, rows not as long as the columns)."""
+    names = [c.name for c in t.columns]
+    n = len(names)
+    if not n or len(set(names)) < n or any(len(r) != n for r in t.rows):
+        return None
+    head = _dumps({"name": t.name, "title": t.title, "notes": t.notes})[:-1]
+    row = "{" + ",".join(_encode_str(k).replace("%", "%%") + ":%s" for k in names) + "}"
+    columns = [_json_column(list(vals)) for vals in zip(*t.rows)]
+    return head + ',"rows":[' + ",".join([row % cells for cells in zip(*columns)]) + "]}"
 
 
 def render_html(tables: list[Table]) -> str:

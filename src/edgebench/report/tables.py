@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from edgebench.analysis.crossover import find_crossovers
+from edgebench.analysis.crossover import candidate_pairs, curve, find_crossovers
 from edgebench.analysis.stats import (RatioCI, median_rel_se_columns, ratio_ci,
                                       ratio_cis_from_arrays)
 from edgebench.errors import UserError
@@ -138,6 +138,20 @@ def series_labels(rows: list[dict[str, Any]]) -> dict[int, str]:
     return labels
 
 
+def _settings(rows: list[dict[str, Any]]) -> dict[int, str]:
+    """`setting_of` per row id, computed once per distinct (dtype, batch, mode, logits)."""
+    memo: dict[tuple, str] = {}
+    out = {}
+    for r in rows:
+        d, b, m, lg = r["dtype"], r["batch"], r["decode_mode"], r["logits"]
+        k = (d, b, m, lg, type(d), type(b), type(m), type(lg))  # 1, 1.0 and True are equal keys
+        s = memo.get(k)
+        if s is None:
+            s = memo[k] = setting_of(r)
+        out[id(r)] = s
+    return out
+
+
 def build_tables(logs: Logs, baseline: str | None = None,
                  metrics: list[str] | None = None) -> list[Table]:
     metrics = metrics or list(METRICS)
@@ -147,7 +161,7 @@ def build_tables(logs: Logs, baseline: str | None = None,
         raise UserError(f"baseline model {baseline!r} is not in the logs; models there: "
                         f"{', '.join(models[:20])}")
     labels = series_labels(rows)
-    settings = {id(r): setting_of(r) for r in rows}
+    settings = _settings(rows)
     values = {id(r): metric_values(r) for r in rows if r["status"] == "ok"}
     tables = [_cases_table(rows, labels, settings, values, baseline, metrics, superseded),
               _crossover_table(rows, labels, settings, values, metrics),
@@ -174,19 +188,24 @@ def _cases_table(rows, labels, settings, values, baseline, metrics, superseded) 
     ordered = sorted(rows, key=lambda r: (r["device"], settings[id(r)], labels[id(r)], r["ctx"]))
     at = [list(METRICS).index(m) for m in metrics]
     blank = [None] * len(at)
-    out, paired = [], []
-    for r in ordered:
-        line = [r["device"], labels[id(r)]] + ([r["source"]] if sources else [])
-        line += [r["backend"], settings[id(r)], r["ctx"], r["status"]]
-        v = values.get(id(r))
+    pos = {id(b): -1 for b in base.values()}
+    for n, r in enumerate(ordered):
+        if id(r) in pos:
+            pos[id(r)] = n
+    out, b_at = [], []
+    for n, r in enumerate(ordered):
+        setting, v = settings[id(r)], values.get(id(r))
+        line = ([r["device"], labels[id(r)], r["source"]] if sources else
+                [r["device"], labels[id(r)]])
+        line += [r["backend"], setting, r["ctx"], r["status"]]
         line += [v[i] for i in at] if v else blank
         if ratio_metrics:
-            k = (r["device"], settings[id(r)], r["ctx"])
+            k = (r["device"], setting, r["ctx"])
             b = base.get(k + (r["backend"],)) or base.get(k) if v else None
-            paired.append((r, b if b is not r else None))
+            b_at.append(pos[id(b)] if b is not None and b is not r else -1)
         out.append(line)
     if ratio_metrics:
-        columns = [_ratio_column(paired, m) for m in ratio_metrics]
+        columns = [_ratio_column(ordered, b_at, m) for m in ratio_metrics]
         for line, *cells in zip(out, *columns):
             line += cells
     for line, r in zip(out, ordered):
@@ -202,39 +221,23 @@ def _cases_table(rows, labels, settings, values, baseline, metrics, superseded) 
     return Table("cases", "Cases: device x model x context", cols, out, notes)
 
 
-def _ratio_column(paired: list[tuple[dict[str, Any], dict[str, Any] | None]],
-                  metric: str) -> list[RatioCI | None]:
-    """Ratio row / baseline for one metric over the whole table: bootstrap where both sides kept
-    raw samples, the normal approximation (vectorised) from the Stats objects elsewhere. Each
-    row's (median, rel_se) is computed once; a baseline row is looked up by its position."""
+def _ratio_column(rows: list[dict[str, Any]], b_at: list[int], metric: str) -> list[RatioCI | None]:
+    """Ratio row / baseline row (at position b_at, -1 = none) for one metric over the whole table:
+    bootstrap where both sides kept raw samples, the normal approximation (vectorised) from the
+    Stats objects elsewhere; each row's (median, rel_se) is computed once."""
     import numpy as np
 
     raw = metric.replace("_ms", "_raw_ms")
-    at = {id(r): n for n, (r, _) in enumerate(paired)}
-    stats = [r[metric] for r, _ in paired]
-    b_at: list[int] = []
-    for r, b in paired:
-        if not b:
-            b_at.append(-1)
-            continue
-        n = at.get(id(b))
-        if n is None:  # a baseline row not in the table itself: give it a slot of its own
-            n = at[id(b)] = len(stats)
-            stats.append(b[metric])
-        b_at.append(n)
-    med, se = median_rel_se_columns(stats)
+    med, se = median_rel_se_columns([r[metric] for r in rows])
     bi = np.array(b_at, dtype=np.intp)
     has_b = bi >= 0
     bi = np.where(has_b, bi, 0)
-    size = len(paired)
-    ma = np.where(has_b, med[:size], np.nan)
-    sa = np.where(has_b, se[:size], np.nan)
-    mb = np.where(has_b, med[bi], np.nan)
-    sb = np.where(has_b, se[bi], np.nan)
-    out = ratio_cis_from_arrays(ma, sa, mb, sb)
-    for n, (r, b) in enumerate(paired):
-        if b and r[raw] and b[raw]:
-            out[n] = ratio_ci(r[metric], b[metric], r[raw], b[raw])
+    out = ratio_cis_from_arrays(np.where(has_b, med, np.nan), np.where(has_b, se, np.nan),
+                                np.where(has_b, med[bi], np.nan), np.where(has_b, se[bi], np.nan))
+    for n in [n for n, r in enumerate(rows) if r[raw]]:
+        b = rows[b_at[n]] if b_at[n] >= 0 else None
+        if b and b[raw]:
+            out[n] = ratio_ci(rows[n][metric], b[metric], rows[n][raw], b[raw])
     return out
 
 
@@ -252,11 +255,11 @@ def _crossover_table(rows, labels, settings, values, metrics) -> Table | None:
                 (labels[id(r)], r["ctx"], vals))
     out, pairs = [], 0
     for (device, setting), items in sorted(groups.items()):
-        n_pairs, candidates, names, ctxs, grid = _candidate_pairs(items, [i for _, i in chosen])
+        n_pairs, candidates, names, ctxs, grid = candidate_pairs(items, [i for _, i in chosen])
         pairs += n_pairs
         for k, i, j in candidates:
             m = chosen[k][0]
-            a, b = _curve(grid[k, i], ctxs), _curve(grid[k, j], ctxs)
+            a, b = curve(grid[k, i], ctxs), curve(grid[k, j], ctxs)
             for x in find_crossovers(a, b, lower_is_better=METRICS[m][1]):
                 na, nb = names[i], names[j]
                 out.append([device, setting, m, na, nb, x.ctx, na if x.better_after == "a" else nb,
@@ -266,36 +269,6 @@ def _crossover_table(rows, labels, settings, values, metrics) -> Table | None:
     notes = [f"{pairs} model pairs compared over context (interpolated log-log between the "
              f"bracketing measured contexts); {len(out)} crossings found"]
     return Table("crossover", "Crossover: where one model overtakes another", cols, out, notes)
-
-
-def _curve(values, ctxs: list[int]) -> dict[int, float]:
-    return {c: float(v) for c, v in zip(ctxs, values) if v == v}
-
-
-def _candidate_pairs(items: list[tuple[str, int, tuple]], metric_at: list[int]):
-    """For one device and setting: how many (metric, model pair)s were measured at >= 2 common
-    contexts, and those whose curves may cross (log(a) - log(b) takes both signs), as
-    (metric index, series i, series j); plus the names, contexts and the metric x series x ctx grid
-    of values (NaN = not measured). Vectorised over metrics and pairs: the 100k-case benchmark
-    has ~5 * 10^5 of them."""
-    import numpy as np
-
-    names = sorted({label for label, _, _ in items})
-    ctxs = sorted({ctx for _, ctx, _ in items})
-    row_of, col_of = {n: i for i, n in enumerate(names)}, {c: i for i, c in enumerate(ctxs)}
-    grid = np.full((len(metric_at), len(names), len(ctxs)), np.nan)
-    for label, ctx, vals in items:
-        grid[:, row_of[label], col_of[ctx]] = [
-            np.nan if vals[i] is None else vals[i] for i in metric_at]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        logv = np.log(np.where(grid > 0, grid, np.nan))
-    gap = logv[:, :, None, :] - logv[:, None, :, :]
-    common = (~np.isnan(gap)).sum(axis=3)
-    filled = np.where(np.isnan(gap), 0.0, gap)
-    upper = np.triu(np.ones((len(names), len(names)), dtype=bool), k=1)
-    measured = upper & (common >= 2)
-    may_cross = measured & (filled.max(axis=3) > 0) & (filled.min(axis=3) < 0)
-    return int(measured.sum()), list(zip(*np.nonzero(may_cross))), names, ctxs, grid
 
 
 def _maxctx_table(logs: Logs) -> Table:
