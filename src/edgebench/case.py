@@ -152,7 +152,8 @@ def _sig(x: float, digits: int) -> float:
 def _mem_fields(m: dict, predicted: dict) -> dict:
     """The compact `mem` object of a case line: measured peaks beside the analytic prediction."""
     out = {k: m.get(k) for k in ("peak_allocated_bytes", "peak_reserved_bytes", "device_used_bytes",
-                                 "nvml_process_bytes", "rss_bytes")}
+                                 "nvml_process_bytes", "rss_bytes", "mem_available_bytes",
+                                 "nvmap_used_bytes")}
     if "nvml_process_bytes" in out:
         out["nvml_bytes"] = out.pop("nvml_process_bytes")
     whys = [f"{k}: {m[k + '_why']}" for k in out if m.get(k + "_why")]

@@ -79,12 +79,8 @@ def packages(deep: bool = True) -> dict:
 
 
 def host() -> dict:
-    mem = None
-    try:
-        with open("/proc/meminfo") as fh:
-            mem = int(fh.readline().split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    from edgebench import jetson
+    mem = jetson.meminfo_bytes()["mem_total_bytes"]
     return {"hostname": socket.gethostname(), "machine": platform.machine(),
             "os": platform.platform(), "python": platform.python_version(),
             "cpu_count": os.cpu_count(), "mem_total_bytes": mem}

@@ -50,7 +50,8 @@ def new_run_id() -> str:
 
 
 # Fields a case line leaves out because a reader derives them (see `expand_case`).
-_DERIVED_ENERGY = {"prefill_mean_w": ("prefill_j", "prefill_ms", 1), "decode_mean_w": ("decode_j_per_token", "tpot_ms", 1)}
+# mean W = J per prompt (or token) / the phase's median time per prompt (or token).
+_DERIVED_ENERGY = {"prefill_mean_w": ("prefill_j", "prefill_ms"), "decode_mean_w": ("decode_j_per_token", "tpot_ms")}
 
 
 def compact_case(rec: dict[str, Any]) -> dict[str, Any]:
@@ -79,10 +80,10 @@ def expand_case(rec: dict[str, Any]) -> dict[str, Any]:
     e = out.get("energy")
     if isinstance(e, dict):
         e = dict(e)
-        for name, (joules, phase, per) in _DERIVED_ENERGY.items():
+        for name, (joules, phase) in _DERIVED_ENERGY.items():
             t = (out.get(phase) or {}).get("median")
             if name not in e and isinstance(e.get(joules), (int, float)) and t:
-                e[name] = round(e[joules] * per / (t / 1e3), 1)
+                e[name] = round(e[joules] / (t / 1e3), 1)
         out["energy"] = e
     return out
 

@@ -1,40 +1,28 @@
 """Measured memory of a case: allocator peaks, device-level use, NVML per-process memory, host RSS,
-and on unified-memory boards (Jetson) /proc/meminfo. Each reading that cannot be had is None with a
-`<name>_why` reason beside it.
+and on unified-memory boards (Jetson) /proc/meminfo (via edgebench.jetson). Each reading that cannot
+be had is None with a `<name>_why` reason beside it.
 """
 from __future__ import annotations
 
 import os
 import resource
 
-from edgebench import sysroot
-
 
 def rss_bytes() -> int | None:
-    text = sysroot.read_text(f"/proc/{os.getpid()}/status")
-    if text:
-        for line in text.splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
+    """This process's resident set. Read directly, not through EDGEBENCH_SYSFS_ROOT: it is a fact
+    about this process, not about the device."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
     return None
 
 
 def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
-
-
-def meminfo_bytes() -> dict:
-    """MemAvailable and NvMapMemUsed (Jetson's GPU allocations out of shared RAM), bytes."""
-    out: dict = {}
-    text = sysroot.read_text("/proc/meminfo") or ""
-    fields = {ln.split(":")[0]: ln.split(":")[1].split() for ln in text.splitlines() if ":" in ln}
-    for key, name in (("MemAvailable", "mem_available_bytes"), ("NvMapMemUsed", "nvmap_used_bytes")):
-        if key in fields:
-            out[name] = int(fields[key][0]) * 1024
-        else:
-            out[name] = None
-            out[f"{name}_why"] = f"/proc/meminfo has no {key}" + (" (not a Jetson)" if key == "NvMapMemUsed" else "")
-    return out
 
 
 class PhaseMemory:
@@ -69,18 +57,20 @@ class PhaseMemory:
             "device_delta_bytes": self._free0 - free,
         })
         out.update(_nvml_process_bytes(self.index))
+        from edgebench import jetson
+        if jetson.is_jetson():  # unified memory: the GPU allocates out of host RAM
+            info = jetson.meminfo_bytes()
+            out.update({k: info.get(k) for k in ("mem_available_bytes", "nvmap_used_bytes")})
         return out
 
 
 def _nvml_process_bytes(index: int) -> dict:
-    from edgebench.probe import native_module
-    native = native_module()
-    if native is None:
-        return {"nvml_process_bytes": None, "nvml_process_bytes_why": "native probe not built"}
-    why = native.nvml_init()
-    if why:
+    from edgebench import nvml
+    ok, why = nvml.status()
+    if not ok:
         return {"nvml_process_bytes": None, "nvml_process_bytes_why": why}
-    value = native.nvml_process_memory_bytes(index, os.getpid())
+    nv_index, _ = nvml.index_for_torch_device(index)
+    value = nvml.process_memory_bytes(nv_index, os.getpid())
     if value is None:
         return {"nvml_process_bytes": None,
                 "nvml_process_bytes_why": "NVML does not attribute memory to this process here"}
