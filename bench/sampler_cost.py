@@ -1,4 +1,4 @@
-"""CPU cost of the power sampler thread, native vs pure Python, on INA3221-style sysfs files.
+"""CPU cost of the power sampler thread, native vs pure Python, on INA3221-style sysfs files or NVML.
 
 Reads the three rails of a recorded Orin Nano sysfs tree (tests/fixtures/sysfs/orin_nano, the same
 files and layout as a real board: in{N}_input mV and curr{N}_input mA, two files per rail) for a few
@@ -7,7 +7,10 @@ achieved and dropped samples. On a real board the sysfs read goes through the IN
 transaction when the cached value is stale), so expect more per read than on these plain files; run
 it on the board with EDGEBENCH_SYSFS_ROOT unset to measure that.
 
-    python bench/sampler_cost.py [--seconds 3] [--rates 50,150,1000]
+    python bench/sampler_cost.py [--seconds 3] [--rates 50,150,1000] [--source sysfs|nvml]
+
+With `--source nvml` (a desktop GPU) it samples GPU 0's power through NVML instead (rates above
+NVML's ceiling are sampled as asked: this measures the thread's cost, not the sensor's update rate).
 """
 from __future__ import annotations
 
@@ -24,13 +27,22 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--rates", default="50,150,1000")
     ap.add_argument("--sysfs-root", default=os.environ.get("EDGEBENCH_SYSFS_ROOT", str(ROOT)))
+    ap.add_argument("--source", choices=("sysfs", "nvml"), default="sysfs")
     args = ap.parse_args()
-    os.environ["EDGEBENCH_SYSFS_ROOT"] = args.sysfs_root
+    if args.source == "sysfs":
+        os.environ["EDGEBENCH_SYSFS_ROOT"] = args.sysfs_root
     from edgebench import jetson_rails, power, probe
-    rails = jetson_rails.discover_rails([])
-    chans = [r.channel for r in rails]
-    print(f"{len(chans)} rails ({', '.join(r.name for r in rails)}) under {args.sysfs_root}; "
-          f"probe: {probe.backend}")
+    if args.source == "nvml":
+        found, why = power.channels_for_device("nvml", 0)
+        if not found:
+            raise SystemExit(f"no NVML power channel: {why}")
+        chans = [c.tuple for c in found]
+        print(f"NVML power of GPU 0; probe: {probe.backend}")
+    else:
+        rails = jetson_rails.discover_rails([])
+        chans = [r.channel for r in rails]
+        print(f"{len(chans)} rails ({', '.join(r.name for r in rails)}) under {args.sysfs_root}; "
+              f"probe: {probe.backend}")
     print(f"{'sampler':8s} {'rate Hz':>8s} {'achieved Hz':>12s} {'CPU % of a core':>16s} {'dropped':>8s}")
     for rate in [float(x) for x in args.rates.split(",")]:
         kinds = [("native", probe.native_module().PowerSampler)] if probe.native_module() else []

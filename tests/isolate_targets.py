@@ -71,3 +71,15 @@ def allocates_under_budget(payload):
     block = torch.empty(payload["alloc_bytes"], dtype=torch.uint8, device="cuda:0")
     torch.cuda.synchronize()
     return {"allocated_bytes": block.numel()}
+
+
+def starts_thread_on_import():
+    """Imported by a zygote preload test: a module that leaves a Python thread running."""
+    import threading
+    threading.Thread(target=time.sleep, args=(30,), daemon=True, name="leftover").start()
+
+
+def uses_cuda(payload):
+    import torch
+    x = torch.ones(1024, device="cuda")
+    return {"sum": float(x.sum().item()), "device": torch.cuda.get_device_name(0)}

@@ -172,3 +172,10 @@ def test_real_cuda_oom_under_budget_and_maxctx_search():
     assert 768 <= result.max_ok < result.min_fail <= 1024 + 64
     assert result.min_fail - result.max_ok <= 64 and result.probes <= 10
     print("maxctx search under a 1 GiB budget:", result.to_record())
+
+
+def test_timed_out_worker_prints_where_it_hung(capfd):
+    record = run_isolated(T + "sleeps", {"sleep_s": 30}, timeout_s=2.0)
+    assert record["status"] == "killed"
+    err = capfd.readouterr().err
+    assert "isolate_targets.py" in err and "in sleeps" in err, err[-2000:]

@@ -102,7 +102,7 @@ def _death_reason(returncode: int) -> str:
     return f"worker exited with code {returncode} without a result"
 
 
-def _worker_env() -> dict[str, str]:
+def worker_env() -> dict[str, str]:
     """The parent's environment; when edgebench runs from a source tree rather than site-packages,
     that tree goes on PYTHONPATH so the worker imports the same edgebench."""
     env = os.environ.copy()
@@ -117,12 +117,24 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
+def _start(zygote, request: Path, channel: Path):
+    if zygote is not None and zygote.ok:
+        try:
+            return zygote.start(str(request), str(channel))
+        except (OSError, EOFError, subprocess.TimeoutExpired, ValueError) as exc:
+            zygote.ok, zygote.why = False, f"the preloaded process stopped answering ({type(exc).__name__})"
+    return subprocess.Popen([sys.executable, "-m", "edgebench.worker", str(request), str(channel)],
+                            stdin=subprocess.DEVNULL, start_new_session=True, env=worker_env())
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(f"received {signal.Signals(signum).name}")
 
 
-def run_isolated(target: str, payload: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
-    """Call `target(payload)` in a fresh worker process and return its outcome record."""
+def run_isolated(target: str, payload: dict[str, Any], timeout_s: float | None = None,
+                 zygote=None) -> dict[str, Any]:
+    """Call `target(payload)` in a fresh worker process and return its outcome record. With a working
+    `edgebench.zygote.Zygote`, the worker is forked from it (imports already done) instead of spawned."""
     if ":" not in target:
         raise ValueError(f"target {target!r} must be 'package.module:function'")
     workdir = Path(tempfile.mkdtemp(prefix="edgebench-worker-"))
@@ -134,14 +146,17 @@ def run_isolated(target: str, payload: dict[str, Any], timeout_s: float | None =
         restore = signal.signal(signal.SIGTERM, _raise_terminated)
     proc = None
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "edgebench.worker", str(request), str(channel)],
-                                stdin=subprocess.DEVNULL, start_new_session=True, env=_worker_env())
+        proc = _start(zygote, request, channel)
         try:
             returncode = proc.wait(timeout=timeout_s)
             timed_out = False
         except subprocess.TimeoutExpired:
             _stop(proc)
             returncode, timed_out = proc.returncode, True
+        except EOFError:  # the zygote died (and its child with it: PDEATHSIG)
+            zygote.ok, zygote.why = False, "the preloaded process died during a case"
+            return {**_read_messages(channel)[0], "status": "killed", "exit_code": None,
+                    "reason": "killed with the preloaded worker parent (the kernel's OOM killer?)"}
         partials, final = _read_messages(channel)
         if final is not None and not timed_out:
             outcome = final["data"] if final["status"] == "ok" else {"reason": final["reason"]}

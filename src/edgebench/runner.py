@@ -8,6 +8,7 @@ records, leaving a valid log that a rerun with the same output resumes.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -114,10 +115,13 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
 
     run_id = records.new_run_id()
     written: list[dict] = []
-    with records.LogWriter(out) as log:
+    from edgebench import zygote as zygotes
+    zyg = zygotes.open_for([presets[m] for m in dict.fromkeys(c.model for c in todo)],
+                           tuple({c.backend for c in todo}))
+    with records.LogWriter(out) as log, (zyg or contextlib.nullcontext()):
         log.write({"type": "run", "run": run_id, "t": records.utc_now(), "edgebench": env["edgebench"],
                    "argv": sys.argv[1:], "device": device_name, "env": env, "spec": spec.to_dict(),
-                   "shard": opts.shard, **opts.extra_header})
+                   "shard": opts.shard, "workers": zygotes.describe(zyg), **opts.extra_header})
         failed: dict[tuple, str] = {}
         warned: set[tuple[str, str]] = set()
         from edgebench.progress import Progress
@@ -137,7 +141,7 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                                "budget_bytes": spec.memory_budget_bytes, "telemetry": opts.telemetry,
                                "power_rate_hz": opts.power_rate_hz, "profile_ops": opts.profile_ops,
                                "key": rec["key"]}
-                    result = isolate.run_isolated(CASE_TARGET, payload, timeout_s=spec.timeout_s)
+                    result = isolate.run_isolated(CASE_TARGET, payload, timeout_s=spec.timeout_s, zygote=zyg)
                     rec.update(result)
                     rec.setdefault("reason", None)
                     if rec["status"] in ("oom", "killed"):

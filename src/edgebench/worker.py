@@ -10,6 +10,7 @@ runner leaves no worker holding the GPU.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import importlib
 import json
 import os
@@ -64,6 +65,8 @@ def _call(target: str, payload: dict) -> dict:
 
 def main(argv: list[str]) -> int:
     _die_with_parent()
+    # A case stopped for its timeout gets SIGTERM: print where every thread was, so a hang is explained.
+    faulthandler.register(signal.SIGTERM, chain=True)
     request_path, channel_path = argv
     with open(request_path, encoding="utf-8") as fh:
         request = json.load(fh)

@@ -62,9 +62,12 @@ def main(args: argparse.Namespace) -> int:
                 raise UserError(f"{name}: {exc}") from None
     cap = budget or total
     run_id = records.new_run_id()
-    with records.LogWriter(out) as log:
+    from edgebench import zygote as zygotes
+    zyg = zygotes.open_for(list(presets.values()), (args.backend,))
+    with records.LogWriter(out) as log, (zyg or contextlib.nullcontext()):
         log.write({"type": "run", "run": run_id, "t": records.utc_now(), "edgebench": env["edgebench"],
-                   "argv": sys.argv[1:], "env": env, "spec": {"maxctx": vars(args) | {"_main": None}}})
+                   "argv": sys.argv[1:], "env": env, "spec": {"maxctx": vars(args) | {"_main": None}},
+                   "workers": zygotes.describe(zyg)})
         for name, pre in presets.items():
             limit = parse_count(args.limit) if args.limit else (pre.position_limit or 1 << 20)
             for mode in modes:
@@ -76,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
                                         "attn": "sdpa"},
                                "device": device, "reps": 1, "warmup": 0, "budget_bytes": budget,
                                "telemetry": False}
-                    r = isolate.run_isolated(runner.CASE_TARGET, payload, timeout_s=args.timeout)
+                    r = isolate.run_isolated(runner.CASE_TARGET, payload, timeout_s=args.timeout, zygote=zyg)
                     print(f"  {name} [{mode}] ctx={ctx}: {r['status']}"
                           + (f" ({r.get('reason')})" if r["status"] != "ok" else ""), file=sys.stderr, flush=True)
                     if r["status"] == "killed" and "timed out" in str(r.get("reason")):

@@ -1,0 +1,215 @@
+"""A preloaded process that forks case workers, so each case skips importing torch and transformers.
+
+Importing torch + transformers + a model's modeling module takes seconds (~9 s on a 2-core VM, more on
+a Jetson's CPU) and every case used to pay it in its fresh worker. `Zygote(preload)` starts
+`python -m edgebench.zygote FD MODULES`, which imports MODULES once, checks that nothing initialised
+CUDA or started a thread (either makes fork unsafe), and then, per request, forks a child that runs
+`edgebench.worker.main` exactly as a spawned worker would: own session, stdin closed, SIGKILL if
+its parent dies, results through the channel file. Isolation is unchanged: every case is still its
+own process with its own CUDA context; only the imports are shared, copy-on-write.
+
+Protocol: requests go to the zygote's stdin as "REQUEST CHANNEL\\n"; it answers on the pipe FD with
+"READY ok" or "READY no <why>" once, then "PID n" per request and "EXIT n rc" when that child ends
+(rc as in Popen: negative for a signal). One request at a time. `Zygote.ok` is False (with `why`)
+when the preload was unsafe or failed; callers then spawn workers as before.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib
+import os
+import select
+import subprocess
+import sys
+import threading
+import warnings
+
+_CUDA_ERROR_NOT_INITIALIZED = 3
+READY_TIMEOUT_S = 300.0
+
+
+def cuda_driver_initialised() -> bool:
+    """True when this process already called cuInit (forked children could not use CUDA then).
+    Only asks a libcuda that is already loaded, so the check itself initialises nothing."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            if "libcuda.so" not in fh.read():
+                return False
+        lib = ctypes.CDLL("libcuda.so.1", mode=os.RTLD_NOLOAD | os.RTLD_GLOBAL)
+    except OSError:
+        return False
+    count = ctypes.c_int(0)
+    return lib.cuDeviceGetCount(ctypes.byref(count)) != _CUDA_ERROR_NOT_INITIALIZED
+
+
+def fork_unsafe_reason() -> str | None:
+    """Why forking this process would be unsafe, or None."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return "torch initialised CUDA during the preload"
+    if cuda_driver_initialised():
+        return "the CUDA driver was initialised during the preload"
+    if threading.active_count() > 1:
+        names = ", ".join(t.name for t in threading.enumerate() if t is not threading.current_thread())
+        return f"the preload started Python threads ({names})"
+    # Native thread pools (numpy's OpenBLAS starts one at import) are left: BLAS and OpenMP runtimes
+    # reset their pools in the child through pthread_atfork handlers.
+    return None
+
+
+class _Child:
+    """A forked worker, with the subset of Popen's interface that `isolate` uses."""
+
+    def __init__(self, zygote: "Zygote", pid: int):
+        self._zygote, self.pid, self.returncode = zygote, pid, None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self.returncode = self._zygote._await_exit(self.pid, timeout)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        try:
+            return self.wait(0)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+class Zygote:
+    def __init__(self, preload: list[str], env: dict[str, str] | None = None):
+        self.ok, self.why, self._proc, self._buf = False, None, None, b""
+        read_fd, write_fd = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "edgebench.zygote", str(write_fd), ",".join(preload)],
+                stdin=subprocess.PIPE, pass_fds=(write_fd,), env=env, start_new_session=True)
+        except OSError as exc:
+            os.close(read_fd)
+            self.why = f"could not start the preloaded process: {exc}"
+            return
+        finally:
+            os.close(write_fd)
+        self._fd = read_fd
+        try:
+            line = self._line(READY_TIMEOUT_S)
+        except (subprocess.TimeoutExpired, EOFError) as exc:
+            self.why = f"the preloaded process did not start ({type(exc).__name__})"
+            self.close()
+            return
+        self.ok = line == "READY ok"
+        if not self.ok:
+            self.why = line.removeprefix("READY no ").strip() or "unknown"
+            self.close()
+
+    def start(self, request: str, channel: str) -> _Child:
+        self._proc.stdin.write(f"{request} {channel}\n".encode())
+        self._proc.stdin.flush()
+        kind, pid = self._line(60.0).split()
+        assert kind == "PID", kind
+        return _Child(self, int(pid))
+
+    def _await_exit(self, pid: int, timeout: float | None) -> int:
+        kind, got, rc = self._line(timeout).split()
+        assert kind == "EXIT" and int(got) == pid, (kind, got, pid)
+        return int(rc)
+
+    def _line(self, timeout: float | None) -> str:
+        while b"\n" not in self._buf:
+            ready, _, _ = select.select([self._fd], [], [], timeout)
+            if not ready:
+                raise subprocess.TimeoutExpired("edgebench.zygote", timeout)
+            chunk = os.read(self._fd, 4096)
+            if not chunk:
+                raise EOFError("the preloaded process exited")
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line.decode()
+
+    def close(self) -> None:
+        if self._proc is None:
+            return
+        try:
+            self._proc.stdin.close()
+            self._proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self._proc.kill()
+            self._proc.wait()
+        os.close(self._fd)
+        self._proc = None
+
+    def __enter__(self) -> "Zygote":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def preload_modules(presets, backends=("hf",)) -> list[str]:
+    """What case workers of these presets import: torch, transformers, each model's modeling module
+    (optional: "?"), mamba_ssm's model for that backend, and edgebench's case code."""
+    mods = ["torch", "transformers", "edgebench.case", "edgebench.measure.phases", "edgebench.models.loaders"]
+    for pre in presets:
+        if not pre.remote_code:
+            mods.append(f"?transformers.models.{pre.model_type}.modeling_{pre.model_type}")
+    if "mamba_ssm" in backends:
+        mods.append("?mamba_ssm.models.mixer_seq_simple")
+    return list(dict.fromkeys(mods))
+
+
+def open_for(presets, backends=("hf",)) -> Zygote | None:
+    """A zygote for a sweep of these presets, or None when EDGEBENCH_PRELOAD=0 turns it off."""
+    if os.environ.get("EDGEBENCH_PRELOAD", "1") == "0":
+        return None
+    from edgebench.isolate import worker_env
+    return Zygote(preload_modules(presets, backends), env=worker_env())
+
+
+def describe(zygote: Zygote | None) -> dict:
+    """For the run header: how workers were started."""
+    if zygote is None:
+        return {"start": "spawn", "why": "EDGEBENCH_PRELOAD=0"}
+    return {"start": "fork-preloaded"} if zygote.ok else {"start": "spawn", "why": zygote.why}
+
+
+def _serve(out_fd: int, modules: list[str]) -> int:
+    from edgebench import worker
+    # Python >= 3.12 warns on fork() with native threads alive; see fork_unsafe_reason for why it is safe.
+    warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning)
+    worker._die_with_parent()
+    out = os.fdopen(out_fd, "w", buffering=1)
+    try:
+        for name in modules:  # "?name": optional (a model class the installed transformers lacks)
+            try:
+                importlib.import_module(name.lstrip("?"))
+            except ImportError:
+                if not name.startswith("?"):
+                    raise
+        why = fork_unsafe_reason()
+    except Exception as exc:  # noqa: BLE001 - any preload failure means: spawn workers instead
+        why = f"preloading failed: {type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+    out.write("READY ok\n" if why is None else f"READY no {why}\n")
+    if why is not None:
+        return 0
+    for line in sys.stdin:
+        request, channel = line.split()
+        pid = os.fork()
+        if pid == 0:  # the worker: what `python -m edgebench.worker REQUEST CHANNEL` would do
+            code = 1
+            try:
+                os.setsid()
+                out.close()
+                devnull = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(devnull, 0)
+                code = worker.main([request, channel])
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        out.write(f"PID {pid}\n")
+        _, status = os.waitpid(pid, 0)
+        out.write(f"EXIT {pid} {os.waitstatus_to_exitcode(status)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_serve(int(sys.argv[1]), [m for m in sys.argv[2].split(",") if m]))

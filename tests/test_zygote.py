@@ -1,0 +1,118 @@
+"""edgebench.zygote: case workers forked from a preloaded process behave like spawned ones."""
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgebench import isolate, zygote
+from edgebench.isolate import run_isolated
+
+TESTS_DIR = str(Path(__file__).parent)
+T = "isolate_targets:"
+
+
+@pytest.fixture(autouse=True)
+def _targets_importable(monkeypatch):
+    paths = [TESTS_DIR] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+
+
+@pytest.fixture
+def zyg():
+    with zygote.Zygote(["isolate_targets"], env=isolate.worker_env()) as z:
+        assert z.ok, z.why
+        yield z
+
+
+def test_every_outcome_matches_a_spawned_worker(zyg):
+    ok = run_isolated(T + "returns", {"x": 21}, zygote=zyg)
+    assert ok["status"] == "ok" and ok["doubled"] == 42
+    assert ok["pid"] not in (os.getpid(), zyg._proc.pid)
+    assert run_isolated(T + "raises_runtime_oom_text", {}, zygote=zyg)["status"] == "oom"
+    err = run_isolated(T + "raises_value_error", {}, zygote=zyg)
+    assert err["status"] == "error" and err["reason"].startswith("ValueError: bad shape (1, 2)")
+    assert run_isolated(T + "kills_itself", {}, zygote=zyg) == run_isolated(T + "kills_itself", {})
+    assert run_isolated(T + "exits_nonzero", {}, zygote=zyg) == {
+        "status": "error", "exit_code": 3, "reason": "worker exited with code 3 without a result"}
+    part = run_isolated(T + "partial_then_dies", {}, zygote=zyg)
+    assert part["status"] == "killed" and part["prefill_ms"] == 12.5
+    assert zyg.ok  # none of that broke the zygote
+
+
+def test_timeout_kills_the_forked_worker_and_the_zygote_goes_on(zyg):
+    start = time.monotonic()
+    record = run_isolated(T + "sleeps", {"sleep_s": 30}, timeout_s=1.0, zygote=zyg)
+    assert time.monotonic() - start < 10
+    assert record["status"] == "killed" and record["reason"] == "timed out after 1 s"
+    assert record["exit_code"] == -signal.SIGTERM
+    assert run_isolated(T + "sleeps", {"sleep_s": 0}, timeout_s=30, zygote=zyg)["status"] == "ok"
+
+
+def test_a_zygote_that_dies_mid_case_gives_a_killed_record_then_spawning(zyg):
+    import threading
+    threading.Timer(1.0, lambda: os.kill(zyg._proc.pid, signal.SIGKILL)).start()
+    record = run_isolated(T + "sleeps", {"sleep_s": 20}, timeout_s=30, zygote=zyg)
+    assert record["status"] == "killed" and "preloaded" in record["reason"]
+    assert not zyg.ok and "died" in zyg.why
+    assert run_isolated(T + "returns", {"x": 1}, zygote=zyg)["doubled"] == 2  # spawned now
+
+
+def test_unsafe_or_failed_preload_falls_back_to_spawn():
+    with zygote.Zygote(["zygote_thread_module"], env=isolate.worker_env()) as z:
+        assert not z.ok and "Python threads (leftover)" in z.why
+        assert run_isolated(T + "returns", {"x": 2}, zygote=z)["doubled"] == 4
+    with zygote.Zygote(["no_such_module_xyz"], env=isolate.worker_env()) as z:
+        assert not z.ok and "ModuleNotFoundError" in z.why
+    with zygote.Zygote(["?no_such_module_xyz", "isolate_targets"], env=isolate.worker_env()) as z:
+        assert z.ok, z.why  # "?" marks an optional module
+
+
+def test_preload_list_and_header(monkeypatch):
+    from edgebench.models import catalog
+    mods = zygote.preload_modules([catalog.resolve("tiny-llama"), catalog.resolve("tiny-mamba")],
+                                  ("hf", "mamba_ssm"))
+    assert mods[:2] == ["torch", "transformers"]
+    assert "?transformers.models.llama.modeling_llama" in mods
+    assert "?mamba_ssm.models.mixer_seq_simple" in mods
+    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
+    assert zygote.open_for([]) is None
+    assert zygote.describe(None) == {"start": "spawn", "why": "EDGEBENCH_PRELOAD=0"}
+
+
+def test_run_uses_preloaded_workers(tmp_path):
+    """A real sweep: the header says how workers started, and cases skip the import cost."""
+    import subprocess
+    out = tmp_path / "run.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "edgebench", "run", "-m", "tiny-llama", "-c", "64", "-n", "2",
+                           "-r", "1", "--warmup", "0", "--quiet", "-o", str(out)],
+                          capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["workers"] == {"start": "fork-preloaded"}
+    case = lines[1]
+    assert case["status"] == "ok" and case["cold_ms"]["load"] < 2000, case["cold_ms"]
+
+
+def _has_cuda():
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _has_cuda(), reason="needs a CUDA GPU")
+def test_forked_worker_uses_cuda_after_the_real_preload():
+    from edgebench.models import catalog
+    presets = [catalog.resolve(n) for n in ("qwen2.5-0.5b", "mamba2-780m", "zamba2-1.2b", "falcon-h1-0.5b")]
+    with zygote.Zygote(zygote.preload_modules(presets, ("hf", "mamba_ssm")) + ["isolate_targets"],
+                       env=isolate.worker_env()) as z:
+        assert z.ok, z.why
+        for _ in range(2):
+            r = run_isolated(T + "uses_cuda", {}, timeout_s=120, zygote=z)
+            assert r["status"] == "ok" and r["sum"] == 1024.0, r
