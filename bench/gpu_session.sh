@@ -94,7 +94,7 @@ ops() {
 maxctx() {
   log "maxctx $1"
   timeout "${2:-300}" $PY -m edgebench maxctx -m qwen2.5-0.5b,llama-3.2-1b,mamba-790m,mamba2-780m,zamba2-1.2b,falcon-h1-0.5b --memory-budget "$1" \
-    --logits last,all --resolution 4k --timeout 120 -o "$OUT/maxctx_$1.jsonl" > "$OUT/maxctx_$1.txt" 2>&1
+    --logits last,all --resolution 4k --limit 512k --timeout 150 -o "$OUT/maxctx_$1.jsonl" > "$OUT/maxctx_$1.txt" 2>&1
   grep -v "^ " "$OUT/maxctx_$1.txt" | tail -12
 }
 memfit() {
@@ -141,7 +141,7 @@ mssm() {  # the mamba_ssm backend (MambaLMHeadModel)
     --warmup 1 --decode-mode eager,graph --timeout 120 -o "$STATE/mamba_ssm.jsonl" > "$STATE/mamba_ssm.txt" 2>&1
   tail -16 "$STATE/mamba_ssm.txt"
 }
-keep() { cp "$STATE"/*.jsonl "$STATE"/*.txt "$OUT/" 2>/dev/null; ls -la "$OUT" | tail -n +2 | wc -l; }
+keep() { cp "$STATE"/*.jsonl "$STATE"/*.txt "$OUT/" 2>/dev/null; (cd "$OUT" && tar czf /tmp/eb-out.tgz --exclude=eb-out.tgz . && find . -mindepth 1 -delete && mv /tmp/eb-out.tgz .); ls "$OUT"; }
 
 setup || { echo "setup failed"; exit 1; }
 for stage in "$@"; do   # STAGE or STAGE:ARG:ARG (e.g. maxctx:24GiB:300)

@@ -75,16 +75,29 @@ def test_fine_resolution():
     assert result.probes <= probe_budget(128, 65536, 1)
 
 
-@pytest.mark.parametrize("bad_at, expect_max_ok", [(4096, 2048), (20480, 16384)])
-def test_error_stops_search(bad_at, expect_max_ok):
+def test_error_before_any_pass_stops_search():
+    result = search(lambda ctx: "error", start=1024, limit=65536)
+    assert result.stopped == "error at ctx=1024" and result.max_ok is None and result.probes == 1
+
+
+def test_error_after_a_pass_is_a_limit_below_which_the_search_bisects():
+    """E.g. mamba_ssm's Mamba-2 Triton kernels fault past ~330K tokens, well inside the memory."""
     def probe(ctx):
-        if ctx == bad_at:
-            return "error"
-        return "ok" if ctx <= 20_000 else "oom"
+        return "ok" if ctx <= 20_000 else "error"
     result = search(probe, start=1024, limit=65536)
-    assert result.stopped == f"error at ctx={bad_at}"
-    assert result.max_ok == expect_max_ok
-    assert result.trail[-1] == (bad_at, "error")
+    assert result.stopped is None and (result.max_ok, result.min_fail) == (19456, 20480)
+    assert result.limited_by == "error" and result.to_record()["limited_by"] == "error"
+    probe2, _ = threshold_probe(5000)
+    assert search(probe2, 1024, 16384).limited_by == "oom"
+
+
+def test_timeout_in_bisection_stops_search():
+    def probe(ctx):
+        if ctx == 3072:
+            return "timeout"
+        return "ok" if ctx <= 2500 else "oom"
+    result = search(probe, start=1024, limit=65536)
+    assert result.stopped == "timeout at ctx=3072" and result.max_ok == 2048
 
 
 def test_record_fields():

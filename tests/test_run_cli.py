@@ -104,9 +104,13 @@ def test_compact_case_lines_expand_back():
     line = records.compact_case(rec)
     assert "key" not in line and "reason" not in line and "nvml_bytes" not in line["mem"]
     assert "prefill_mean_w" not in line["energy"]
+    assert not {"backend", "dtype", "batch", "logits", "attn"} & line.keys()  # schema defaults
     back = records.expand_case(line)
     assert back["key"] == rec["key"] and back["reason"] is None
+    assert {k: back[k] for k in records.KEY_FIELDS} == {k: rec[k] for k in records.KEY_FIELDS}
     assert back["energy"]["prefill_mean_w"] == 200.0 and back["energy"]["decode_mean_w"] == 250.0
+    other = records.compact_case({**rec, "dtype": "float16", "batch": 4, "logits": "all"})
+    assert (other["dtype"], other["batch"], other["logits"]) == ("float16", 4, "all")
 
 
 def test_maxctx_on_cpu_grows_to_the_limit_and_logs_the_search(tmp_path, capsys):

@@ -7,9 +7,11 @@
 2. Bisection between the last passing and the first failing length, at multiples of `resolution`,
    until they are at most `resolution` apart.
 
-Statuses: "ok" passes; "oom" and "killed" fail (the context does not fit); anything else (e.g.
-"error", or "timeout" if the caller maps timeouts apart from kills) stops the search, with `stopped`
-naming the status and length. Each length is probed at most once. If `start` fails, `max_ok` is None;
+Statuses: "ok" passes; "oom" and "killed" fail (the context does not fit). "error" fails too once a
+shorter length has passed (the model runs, but not at this length: e.g. a kernel's 32-bit indexing
+overflows), so the search bisects below it; `limited_by` then says "error" rather than "oom". An error
+before any pass, and anything else (e.g. "timeout" if the caller maps timeouts apart from kills), stops
+the search, with `stopped` naming the status and length. Each length is probed at most once. If `start` fails, `max_ok` is None;
 if `limit` passes, `min_fail` is None.
 
 Cost: growth takes at most ceil(log2(limit / start)) + 1 probes and bisection at most
@@ -40,11 +42,16 @@ class Result:
     resolution: int = 1024
     stopped: str | None = None
 
+    @property
+    def limited_by(self) -> str | None:
+        """The status of the smallest failing length ("oom", "killed" or "error"), None if none."""
+        return next((st for ctx, st in self.trail if ctx == self.min_fail), None)
+
     def to_record(self) -> dict[str, Any]:
         """The fields of a `maxctx` log record that come from the search."""
         return {"max_ok_ctx": self.max_ok, "min_fail_ctx": self.min_fail, "probes": self.probes,
                 "resolution": self.resolution, "trail": [list(t) for t in self.trail],
-                "stopped": self.stopped}
+                "stopped": self.stopped, "limited_by": self.limited_by}
 
 
 def _round_up(value: int, resolution: int) -> int:
@@ -74,7 +81,7 @@ def search(probe: Callable[[int], str], start: int, limit: int, resolution: int 
     ctx = first
     while True:
         status = run(ctx)
-        if status in FAIL_STATUSES:
+        if status in FAIL_STATUSES or (status == "error" and last_ok is not None):
             first_fail = ctx
             break
         if status not in PASS_STATUSES:
@@ -94,7 +101,7 @@ def search(probe: Callable[[int], str], start: int, limit: int, resolution: int 
         status = run(mid)
         if status in PASS_STATUSES:
             lo = mid
-        elif status in FAIL_STATUSES:
+        elif status in FAIL_STATUSES or status == "error":
             hi = mid
         else:
             return done(lo, hi, f"{status} at ctx={mid}")

@@ -49,6 +49,9 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+# Schema v1 defaults of the case fields: a case line leaves out a field with its default value and
+# every reader restores it (`expand_case`, `logfile`).
+CASE_DEFAULTS = {"backend": "hf", "dtype": "bfloat16", "batch": 1, "logits": "last", "attn": "sdpa"}
 # Fields a case line leaves out because a reader derives them (see `expand_case`).
 # mean W = J per prompt (or token) / the phase's median time per prompt (or token).
 _DERIVED_ENERGY = {"prefill_mean_w": ("prefill_j", "prefill_ms"), "decode_mean_w": ("decode_j_per_token", "tpot_ms")}
@@ -58,8 +61,11 @@ def compact_case(rec: dict[str, Any]) -> dict[str, Any]:
     """The case line as written: derivable fields dropped so a line stays under ~1 KB.
 
     Dropped: `key` (= case_key of the fields and device), `reason` when ok, mean power (= energy /
-    phase time), NVML per-process memory when within 1% of device-level use."""
-    out = {k: v for k, v in rec.items() if not (k == "reason" and v is None and rec.get("status") == "ok")}
+    phase time), NVML per-process memory when within 1% of device-level use, and the case fields
+    that hold their schema default (`CASE_DEFAULTS`: backend hf, dtype bfloat16, batch 1, logits
+    last, attn sdpa)."""
+    out = {k: v for k, v in rec.items() if not (k == "reason" and v is None and rec.get("status") == "ok")
+           and not (k in CASE_DEFAULTS and v == CASE_DEFAULTS[k] and type(v) is type(CASE_DEFAULTS[k]))}
     out.pop("key", None)
     e = out.get("energy")
     if isinstance(e, dict):
@@ -75,6 +81,9 @@ def expand_case(rec: dict[str, Any]) -> dict[str, Any]:
     """A case line with its derivable fields filled back in (the inverse of `compact_case`)."""
     out = dict(rec)
     out.setdefault("reason", None)
+    if out.get("type", "case") == "case":
+        for k, v in CASE_DEFAULTS.items():
+            out.setdefault(k, v)
     if "key" not in out and all(k in out for k in KEY_FIELDS):
         out["key"] = case_key(out, str(out.get("device")))
     e = out.get("energy")
@@ -161,5 +170,10 @@ def finished_keys(path: str | os.PathLike) -> set[str]:
     """Keys of cases already recorded in a log (any terminal status), for resuming a sweep."""
     if not Path(path).exists():
         return set()
-    return {expand_case(obj)["key"] for _, obj, _ in iter_lines(path)
-            if obj and obj.get("type") == "case" and all(k in obj for k in KEY_FIELDS)}
+    keys = set()
+    for _, obj, _ in iter_lines(path):
+        if obj and obj.get("type") == "case":
+            case = expand_case(obj)
+            if all(k in case for k in KEY_FIELDS):
+                keys.add(case["key"])
+    return keys

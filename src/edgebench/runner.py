@@ -133,7 +133,7 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                 rec = {"type": "case", "run": run_id, "key": _key(case, device_name), **case.to_dict(),
                        "family": pre.family, "device": device_name}
                 if series in failed:
-                    rec.update(status="skipped", reason=f"a shorter context ({failed[series]}) did not fit")
+                    rec.update(status="skipped", reason=f"a shorter context ended {failed[series]}")
                 else:
                     bar.show(case.key())
                     payload = {"case": case.to_dict(), "device": device,
@@ -144,8 +144,8 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                     result = isolate.run_isolated(CASE_TARGET, payload, timeout_s=spec.timeout_s, zygote=zyg)
                     rec.update(result)
                     rec.setdefault("reason", None)
-                    if rec["status"] in ("oom", "killed"):
-                        failed[series] = f"{case.ctx} tokens: {rec['status']}"
+                    if rec["status"] in ("oom", "killed"):  # a longer context would end the same way
+                        failed[series] = f"{rec['status']} at {case.ctx} tokens ({rec.get('reason')})"
                     for w in rec.pop("warnings", None) or []:
                         if (case.model, w) not in warned:
                             warned.add((case.model, w))

@@ -15,10 +15,11 @@
 - `logits_bytes`: batch x (1 | ctx) x vocab, float32 for the classes that upcast their logits
   (Mamba, Mamba-2, FalconMamba, Nemotron-H call `.float()` on the lm_head output), else the dtype.
 - `activation_bytes`: estimate of the largest transient of a prefill on the fast-kernel path:
-  batch x ctx x dtype size x (2 x hidden for the residual stream and its normed copy + the widest
-  per-layer intermediate: 3 x intermediate for a gated MLP, (heads + 2 x kv_heads) x head_dim +
-  heads x head_dim for attention, the in_proj width + conv_dim for a Mamba-2 mixer, 8 x d_inner for
-  a Mamba-1 mixer: see _MAMBA1_LIVE_D_INNER). With
+  batch x ctx x (the residual stream and its normed copy: 2 x hidden x dtype size, or hidden x (4 +
+  dtype size) with residual_in_fp32; Zamba2 adds its kept embeddings) + the widest per-layer
+  intermediate: 3 x intermediate for a gated MLP, (2 x heads + 2 x kv_heads) x head_dim for
+  attention, 8 x d_inner for a Mamba-1 mixer (see _MAMBA1_LIVE_D_INNER), a Mamba-2 mixer's live
+  tensors (see _Mixer2: its float32 gated norm dominates). With
   logits="all" and an upcasting class, the dtype copy of the logits before `.float()` is added.
   It ignores allocator fragmentation and the PyTorch-reference SSM path (which materialises
   (batch, d_inner, ctx, d_state) float32 tensors for Mamba-1 and is far larger).
@@ -44,6 +45,36 @@ _MAMBA1_TYPES = frozenset({"mamba", "falcon_mamba"})
 _MAMBA1_LIVE_D_INNER = 8
 
 
+# Mamba-2 mixers (Mamba2, Zamba2, Falcon-H1, Bamba, Nemotron-H) through transformers with mamba_ssm's
+# chunked scan. Per token, live at the mixer's peak: in_proj output + conv output (model dtype), then
+# the larger of (a) the chunked scan's own buffers: chunk states before and after state passing
+# (2 x heads x head_dim x d_state / chunk, float32), the chunk C.B^T (n_groups x chunk, float32) and
+# its output y (d_inner), and (b) after the scan: y plus the gated RMSNorm, which transformers computes
+# in float32 (its input, silu(gate) and their product: 3 x d_inner x 4 bytes), or without that norm
+# (Falcon-H1's mamba_rms_norm=False) silu(gate) and y * silu(gate) in the model dtype. Checked on an
+# H100 (mamba2-780m, bench/results/h100-2026-11-22b): 74.8 KB/token measured, 74.8 predicted.
+_NORM_FP32_LIVE = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class _Mixer2:
+    d_inner: int
+    state_per_chunk_elems: int  # heads x head_dim x d_state
+    n_groups: int
+    chunk: int
+    gated_norm: bool
+
+    def live_bytes_per_token(self, in_proj: int, conv_dim: int, nbytes: int) -> int:
+        d = self.d_inner
+        scan = 2 * self.state_per_chunk_elems * FP32_STATE_BYTES // self.chunk \
+            + self.n_groups * self.chunk * FP32_STATE_BYTES + d * nbytes
+        if self.gated_norm:
+            after = d * nbytes + _NORM_FP32_LIVE * d * max(FP32_STATE_BYTES, nbytes)
+        else:
+            after = 3 * d * nbytes
+        return (in_proj + conv_dim) * nbytes + max(scan, after)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Layout:
     attn_layers: int
@@ -56,11 +87,16 @@ class _Layout:
     ssm_state_elems: int  # per layer, batch 1
     in_proj_width: int
     mlp_width: int  # widest MLP intermediate (3 x for gated, 2 x for relu2)
+    mixer2: _Mixer2 | None = None  # Mamba-2 mixers
 
 
 def _mamba2(d_inner, heads, n_groups, d_state, d_conv):
     conv_dim = d_inner + 2 * n_groups * d_state
     return conv_dim, d_inner * d_state, d_conv, 2 * d_inner + 2 * n_groups * d_state + heads
+
+
+def _mixer2(c: dict, d_inner: int, n_groups: int, d_state: int, chunk_key: str, gated_norm: bool = True):
+    return _Mixer2(d_inner, d_inner * d_state, n_groups, c.get(chunk_key, 256), gated_norm)
 
 
 def _layout(p: Preset) -> _Layout:
@@ -79,37 +115,39 @@ def _layout(p: Preset) -> _Layout:
     if t == "mamba2":
         heads = c.get("num_heads", 128)
         d_inner = heads * c.get("head_dim", 64)
-        conv, state, k, proj = _mamba2(d_inner, heads, c.get("n_groups", 8), c.get("state_size", 128),
-                                       c.get("conv_kernel", 4))
-        return _Layout(0, 0, 0, 0, L, conv, k, state, proj, 0)
+        groups, d_state = c.get("n_groups", 8), c.get("state_size", 128)
+        conv, state, k, proj = _mamba2(d_inner, heads, groups, d_state, c.get("conv_kernel", 4))
+        return _Layout(0, 0, 0, 0, L, conv, k, state, proj, 0, _mixer2(c, d_inner, groups, d_state, "chunk_size"))
     if t == "zamba2":
         types = c.get("layers_block_type") or []
         attn = sum(1 for x in types if x == "hybrid")
         d_inner = c.get("mamba_expand", 2) * hidden
         heads = c.get("n_mamba_heads", 8)
-        conv, state, k, proj = _mamba2(d_inner, heads, c.get("mamba_ngroups", 1), c.get("mamba_d_state", 64),
-                                       c.get("mamba_d_conv", 4))
+        groups, d_state = c.get("mamba_ngroups", 1), c.get("mamba_d_state", 64)
+        conv, state, k, proj = _mamba2(d_inner, heads, groups, d_state, c.get("mamba_d_conv", 4))
         zhead = 2 * hidden // q_heads
-        return _Layout(attn, kv_heads, zhead, q_heads, L, conv, k, state, proj, mlp)
+        return _Layout(attn, kv_heads, zhead, q_heads, L, conv, k, state, proj, mlp,
+                       _mixer2(c, d_inner, groups, d_state, "chunk_size"))
     if t in ("falcon_h1", "bamba"):
         d_inner = c.get("mamba_d_ssm") or c.get("mamba_expand", 2) * hidden
         heads = c.get("mamba_n_heads", 128)
-        conv, state, k, proj = _mamba2(d_inner, heads, c.get("mamba_n_groups", 1), c.get("mamba_d_state", 256),
-                                       c.get("mamba_d_conv", 4))
+        groups, d_state = c.get("mamba_n_groups", 1), c.get("mamba_d_state", 256)
+        conv, state, k, proj = _mamba2(d_inner, heads, groups, d_state, c.get("mamba_d_conv", 4))
+        mixer = _mixer2(c, d_inner, groups, d_state, "mamba_chunk_size", c.get("mamba_rms_norm", True))
         if t == "falcon_h1":
-            return _Layout(L, kv_heads, head_dim, q_heads, L, conv, k, state, proj, mlp)
+            return _Layout(L, kv_heads, head_dim, q_heads, L, conv, k, state, proj, mlp, mixer)
         attn = len(c.get("attn_layer_indices") or [])
-        return _Layout(attn, kv_heads, head_dim, q_heads, L - attn, conv, k, state, proj, mlp)
+        return _Layout(attn, kv_heads, head_dim, q_heads, L - attn, conv, k, state, proj, mlp, mixer)
     if t == "nemotron_h":
         kinds = list(c["hybrid_override_pattern"]) if "hybrid_override_pattern" in c else [
             {"mamba": "M", "attention": "*", "full_attention": "*", "linear_attention": "M"}.get(x, "-")
             for x in c.get("layers_block_type", [])]
         heads = c.get("mamba_num_heads", 128)
         d_inner = heads * c.get("mamba_head_dim", 64)
-        conv, state, k, proj = _mamba2(d_inner, heads, c.get("n_groups", 8), c.get("ssm_state_size", 128),
-                                       c.get("conv_kernel", 4))
+        groups, d_state = c.get("n_groups", 8), c.get("ssm_state_size", 128)
+        conv, state, k, proj = _mamba2(d_inner, heads, groups, d_state, c.get("conv_kernel", 4))
         return _Layout(kinds.count("*"), kv_heads, head_dim, q_heads, kinds.count("M"), conv, k, state, proj,
-                       2 * c.get("intermediate_size", 4 * hidden))
+                       2 * c.get("intermediate_size", 4 * hidden), _mixer2(c, d_inner, groups, d_state, "chunk_size"))
     if t == "jamba":
         period, offset = c.get("attn_layer_period", 8), c.get("attn_layer_offset", 4)
         attn = sum(1 for i in range(L) if i % period == offset)
@@ -150,11 +188,17 @@ def predict(preset: Preset, ctx: int, batch: int = 1, dtype: str = "bfloat16", l
     vocab = c.get("vocab_size", 0)
     logit_positions = ctx if logits == "all" else 1
     logit_bytes = FP32_STATE_BYTES if preset.model_type in _FP32_LOGITS_TYPES else nbytes
-    widest = max(lay.mlp_width, (2 * lay.q_heads + 2 * lay.kv_heads) * lay.head_dim,
-                 lay.in_proj_width + lay.conv_dim)
+    hidden = c.get("hidden_size", 0)
+    widest = nbytes * max(lay.mlp_width, (2 * lay.q_heads + 2 * lay.kv_heads) * lay.head_dim,
+                          lay.in_proj_width + lay.conv_dim)
     if preset.model_type in _MAMBA1_TYPES:
-        widest = _MAMBA1_LIVE_D_INNER * (lay.in_proj_width // 2)
-    activation = batch * ctx * nbytes * (2 * c.get("hidden_size", 0) + widest)
+        widest = nbytes * _MAMBA1_LIVE_D_INNER * (lay.in_proj_width // 2)
+    if lay.mixer2 is not None:
+        widest = max(widest, lay.mixer2.live_bytes_per_token(lay.in_proj_width, lay.conv_dim, nbytes))
+    residual = (FP32_STATE_BYTES + nbytes) * hidden if c.get("residual_in_fp32") else 2 * nbytes * hidden
+    if preset.model_type == "zamba2":  # the embeddings stay live: every shared block reads them again
+        residual += nbytes * hidden
+    activation = batch * ctx * (residual + widest)
     if logits == "all" and logit_bytes != nbytes:
         activation += batch * ctx * vocab * nbytes
     out = {

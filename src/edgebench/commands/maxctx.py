@@ -94,7 +94,8 @@ def main(args: argparse.Namespace) -> int:
                        "limit_ctx": limit, "wall_s": round(time.monotonic() - t0, 1), **res.to_record()}
                 log.write(rec)
                 print(f"{name} [{mode}{', budget ' + format_bytes(budget) if budget else ''}]: max context "
-                      f"{res.max_ok} (first failing {res.min_fail}) after {res.probes} probes, "
+                      f"{res.max_ok} (first failing {res.min_fail}"
+                      f"{': ' + res.limited_by if res.limited_by else ''}) after {res.probes} probes, "
                       f"{rec['wall_s']} s" + (f"; stopped: {res.stopped}" if res.stopped else ""))
     print(f"log: {out}")
     return 0

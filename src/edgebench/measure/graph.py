@@ -38,7 +38,10 @@ def _capture(step):
     return graph, (now_ns() - t0) / 1e6
 
 
-def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str, after=None) -> PhaseResult:
+def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str, after=None,
+                    after_steps: int = 0) -> PhaseResult:
+    """`after(replay)` runs after the timed steps (the operator profile); the static cache leaves room
+    for its `after_steps` extra tokens."""
     import torch
     model = loaded.model
     params = inspect.signature(model.forward).parameters
@@ -52,7 +55,7 @@ def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str, after=No
             kind = "model cache (in-place SSM states)"
         else:
             from transformers import StaticCache
-            cache = StaticCache(config=model.config, max_cache_len=ctx + gen + warm + 2)
+            cache = StaticCache(config=model.config, max_cache_len=ctx + gen + warm + 2 + after_steps)
             out = model(input_ids=ids, past_key_values=cache,
                         cache_position=torch.arange(ctx, device=ids.device), **kw)
             cache_kw = {"past_key_values": cache}
@@ -80,13 +83,14 @@ def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str, after=No
     return PhaseResult(samples, {"graph_warmup_ms": warm_ms, "graph_capture_ms": capture_ms}, extra)
 
 
-def decode_graph_mamba_ssm(loaded, ids, *, gen: int, warmup: int, device: str, after=None) -> PhaseResult:
+def decode_graph_mamba_ssm(loaded, ids, *, gen: int, warmup: int, device: str, after=None,
+                           after_steps: int = 0) -> PhaseResult:
     import torch
     from mamba_ssm.utils.generation import update_graph_cache
     model = loaded.model
     batch, ctx = ids.shape
     warm = max(warmup, 2)
-    max_len = ctx + gen + warm + 2
+    max_len = ctx + gen + warm + 2 + after_steps
     with torch.inference_mode():
         t0 = now_ns()
         cache = update_graph_cache(model, None, batch, ctx, max_len)

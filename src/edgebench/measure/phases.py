@@ -77,9 +77,12 @@ def measure_prefill(loaded, ids, *, reps: int, warmup: int, logits: str, device:
 
 
 def measure_decode_eager(loaded, ids, *, gen: int, warmup: int, device: str,
-                         after: Callable[[Callable[[], Any]], Any] | None = None) -> PhaseResult:
+                         after: Callable[[Callable[[], Any]], Any] | None = None,
+                         after_steps: int = 0) -> PhaseResult:
     """Prefill `ids`, then time `gen` single-token decode steps one by one (greedy argmax feeds the
-    next step, as generation does). Warm-up steps run at the same depth on a separate prefill."""
+    next step, as generation does). Warm-up steps run at the same depth on a separate prefill.
+    `after(step)` runs after the timed steps (the operator profile); the dynamic cache grows, so
+    `after_steps` needs no room reserved here."""
     import torch
     prefill, decode = loaded.prefill, loaded.decode
     with torch.inference_mode():
