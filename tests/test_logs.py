@@ -151,7 +151,8 @@ def test_absent_optional_fields_are_none_not_crashes(tmp_path):
     write(tmp_path / "a.jsonl", [minimal])
     (row,) = load([tmp_path]).cases
     assert row["device"] == "unknown device" and row["prefill_ms"] is None
-    assert row["batch"] is None and row["key"] == "m|ctx=512"
+    assert row["gen"] is None and row["key"] == "m|ctx=512"
+    assert row["batch"] == 1  # absent = the schema default (compact lines leave defaults out)
 
 
 def test_validate_counts_per_file(tmp_path, capsys):
@@ -162,3 +163,17 @@ def test_validate_counts_per_file(tmp_path, capsys):
     assert "bad.jsonl:2: not JSON" in out
     assert any(line.startswith(str(tmp_path / "good.jsonl")) and line.rstrip().endswith("0 problems")
                for line in out.splitlines())
+
+
+def test_compact_case_lines_read_back_with_their_defaults_and_key(tmp_path):
+    """Lines as the runner writes them (records.compact_case) read back like full lines."""
+    from edgebench import records
+    full = case(ctx=2048)
+    full["key"] = records.case_key(full, full["device"])
+    write(tmp_path / "a.jsonl", [HEADER, records.compact_case(full)])
+    logs = load([tmp_path])
+    assert logs.problems == []
+    row = logs.cases[0]
+    assert (row["backend"], row["dtype"], row["batch"], row["logits"], row["attn"]) == \
+        ("hf", "bfloat16", 1, "last", "sdpa")
+    assert row["key"] == full["key"]

@@ -6,51 +6,33 @@ Each line is checked against the schema of `edgebench.records`: a line that cann
 skipped and reported as a `Problem`; a usable line with an unusable field (a known quantity in an
 unknown unit, a Stats object that is not one) keeps the rest and is reported with `skipped=False`;
 a line of a newer schema version empties the reader and sets `newer` (the file is skipped whole).
-Case rows are flat dicts with the keys `CASE_FIELDS`, absent fields None; merging files and
-attaching devices is `edgebench.logs`'s job.
+Case rows are flat dicts with the keys `CASE_FIELDS`, absent fields None (`edgebench.logcases`
+makes them); merging files and attaching devices is `edgebench.logs`'s job.
+
+A file is parsed by orjson in one call where it can be (`_fast_objects`); where orjson refuses a
+line (NaN, ints past 64 bits, lone surrogates, invalid UTF-8, bad JSON) or a line is blank, the
+stdlib parser reads the file as before, line by line where a line is bad, so the result is the same.
 """
 from __future__ import annotations
 
 import gzip
 import json
-import re
 import zlib
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from edgebench import importers
 
-try:  # optional: about three times faster on valid files; the stdlib parser decides otherwise
+try:  # a dependency, about twice as fast on valid files; the stdlib parser decides the rest
     from orjson import loads as _fast_loads
-except ImportError:  # pragma: no cover - orjson is not a dependency
+except ImportError:  # pragma: no cover - installed without its dependencies
     _fast_loads = None
-from edgebench.records import KEY_FIELDS, case_key
-from edgebench.records import CASE_STATUSES, FAMILIES, RECORD_TYPES, SCHEMA_VERSION
+from edgebench.logcases import CASE_FIELDS, case_row
+from edgebench.records import RECORD_TYPES, SCHEMA_VERSION
 
-CASE_FIELDS = ("source", "file", "run", "key", "device", "host", "device_name", "model", "family",
-               "backend", "dtype", "ctx", "gen", "batch", "decode_mode", "logits", "attn", "status",
-               "reason", "prefill_ms", "tpot_ms", "prefill_raw_ms", "tpot_raw_ms",
-               "peak_allocated_bytes", "peak_reserved_bytes", "predicted_bytes", "prefill_j",
-               "decode_j_per_token", "energy_why", "kernels", "cold_ms")
-_KNOWN_CASE_KEYS = frozenset(("v", "type", "run", "key", "model", "family", "backend", "dtype",
-                              "ctx", "gen", "batch", "decode_mode", "logits", "attn", "status",
-                              "reason", "device", "prefill_ms", "tpot_ms", "cold_ms", "kernels",
-                              "mem", "energy", "throttle", "raw", "t", "wall_s"))
-# A known quantity (stem) in some unit: prefill_us, tpot_s, peak_allocated_mb, decode_mj_per_token.
-_UNIT_RE = re.compile(r"(.+?)_(s|sec|seconds|us|ns|ms|j|mj|kj|wh|mwh|b|bytes|kb|mb|gb|kib|mib|gib)"
-                      r"(_per_token)?")
-_TOP_UNITS = {"prefill": "prefill_ms", "tpot": "tpot_ms", "cold": "cold_ms"}
-_MEM_UNITS = {"peak_allocated": "peak_allocated_bytes", "peak_reserved": "peak_reserved_bytes",
-              "predicted": "predicted_bytes"}
-_ENERGY_UNITS = {"prefill": "prefill_j", "decode_per_token": "decode_j_per_token"}
-_STR_FIELDS = ("device_name", "family", "backend", "dtype", "decode_mode", "logits", "attn",
-               "reason", "energy_why")
-_MEM_FIELDS = frozenset(_MEM_UNITS.values())
-_ENERGY_FIELDS = frozenset(_ENERGY_UNITS.values())
-_ENERGY_KEYS = _ENERGY_FIELDS | {"energy_why"}
-_NUM = (int, float)
-_EMPTY: dict[str, Any] = {}
+__all__ = ["CASE_FIELDS", "FileReader", "Problem"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +60,7 @@ class FileReader:
         self.ops: list[dict[str, Any]] = []
         self.problems: list[Problem] = []
         self.n_used = 0
+        self.n_imported = 0  # case rows from other tools' logs (edgebench.importers)
         self.newer = False
 
     def problem(self, line: int | None, reason: str, skipped: bool = True) -> None:
@@ -88,13 +71,24 @@ class FileReader:
             rows, problems = importers.import_file(path)
             self.problems.extend(Problem(self.name, ln, why, skip) for ln, why, skip in problems)
             self.cases.extend(rows)
-            self.n_used = len(rows)
+            self.n_used = self.n_imported = len(rows)
             return
-        text = self._text(path)
-        lines = text.split("\n")
-        ends_clean = text.endswith("\n")
+        data = self._bytes(path)
+        objs = _fast_objects(data)
+        if objs is None:  # the careful path: decoded text, line by line where a line is bad
+            text = data.decode("utf-8", errors="replace")
+            lines = text.split("\n")
+            ends_clean = text.endswith("\n")
+            numbered = _parsed(lines)
+        else:
+            numbered = zip(range(1, len(objs) + 1), objs, _NO_ERRORS)
         foreign: list[tuple[int, dict[str, Any]]] = []
-        for n, obj, error in _parsed(lines):
+        record = self._record
+        for n, obj, error in numbered:
+            if type(obj) is dict and obj.get("type") == "case" and type(obj.get("v")) is int \
+                    and 1 <= obj["v"] <= SCHEMA_VERSION:  # the bulk of a log: straight to case_row
+                self.n_used += case_row(self, n, obj)
+                continue
             if error is not None:
                 last = n == len(lines) and not ends_clean
                 self.problem(n, "truncated last line (the writer stopped mid-line)" if last
@@ -109,7 +103,7 @@ class FileReader:
                 else:
                     self.problem(n, "foreign line: not an edgebench record (no 'v' or 'type')")
                 continue
-            if self._record(n, obj):
+            if record(n, obj):
                 self.n_used += 1
             if self.newer:
                 return
@@ -118,10 +112,11 @@ class FileReader:
             self.problems.extend(Problem(self.name, ln, why, skip) for ln, why, skip in problems)
             self.cases.extend(rows)
             self.n_used += len(rows)
+            self.n_imported += len(rows)
 
-    def _text(self, path: Path) -> str:
+    def _bytes(self, path: Path) -> bytes:
         if not path.name.endswith(".gz"):
-            return path.read_bytes().decode("utf-8", errors="replace")
+            return path.read_bytes()
         chunks: list[bytes] = []
         try:
             with gzip.open(path, "rb") as fh:
@@ -130,7 +125,7 @@ class FileReader:
         except (EOFError, OSError, zlib.error) as exc:
             self.problem(None, f"gzip stream damaged or cut short ({exc}); the lines before it "
                                "are read", skipped=False)
-        return b"".join(chunks).decode("utf-8", errors="replace")
+        return b"".join(chunks)
 
     def _record(self, n: int, obj: dict[str, Any]) -> bool:
         v, kind = obj.get("v"), obj.get("type")
@@ -148,7 +143,7 @@ class FileReader:
             self.problem(n, f"unknown record type {kind!r}; expected one of {', '.join(RECORD_TYPES)}")
             return False
         if kind == "case":
-            return self._case(n, obj)
+            return case_row(self, n, obj)
         run = obj.get("run")
         if not isinstance(run, str) or not run:
             self.problem(n, f"{kind} record without a 'run' id string")
@@ -160,86 +155,6 @@ class FileReader:
         else:
             return self._ops(n, obj)
         return True
-
-    def _case(self, n: int, obj: dict[str, Any]) -> bool:
-        run, model, ctx, status = obj.get("run"), obj.get("model"), obj.get("ctx"), obj.get("status")
-        why = None
-        if not isinstance(run, str) or not run:
-            why = "case without a 'run' id string"
-        elif not isinstance(model, str) or not model:
-            why = "case without a 'model' string"
-        elif not _is_int(ctx) or ctx < 0:
-            why = f"'ctx' must be a non-negative integer token count, got {ctx!r}"
-        elif status not in CASE_STATUSES:
-            why = f"status {status!r} is not one of {', '.join(CASE_STATUSES)}"
-        elif obj.get("family") is not None and obj["family"] not in FAMILIES:
-            why = f"family {obj['family']!r} is not one of {', '.join(FAMILIES)}"
-        if why:
-            self.problem(n, why)
-            return False
-        # The hot path of a 100k-case compare: type checks inline, helpers only on bad input.
-        if not obj.keys() <= _KNOWN_CASE_KEYS:
-            self._units(n, obj.keys() - _KNOWN_CASE_KEYS, "", _TOP_UNITS)
-        get = obj.get
-        mem, energy, raw = get("mem"), get("energy"), get("raw")
-        mem = mem if type(mem) is dict else _EMPTY
-        energy = energy if type(energy) is dict else _EMPTY
-        pre, tpot = get("prefill_ms"), get("tpot_ms")
-        if pre is not None and (type(pre) is not dict or type(pre.get("median")) not in _NUM):
-            pre = self._bad_stats(n, "prefill_ms", pre)
-        if tpot is not None and (type(tpot) is not dict or type(tpot.get("median")) not in _NUM):
-            tpot = self._bad_stats(n, "tpot_ms", tpot)
-        # The parsed line becomes the row (no copy); the sub-objects it was read from go.
-        row = obj
-        row["device_name"] = get("device")
-        row["source"], row["file"], row["device"], row["host"] = "edgebench", self.name, None, None
-        row["energy_why"] = energy.get("energy_why")
-        row["prefill_ms"], row["tpot_ms"] = pre, tpot
-        row["prefill_raw_ms"] = row["tpot_raw_ms"] = None
-        for f in _STR_FIELDS:
-            if type(get(f)) is not str:
-                row[f] = None
-        if type(get("key")) is not str:  # compact lines leave the key out: it is a hash of the fields
-            row["key"] = case_key(obj, str(get("device_name"))) if all(f in obj for f in KEY_FIELDS) \
-                else f"{model}|ctx={ctx}"
-        for f in ("gen", "batch"):
-            if type(get(f)) is not int:
-                row[f] = None
-        for f in ("kernels", "cold_ms"):
-            if type(get(f)) is not dict:
-                row[f] = None
-        for f in ("v", "type", "mem", "energy", "raw"):
-            row.pop(f, None)
-        for d, prefix, fields in ((mem, "mem.", _MEM_FIELDS), (energy, "energy.", _ENERGY_FIELDS)):
-            for f in fields:
-                v = d.get(f)
-                if v is not None and type(v) not in _NUM:
-                    self.problem(n, f"'{prefix}{f}' must be a number, got {v!r}: field ignored",
-                                 False)
-                    v = None
-                row[f] = v
-        if mem and not mem.keys() <= _MEM_FIELDS:
-            self._units(n, mem.keys() - _MEM_FIELDS, "mem.", _MEM_UNITS)
-        if energy and not energy.keys() <= _ENERGY_KEYS:
-            self._units(n, energy.keys() - _ENERGY_KEYS, "energy.", _ENERGY_UNITS)
-        if type(raw) is dict:
-            row["prefill_raw_ms"] = _samples(raw.get("prefill_ms"))
-            row["tpot_raw_ms"] = _samples(raw.get("tpot_ms"))
-        self.cases.append(row)
-        return True
-
-    def _units(self, n: int, extra: Iterable[str], prefix: str, known: dict[str, str]) -> None:
-        """Report a known quantity written in another unit (prefill_us, mem.peak_allocated_mb)."""
-        for k in sorted(extra):
-            m = _UNIT_RE.fullmatch(k)
-            if m and (m.group(1) + (m.group(3) or "")) in known:
-                want = known[m.group(1) + (m.group(3) or "")]
-                self.problem(n, f"unknown unit in field '{prefix}{k}': the schema has "
-                                f"'{prefix}{want}'; field ignored, rest of the line used", False)
-
-    def _bad_stats(self, n: int, key: str, value: Any) -> None:
-        self.problem(n, f"{key!r} must be a Stats object with a numeric 'median' in ms, got "
-                        f"{json.dumps(value)[:60]}: field ignored, rest used", False)
 
     def _maxctx(self, n: int, obj: dict[str, Any]) -> bool:
         model = obj.get("model")
@@ -264,6 +179,24 @@ class FileReader:
         self.ops.append(dict(obj, file=self.name))
         return True
 
+
+
+def _fast_objects(data: bytes) -> list[Any] | None:
+    """Every line of a JSONL file parsed by orjson in one call (the lines joined into one array),
+    or None, sending the file down the careful path of `_parsed`: no orjson, a line orjson refuses
+    (bad JSON, invalid UTF-8, NaN, >64-bit ints, lone surrogates), a blank line, a line that is not
+    one value."""
+    if _fast_loads is None or not data:
+        return None
+    body = data[:-1] if data.endswith(b"\n") else data
+    try:
+        objs = _fast_loads(b"[" + body.replace(b"\n", b",") + b"]")
+    except ValueError:
+        return None
+    return objs if len(objs) == body.count(b"\n") + 1 else None
+
+
+_NO_ERRORS = repeat(None)
 
 
 def _parsed(lines: list[str]) -> list[tuple[int, Any, str | None]]:
@@ -301,7 +234,3 @@ def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _samples(x: Any) -> list[float] | None:
-    if isinstance(x, list) and x and all(_is_num(s) for s in x):
-        return x
-    return None

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterable
 
 from edgebench import importers
 from edgebench.errors import UserError
 from edgebench.logfile import CASE_FIELDS, FileReader, Problem
+
+_RUN, _KEY = itemgetter("run"), itemgetter("key")
 
 __all__ = ["CASE_FIELDS", "LOG_SUFFIXES", "Logs", "Problem", "device_label", "find_log_files",
            "load"]
@@ -84,7 +87,7 @@ def load(paths: Iterable[str | os.PathLike]) -> Logs:
     logs = Logs(notes=list(empty))
     cases: dict[tuple[str, str], dict[str, Any]] = {}
     run_files: dict[str, str] = {}
-    dup_keys = 0
+    dup_keys = imported = 0
     for path in files:
         reader = FileReader(str(path))
         reader.read(path)
@@ -98,17 +101,24 @@ def load(paths: Iterable[str | os.PathLike]) -> Logs:
                                   "read once (deduplicated by run id)")
             run_files.setdefault(run_id, reader.name)
             logs.runs.setdefault(run_id, header)
-        for row in reader.cases:
-            k = (row["run"], row["key"])
-            if k in cases:
-                dup_keys += 1
-                del cases[k]  # re-insert so the last line wins and keeps its file order
-            cases[k] = row
+        imported += reader.n_imported
+        keyed = dict(zip(zip(map(_RUN, reader.cases), map(_KEY, reader.cases)), reader.cases))
+        if len(keyed) == len(reader.cases) and cases.keys().isdisjoint(keyed):
+            cases.update(keyed)  # no key repeated: the same as the loop below, at C speed
+        else:
+            for row in reader.cases:
+                k = (row["run"], row["key"])
+                if k in cases:
+                    dup_keys += 1
+                    del cases[k]  # re-insert so the last line wins and keeps its file order
+                cases[k] = row
         logs.maxctx.extend(reader.maxctx)
         logs.ops.extend(reader.ops)
     if dup_keys:
         logs.notes.append(f"{dup_keys} case lines repeated a (run, key) already read: the last kept")
-    logs.cases = importers.merge_memory_rows(list(cases.values()))
+    logs.cases = list(cases.values())
+    if imported:  # memory-only rows of other tools' logs
+        logs.cases = importers.merge_memory_rows(logs.cases)
     _attach_devices(logs)
     return logs
 
@@ -127,13 +137,20 @@ def _attach_devices(logs: Logs) -> None:
         return name if isinstance(name, str) and name else None
 
     hosts = {r: host_of(r) for r in logs.runs}
-    by_case: dict[tuple[str, str], dict[str, Any]] = {}
+    labels: dict[tuple, str] = {}  # device_label per (name, host): a few devices, 10^5 rows
     for row in logs.cases:
         if row["source"] == "edgebench":
-            row["host"] = hosts.get(row["run"])
-            row["device_name"] = row["device_name"] or run_device(row["run"])
-        row["device"] = device_label(row["device_name"], row["host"])
-        by_case[(row["run"], row["key"])] = row
+            row["host"] = host = hosts.get(row["run"])
+            name = row["device_name"] = row["device_name"] or run_device(row["run"])
+        else:
+            name, host = row["device_name"], row["host"]
+        try:
+            row["device"] = labels[(name, host, type(name))]
+        except KeyError:
+            row["device"] = labels[(name, host, type(name))] = device_label(name, host)
+        except TypeError:  # an unhashable name in an imported row
+            row["device"] = device_label(name, host)
+    by_case = {(row["run"], row["key"]): row for row in logs.cases} if logs.ops else {}
     for rec in logs.maxctx:
         rec["device"] = device_label(rec.get("device") or run_device(rec.get("run")),
                                      hosts.get(rec.get("run")))

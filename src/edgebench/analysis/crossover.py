@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -87,25 +87,63 @@ def candidate_pairs(items: list[tuple[str, int, tuple]], metric_at: list[int]):
     """For one device and setting, given (series name, ctx, metric values) items: how many
     (metric, series pair)s were measured at >= 2 common contexts, and those whose curves may cross
     (log(a) - log(b) takes both signs), as (metric index, series i, series j); plus the names,
-    contexts and the metric x series x ctx grid of values (NaN = not measured). Vectorised over
-    metrics and pairs: a 100k-case comparison has ~5 * 10^5 of them."""
+    contexts and the metric x series x ctx grid of values (NaN = not measured)."""
     import numpy as np
 
     names = sorted({label for label, _, _ in items})
     ctxs = sorted({ctx for _, ctx, _ in items})
     row_of, col_of = {n: i for i, n in enumerate(names)}, {c: i for i, c in enumerate(ctxs)}
-    grid = np.full((len(metric_at), len(names), len(ctxs)), np.nan)
-    cells = {(row_of[label], col_of[ctx]): vals for label, ctx, vals in items}  # the last wins
-    if cells:  # one assignment for the whole group; None -> NaN
-        at = list(cells)
-        grid[:, [i for i, _ in at], [j for _, j in at]] = np.array(
-            [[vals[i] for i in metric_at] for vals in cells.values()], dtype=float).T
-    with np.errstate(invalid="ignore", divide="ignore"):
-        logv = np.log(np.where(grid > 0, grid, np.nan))
-    gap = logv[:, :, None, :] - logv[:, None, :, :]
-    common = (~np.isnan(gap)).sum(axis=3)
-    filled = np.where(np.isnan(gap), 0.0, gap)
-    upper = np.triu(np.ones((len(names), len(names)), dtype=bool), k=1)
-    measured = upper & (common >= 2)
-    may_cross = measured & (filled.max(axis=3) > 0) & (filled.min(axis=3) < 0)
-    return int(measured.sum()), list(zip(*np.nonzero(may_cross))), names, ctxs, grid
+    values = np.array([[v[i] for i in metric_at] for _, _, v in items], dtype=float)
+    series = np.array([row_of[label] for label, _, _ in items], dtype=np.intp)
+    ctx = np.array([col_of[c] for _, c, _ in items], dtype=np.intp)
+    ((n_pairs, found, _, _, grid),) = candidate_pairs_coded(
+        [np.arange(len(items))], series, ctx, values.reshape(len(items), len(metric_at)))
+    return n_pairs, found, names, ctxs, grid
+
+
+def candidate_pairs_coded(groups: list, series, ctx, values, chunk_cells: int = 1 << 18) -> list:
+    """`candidate_pairs` of many groups at once. `groups`: per group, the positions of its
+    measurements in the order read (of a repeated series and context the last counts); `series`,
+    `ctx`: integer codes per measurement (in the order of the names and contexts); `values`:
+    measurement x metric (NaN = none). Per group: (pairs measured, candidates as (metric, i, j),
+    the series codes i and j index, the context codes, grid metric x series x ctx). Groups with the
+    same series and contexts (most of a sweep) go through numpy together, about `chunk_cells`
+    pair x context cells at a time: a 100k-case comparison has ~500 groups, ~5 * 10^5 pairs."""
+    import numpy as np
+
+    shapes: dict[tuple, list[tuple[int, Any, Any, Any]]] = {}
+    for g, at in enumerate(groups):
+        s_codes, c_codes = np.unique(series[at]), np.unique(ctx[at])
+        si, ci = np.searchsorted(s_codes, series[at]), np.searchsorted(c_codes, ctx[at])
+        cell = si * len(c_codes) + ci
+        _, last = np.unique(cell[::-1], return_index=True)  # the last of each repeated cell
+        keep = len(cell) - 1 - last
+        shapes.setdefault((s_codes.tobytes(), c_codes.tobytes()), []).append(
+            (g, si[keep], ci[keep], at[keep]))
+    out: list = [()] * len(groups)
+    n_metrics = values.shape[1]
+    for members in shapes.values():
+        s_codes, c_codes = np.unique(series[members[0][3]]), np.unique(ctx[members[0][3]])
+        n_s, n_c = len(s_codes), len(c_codes)
+        size = max(1, chunk_cells // max(1, n_metrics * n_s * n_s * n_c))
+        upper = np.triu(np.ones((n_s, n_s), dtype=bool), k=1)
+        for start in range(0, len(members), size):
+            chunk = members[start:start + size]
+            grid = np.full((len(chunk), n_s, n_c, n_metrics), np.nan)
+            for k, (_, si, ci, at) in enumerate(chunk):
+                grid[k, si, ci] = values[at]
+            grid = grid.transpose(0, 3, 1, 2)  # group, metric, series, ctx
+            with np.errstate(invalid="ignore", divide="ignore"):
+                logv = np.log(np.where(grid > 0, grid, np.nan))
+                # ctx first: the reductions over contexts become element-wise over whole slices
+                lv = np.ascontiguousarray(logv.transpose(3, 0, 1, 2))
+                gap = lv[..., :, None] - lv[..., None, :]  # ctx, group, metric, series, series
+            measured = upper & ((~np.isnan(gap)).sum(axis=0) >= 2)
+            may_cross = measured & (gap > 0).any(axis=0) & (gap < 0).any(axis=0)
+            n_pairs = measured.sum(axis=(1, 2, 3)).tolist()
+            found: list[list] = [[] for _ in chunk]
+            for k, m, i, j in zip(*np.nonzero(may_cross)):
+                found[k].append((m, i, j))
+            for k, (g, _, _, _) in enumerate(chunk):
+                out[g] = (int(n_pairs[k]), found[k], s_codes, c_codes, grid[k])
+    return out

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -106,19 +107,37 @@ def ratio_from_parts(med_a: float, se_a: float | None, med_b: float, se_b: float
     return RatioCI(ratio, ratio * math.exp(-half), ratio * math.exp(half), "normal-approx")
 
 
-def median_rel_se_columns(stats: Sequence[Mapping[str, Any] | None]) -> tuple[np.ndarray, np.ndarray]:
+def stats_fields(stats: Sequence[Mapping[str, Any] | None]) -> list[tuple[Any, ...]] | None:
+    """The (median, n, p10, p90, stdev) fields of a column of Stats objects, as five columns (None
+    where absent); None when an object is neither a dict nor None. One pass over the objects, at
+    C speed where every dict has all five keys: they lie scattered in memory (a cache miss each)."""
+    if not set(map(type, stats)) <= _DICT_OR_NONE:
+        return None
+    try:
+        rows = list(map(_STATS_KEYS, [_ALL_NONE if s is None else s for s in stats]))
+    except KeyError:
+        rows = [(s.get("median"), s.get("n"), s.get("p10"), s.get("p90"), s.get("stdev"))
+                for s in (s or _ALL_NONE for s in stats)]
+    return list(zip(*rows)) or [() for _ in range(5)]
+
+
+def median_rel_se_columns(stats: Sequence[Mapping[str, Any] | None],
+                          fields: list[tuple[Any, ...]] | None = None
+                          ) -> tuple[np.ndarray, np.ndarray]:
     """`median_and_rel_se` over a column of Stats objects: (medians, rel_se) as float arrays, NaN
     for None. When every object is a dict (or None) whose fields are floats (n an int) or absent,
-    numpy does it in the same operation order; otherwise each goes through `median_and_rel_se`."""
+    numpy does it in the same operation order; otherwise each goes through `median_and_rel_se`.
+    `fields`: `stats_fields(stats)` when the caller has it already."""
     size = len(stats)
-    if all(type(s) is dict or s is None for s in stats):
-        # One pass over the objects (scattered in memory: each visit is a cache miss), then columns.
-        fields = [list(f) for f in zip(*[(s.get("median"), s.get("n"), s.get("p10"), s.get("p90"),
-                                          s.get("stdev")) for s in (s or _NO_STATS for s in stats)])]
-        fields = fields or [[]] * 5
-        kinds = [set(map(type, f)) for f in fields]
-        if kinds[1] <= _INT_OR_NONE and all(k <= _FLOAT_OR_NONE for i, k in enumerate(kinds) if i != 1):
-            m, n, p10, p90, sd = (np.array(f, dtype=float) for f in fields)  # None -> NaN
+    fields = fields if fields is not None else stats_fields(stats)
+    arrays = []
+    for i, f in enumerate(fields or ()):  # each field's types checked, then converted (None -> NaN)
+        if not set(map(type, f)) <= (_INT_OR_NONE if i == 1 else _FLOAT_OR_NONE):
+            break
+        arrays.append(np.array(f, dtype=float))
+    else:
+        if fields is not None:
+            m, n, p10, p90, sd = arrays
             with np.errstate(invalid="ignore", divide="ignore"):
                 med_ok, n_ok, pq_ok = m > 0, n >= 2, p90 >= p10
                 sigma = np.where(pq_ok, (p90 - p10) / _P10_P90_WIDTH_IN_SIGMA, sd)
@@ -134,7 +153,9 @@ def median_rel_se_columns(stats: Sequence[Mapping[str, Any] | None]) -> tuple[np
     return med, se
 
 
-_NO_STATS: dict[str, Any] = {}
+_STATS_KEYS = itemgetter("median", "n", "p10", "p90", "stdev")
+_ALL_NONE: dict[str, Any] = dict.fromkeys(("median", "n", "p10", "p90", "stdev"))
+_DICT_OR_NONE = frozenset((dict, type(None)))
 _INT_OR_NONE = frozenset((int, type(None)))
 _FLOAT_OR_NONE = frozenset((float, type(None)))
 

@@ -59,23 +59,25 @@ def _compare(args: argparse.Namespace) -> int:
     wanted = selected_tables(args.table)
     logs = load(args.logs)
     tables = [t for t in build_tables(logs, args.baseline, metrics) if t.name in wanted]
+    # Rendered in pieces (a long table in blocks of rows), all before anything is written.
     if args.format == "json":
-        text = render.render_json(tables, {"problems": [str(p) for p in logs.problems],
-                                           "notes": logs.notes})
+        parts = list(render.iter_json(tables, {"problems": [str(p) for p in logs.problems],
+                                               "notes": logs.notes}))
     elif args.format == "csv":
-        text = render.render_csv(tables)
+        parts = list(render.iter_csv(tables))
     elif args.format == "md":
-        text = render.render_markdown(tables)
+        parts = list(render.iter_markdown(tables))
     else:
         import shutil
 
         width = None if args.output or not sys.stdout.isatty() else shutil.get_terminal_size().columns
-        text = render.render_text(tables, width) if tables else "no measured cases in these logs\n"
+        parts = list(render.iter_text(tables, width)) if tables else [
+            "no measured cases in these logs\n"]
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            fh.writelines(parts)
     else:
-        sys.stdout.write(text)
+        sys.stdout.writelines(parts)
     # Problems go to stderr so csv/json on stdout stays machine-readable.
     if logs.problems:
         shown = logs.problems[:20]

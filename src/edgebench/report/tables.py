@@ -10,17 +10,21 @@
 - `maxctx`: the max-context search results;
 - `ops`: the operator breakdown (share of GPU time per category, per phase).
 Cells hold raw values (None = not available); `Ratio` cells hold a `RatioCI`. Renderers format them.
+The cases and crossover tables are built a column at a time (`edgebench.report.casetable`,
+`edgebench.report.crosstable`): a comparison reaches 10^5 rows; the cases table keeps its cells
+as columns (`Table(..., data=...)`), which the renderers read without a list per row.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any, Callable, Sequence
 
-from edgebench.analysis.crossover import candidate_pairs, curve, find_crossovers
-from edgebench.analysis.stats import (RatioCI, median_rel_se_columns, ratio_ci,
-                                      ratio_cis_from_arrays)
 from edgebench.errors import UserError
 from edgebench.logs import Logs
+from edgebench.report.casetable import (METRIC_NAMES, CaseColumns, cases_columns,
+                                        series_label_column, setting_text)
+from edgebench.report.crosstable import crossover_rows
 
 _GIB = float(1 << 30)
 
@@ -73,6 +77,7 @@ def metric_values(r: dict[str, Any]) -> tuple[float | None, ...]:
             r["prefill_j"], r["decode_j_per_token"])
 
 
+assert tuple(METRICS) == METRIC_NAMES  # the columns casetable.CaseColumns makes
 RATIO_METRICS = ("prefill_ms", "tpot_ms")
 CROSSOVER_METRICS = ("prefill_ms", "tpot_ms", "peak_mem_gib", "prefill_j", "decode_j_per_token")
 OPS_ORDER = ("gemm", "attention", "ssm_scan", "conv1d", "norm", "elementwise", "memory",
@@ -85,13 +90,57 @@ class Column:
     fmt: str = ""  # format spec for numbers; "ratio" for RatioCI cells, "pct" for shares
 
 
-@dataclass
 class Table:
-    name: str
-    title: str
-    columns: list[Column]
-    rows: list[list[Any]]
-    notes: list[str] = field(default_factory=list)
+    """A titled table of `columns` (name and format each) and notes. Its cells come row by row
+    (`rows`) or, for long tables, column by column (`data`: one sequence per column, all as long),
+    which the renderers read as it is, without a list per row; `rows` makes the rows from `data`
+    on first use, and from then on the rows are the table (they may be changed in place)."""
+
+    def __init__(self, name: str, title: str, columns: list[Column],
+                 rows: list[list[Any]] | None = None, notes: list[str] | None = None, *,
+                 data: list[Sequence[Any]] | None = None):
+        self.name, self.title, self.columns = name, title, columns
+        self.notes = notes if notes is not None else []
+        self._rows = rows if rows is not None or data is not None else []
+        self._data = data if rows is None else None
+
+    @property
+    def rows(self) -> list[list[Any]]:
+        if self._rows is None:
+            self._rows = list(map(list, zip(*self._data))) if self._data else []
+        self._data = None
+        return self._rows
+
+    @rows.setter
+    def rows(self, rows: list[list[Any]]) -> None:
+        self._rows, self._data = rows, None
+
+    @property
+    def n_rows(self) -> int:
+        if self._data is not None:
+            return len(self._data[0]) if self._data else 0
+        return len(self._rows)
+
+    def column_data(self) -> list[Sequence[Any]]:
+        """The cells column by column (rows of unequal length cut to the shortest, as zip does)."""
+        return list(self._data) if self._data is not None else list(zip(*self._rows))
+
+    def row_length(self) -> int | None:
+        """The number of cells every row has, None when rows differ (or there are none)."""
+        if self._data is not None:
+            return len(self._data) if self.n_rows else None
+        lengths = set(map(len, self._rows))
+        return lengths.pop() if len(lengths) == 1 else None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Table):
+            return NotImplemented
+        return (self.name, self.title, self.columns, self.rows, self.notes) == (
+            other.name, other.title, other.columns, other.rows, other.notes)
+
+    def __repr__(self) -> str:
+        return f"Table(name={self.name!r}, title={self.title!r}, {len(self.columns)} columns, " \
+               f"{self.n_rows} rows)"
 
 
 def parse_metrics(text: str | None) -> list[str]:
@@ -105,51 +154,24 @@ def parse_metrics(text: str | None) -> list[str]:
 
 
 def setting_of(r: dict[str, Any]) -> str:
-    parts = [r["dtype"], f"b={r['batch']}" if r["batch"] else None, r["decode_mode"],
-             f"logits={r['logits']}" if r["logits"] and r["logits"] != "last" else None]
-    return " ".join(p for p in parts if p) or "-"
+    return setting_text(r["dtype"], r["batch"], r["decode_mode"], r["logits"])
 
 
 def latest_cases(logs: Logs) -> tuple[list[dict[str, Any]], int]:
     """One row per (device, source, key): the most recent run's; and how many were superseded."""
     when = {rid: str(h.get("t") or "") for rid, h in logs.runs.items()}
-    order = sorted(range(len(logs.cases)), key=lambda i: when.get(logs.cases[i]["run"], ""))
-    latest: dict[tuple, dict[str, Any]] = {}
-    for i in order:
-        r = logs.cases[i]
-        latest[(r["device"], r["source"], r["key"])] = r
-    return list(latest.values()), len(logs.cases) - len(latest)
+    cases = logs.cases
+    times = [when.get(run, "") for run in map(itemgetter("run"), cases)]
+    ordered = list(map(cases.__getitem__, sorted(range(len(cases)), key=times.__getitem__)))
+    keys = zip(*(map(itemgetter(f), ordered) for f in ("device", "source", "key")))
+    latest = dict(zip(keys, ordered))  # a repeated key keeps its first place and its last row
+    return list(latest.values()), len(cases) - len(latest)
 
 
 def series_labels(rows: list[dict[str, Any]]) -> dict[int, str]:
-    """Series label per row: the model, plus [backend] where one model ran on several backends;
-    rows imported from other tools carry [source] so they are never mistaken for edgebench's."""
-    backends: dict[str, set] = {}
-    for r in rows:
-        backends.setdefault(r["model"], set()).add(r["backend"])
-    labels = {}
-    for r in rows:
-        if r["source"] != "edgebench":
-            labels[id(r)] = f"{r['model']} [{r['source']}]"
-        elif len(backends[r["model"]]) > 1:
-            labels[id(r)] = f"{r['model']} [{r['backend']}]"
-        else:
-            labels[id(r)] = r["model"]
-    return labels
-
-
-def _settings(rows: list[dict[str, Any]]) -> dict[int, str]:
-    """`setting_of` per row id, computed once per distinct (dtype, batch, mode, logits)."""
-    memo: dict[tuple, str] = {}
-    out = {}
-    for r in rows:
-        d, b, m, lg = r["dtype"], r["batch"], r["decode_mode"], r["logits"]
-        k = (d, b, m, lg, type(d), type(b), type(m), type(lg))  # 1, 1.0 and True are equal keys
-        s = memo.get(k)
-        if s is None:
-            s = memo[k] = setting_of(r)
-        out[id(r)] = s
-    return out
+    """Series label per row id (see `casetable.series_label_column`)."""
+    get = [list(map(itemgetter(f), rows)) for f in ("model", "source", "backend")]
+    return dict(zip(map(id, rows), series_label_column(*get)))
 
 
 def build_tables(logs: Logs, baseline: str | None = None,
@@ -160,56 +182,23 @@ def build_tables(logs: Logs, baseline: str | None = None,
         models = sorted({r["model"] for r in rows})
         raise UserError(f"baseline model {baseline!r} is not in the logs; models there: "
                         f"{', '.join(models[:20])}")
-    labels = series_labels(rows)
-    settings = _settings(rows)
-    values = {id(r): metric_values(r) for r in rows if r["status"] == "ok"}
-    tables = [_cases_table(rows, labels, settings, values, baseline, metrics, superseded),
-              _crossover_table(rows, labels, settings, values, metrics),
-              _maxctx_table(logs), _ops_table(logs)]
+    cases = CaseColumns(rows)
+    tables = [_cases_table(cases, baseline, metrics, superseded),
+              _crossover_table(cases, metrics), _maxctx_table(logs), _ops_table(logs)]
     # An empty crossover table still says how many pairs were compared and that none crossed.
-    return [t for t in tables if t is not None and (t.rows or t.name == "crossover")]
+    return [t for t in tables if t is not None and (t.n_rows or t.name == "crossover")]
 
 
-def _cases_table(rows, labels, settings, values, baseline, metrics, superseded) -> Table:
+def _cases_table(cases: CaseColumns, baseline: str | None, metrics: list[str],
+                 superseded: int) -> Table:
     ratio_metrics = [m for m in RATIO_METRICS if m in metrics] if baseline else []
-    sources = len({r["source"] for r in rows}) > 1
+    sources = len(set(cases.source)) > 1
     cols = [Column("device"), Column("model")] + ([Column("source")] if sources else [])
     cols += [Column("backend"), Column("setting"), Column("ctx", "d"), Column("status")]
     cols += [Column(m, METRICS[m][2]) for m in metrics]
     cols += [Column(f"{m}_ratio", "ratio") for m in ratio_metrics]
     cols.append(Column("reason"))
-    base: dict[tuple, dict[str, Any]] = {}
-    if baseline:
-        for r in rows:
-            if r["model"] == baseline and r["status"] == "ok":
-                k = (r["device"], settings[id(r)], r["ctx"])
-                base.setdefault(k + (r["backend"],), r)
-                base.setdefault(k, r)
-    ordered = sorted(rows, key=lambda r: (r["device"], settings[id(r)], labels[id(r)], r["ctx"]))
-    at = [list(METRICS).index(m) for m in metrics]
-    blank = [None] * len(at)
-    pos = {id(b): -1 for b in base.values()}
-    for n, r in enumerate(ordered):
-        if id(r) in pos:
-            pos[id(r)] = n
-    out, b_at = [], []
-    for n, r in enumerate(ordered):
-        setting, v = settings[id(r)], values.get(id(r))
-        line = ([r["device"], labels[id(r)], r["source"]] if sources else
-                [r["device"], labels[id(r)]])
-        line += [r["backend"], setting, r["ctx"], r["status"]]
-        line += [v[i] for i in at] if v else blank
-        if ratio_metrics:
-            k = (r["device"], setting, r["ctx"])
-            b = base.get(k + (r["backend"],)) or base.get(k) if v else None
-            b_at.append(pos[id(b)] if b is not None and b is not r else -1)
-        out.append(line)
-    if ratio_metrics:
-        columns = [_ratio_column(ordered, b_at, m) for m in ratio_metrics]
-        for line, *cells in zip(out, *columns):
-            line += cells
-    for line, r in zip(out, ordered):
-        line.append(r["reason"])
+    data = cases_columns(cases, metrics, ratio_metrics, baseline, sources)
     notes = []
     if ratio_metrics:
         notes.append(f"*_ratio columns are model / {baseline} (the baseline) at the same device, "
@@ -218,52 +207,16 @@ def _cases_table(rows, labels, settings, values, baseline, metrics, superseded) 
     if superseded:
         notes.append(f"{superseded} case rows superseded by a later run of the same case on the "
                      "same device")
-    return Table("cases", "Cases: device x model x context", cols, out, notes)
+    return Table("cases", "Cases: device x model x context", cols, notes=notes, data=data)
 
 
-def _ratio_column(rows: list[dict[str, Any]], b_at: list[int], metric: str) -> list[RatioCI | None]:
-    """Ratio row / baseline row (at position b_at, -1 = none) for one metric over the whole table:
-    bootstrap where both sides kept raw samples, the normal approximation (vectorised) from the
-    Stats objects elsewhere; each row's (median, rel_se) is computed once."""
-    import numpy as np
-
-    raw = metric.replace("_ms", "_raw_ms")
-    med, se = median_rel_se_columns([r[metric] for r in rows])
-    bi = np.array(b_at, dtype=np.intp)
-    has_b = bi >= 0
-    bi = np.where(has_b, bi, 0)
-    out = ratio_cis_from_arrays(np.where(has_b, med, np.nan), np.where(has_b, se, np.nan),
-                                np.where(has_b, med[bi], np.nan), np.where(has_b, se[bi], np.nan))
-    for n in [n for n, r in enumerate(rows) if r[raw]]:
-        b = rows[b_at[n]] if b_at[n] >= 0 else None
-        if b and b[raw]:
-            out[n] = ratio_ci(rows[n][metric], b[metric], rows[n][raw], b[raw])
-    return out
-
-
-def _crossover_table(rows, labels, settings, values, metrics) -> Table | None:
+def _crossover_table(cases: CaseColumns, metrics: list[str]) -> Table | None:
     cols = [Column("device"), Column("setting"), Column("metric"), Column("model_a"),
             Column("model_b"), Column("crossover_ctx", ",.0f"), Column("better_after"),
             Column("below_ctx", "d"), Column("a_below", ".4g"), Column("b_below", ".4g"),
             Column("above_ctx", "d"), Column("a_above", ".4g"), Column("b_above", ".4g")]
     chosen = [(m, list(METRICS).index(m)) for m in CROSSOVER_METRICS if m in metrics]
-    groups: dict[tuple, list[tuple[str, int, tuple]]] = {}
-    for r in rows:
-        vals = values.get(id(r))
-        if vals is not None and r["ctx"]:
-            groups.setdefault((r["device"], settings[id(r)]), []).append(
-                (labels[id(r)], r["ctx"], vals))
-    out, pairs = [], 0
-    for (device, setting), items in sorted(groups.items()):
-        n_pairs, candidates, names, ctxs, grid = candidate_pairs(items, [i for _, i in chosen])
-        pairs += n_pairs
-        for k, i, j in candidates:
-            m = chosen[k][0]
-            a, b = curve(grid[k, i], ctxs), curve(grid[k, j], ctxs)
-            for x in find_crossovers(a, b, lower_is_better=METRICS[m][1]):
-                na, nb = names[i], names[j]
-                out.append([device, setting, m, na, nb, x.ctx, na if x.better_after == "a" else nb,
-                            x.before.ctx, x.before.a, x.before.b, x.after.ctx, x.after.a, x.after.b])
+    pairs, out = crossover_rows(cases, chosen, {m: lower for m, (_, lower, _) in METRICS.items()})
     if not pairs:
         return None
     notes = [f"{pairs} model pairs compared over context (interpolated log-log between the "
