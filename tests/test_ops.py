@@ -223,3 +223,27 @@ def test_cpu_profile_of_a_tiny_model(tmp_path):
     assert 0.0 <= rec["gpu_idle_share"] <= 1.0
     with gzip.open(tmp_path / "prefill.json.gz", "rt") as fh:
         assert "traceEvents" in json.load(fh)
+
+
+def test_device_total_comes_from_raw_events_without_annotations():
+    from torch.autograd import DeviceType
+
+    class Ev:
+        def __init__(self, dev, ns, ann=False):
+            self._d, self._ns, self._a = dev, ns, ann
+
+        def device_type(self):
+            return self._d
+
+        def duration_ns(self):
+            return self._ns
+
+        def is_user_annotation(self):
+            return self._a
+    events = [Ev(DeviceType.CUDA, 2000), Ev(DeviceType.CUDA, 3000), Ev(DeviceType.CPU, 10_000),
+              Ev(DeviceType.CUDA, 9000, ann=True)]
+    assert opsprofile.device_total_us(events) == 5.0
+    rec = opsprofile.ops_record("k", "decode", [("nvjet_sm90_tst_gemm", 4.0, 1), ("elementwise_kernel", 1.0, 1)],
+                                wall_ms=0.01, steps=1, device_total_us=5.0)
+    assert rec["profiler_total_ms"] == 0.005 and rec["categorised_vs_total_pct"] == 0.0
+    assert "profiler_total_ms" not in opsprofile.ops_record("k", "decode", [("x", 1.0, 1)], wall_ms=1.0)

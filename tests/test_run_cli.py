@@ -134,3 +134,15 @@ def test_maxctx_budget_needs_a_gpu(tmp_path, capsys):
     assert main(["maxctx", "-m", "tiny-llama", "--device", "cpu", "--memory-budget", "8GiB",
                  "-o", str(tmp_path / "m.jsonl")]) == 2
     assert "CUDA device" in capsys.readouterr().err
+
+
+def test_profile_ops_writes_an_ops_record_per_phase_with_norms_named(tmp_path):
+    path = tmp_path / "ops.jsonl"
+    assert main(["run", "-m", "tiny-llama", "-c", "64", "-n", "4", "-r", "1", "--warmup", "1", "-t", "float32",
+                 "--device", "cpu", "-q", "--profile", "ops", "-o", str(path)]) == 0
+    ops = {o["phase"]: o for o in _lines(path) if o["type"] == "ops"}
+    assert set(ops) == {"prefill", "decode"}
+    for o in ops.values():
+        assert o["model"] == "tiny-llama" and o["shares"]["other"] < 0.05
+        assert o["shares"]["norm"] > 0 and o["shares"]["embedding_logits"] > 0  # the scopes work
+        assert abs(sum(o["shares"].values()) - 1) < 1e-3

@@ -127,12 +127,20 @@ def _profile(loaded, fn, key: str, phase: str, wall_ms, steps: int, device: str)
     from edgebench import opsprofile
     lm_head = loaded.model.get_output_embeddings() if hasattr(loaded.model, "get_output_embeddings") \
         else getattr(loaded.model, "lm_head", None)
-    scopes = {"embedding_logits": [lm_head]} if lm_head is not None else None
+    scopes = {"embedding_logits": [lm_head]} if lm_head is not None else {}
+    # transformers' RMSNorms run as generic reduce/elementwise kernels: a scope names them. (Hooks do
+    # not fire inside a replayed CUDA graph: there the names alone decide.)
+    norms = [m for m in loaded.model.modules() if type(m).__name__.endswith(_NORM_CLASS_SUFFIXES)]
+    if norms:
+        scopes["norm"] = norms
     prof = opsprofile.profile_phase(fn, steps=steps, device=device, scopes=scopes)
     rec = opsprofile.ops_record(key, phase, prof.kernels, (wall_ms or prof.wall_ms / steps) * steps,
-                                steps=steps)
+                                steps=steps, device_total_us=prof.device_total_us)
     rec["profiled_wall_ms"] = round(prof.wall_ms / steps, 4)
     return rec
+
+
+_NORM_CLASS_SUFFIXES = ("RMSNorm", "LayerNorm", "RMSNormGated", "GroupNorm")
 
 
 def _wall_from_timing(o: dict, tpot_ms: float) -> dict:

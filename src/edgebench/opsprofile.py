@@ -43,6 +43,16 @@ class Profiled(NamedTuple):
     kernels: list[tuple[str, float, int]]
     wall_ms: float
     steps: int
+    device_total_us: float | None = None  # from the raw Kineto events; None on the CPU
+
+
+def device_total_us(events) -> float:
+    """Total GPU activity time summed straight from Kineto's raw events (not through key_averages,
+    the scope moves or the categories): the total the categorised kernel time is checked against.
+    User annotations on the GPU timeline (record_function ranges) are not activities and are skipped."""
+    from torch.autograd import DeviceType
+    return sum(e.duration_ns() for e in events
+               if e.device_type() == DeviceType.CUDA and not e.is_user_annotation()) / 1e3
 
 
 def _device_us(evt) -> float:
@@ -156,7 +166,8 @@ def profile_phase(fn: Callable[[], None], *, steps: int = 1, device: str = "cuda
             wall_ms = (time.perf_counter_ns() - t0_ns) / 1e6
     if trace_path is not None:
         export_trace(prof, trace_path)
-    return Profiled(_rows(prof, on_cuda), wall_ms, steps)
+    total = device_total_us(prof.profiler.kineto_results.events()) if on_cuda else None
+    return Profiled(_rows(prof, on_cuda), wall_ms, steps, total)
 
 
 def export_trace(prof, trace_path: str | os.PathLike) -> Path:
@@ -174,8 +185,10 @@ def export_trace(prof, trace_path: str | os.PathLike) -> Path:
 
 
 def ops_record(key: str, phase: str, kernels: Sequence[Sequence], wall_ms: float, *,
-               steps: int = 1, top_n: int = 10) -> dict:
-    """The `ops` record of one phase; times are per step (kernels and wall_ms are over `steps`)."""
+               steps: int = 1, top_n: int = 10, device_total_us: float | None = None) -> dict:
+    """The `ops` record of one phase; times are per step (kernels and wall_ms are over `steps`).
+    With the profiler's own device total, `profiler_total_ms` and `categorised_vs_total_pct` (the
+    categorised kernel time against it) show that no GPU time was lost or counted twice."""
     if phase not in ("prefill", "decode"):
         raise UserError(f"phase must be 'prefill' or 'decode', not {phase!r}")
     if steps < 1:
@@ -196,4 +209,7 @@ def ops_record(key: str, phase: str, kernels: Sequence[Sequence], wall_ms: float
         "gpu_idle_share": None if idle is None else round(idle, 5),
         "fused_gemm_ms": round(cat["fused_gemm_ms"] / steps, 4),
         "steps": steps,
+        **({"profiler_total_ms": round(device_total_us / 1e3 / steps, 4),
+            "categorised_vs_total_pct": round(100.0 * (cat["kernel_ms"] * 1e3 / device_total_us - 1), 2)}
+           if device_total_us else {}),
     }

@@ -55,7 +55,7 @@ def compare(before: dict, after: dict) -> dict:
         mask = snap.get("throttle_reasons")
         if nvml.is_throttling(mask):
             names = [n for n in nvml.decode_throttle_reasons(mask) if n not in nvml.NOT_THROTTLING]
-            reasons.append(f"NVML throttle {label}: {', '.join(names)}")
+            reasons.append(f"{label}: {', '.join(names)}")  # NVML throttle reasons before/after
     for key in ("nvpmodel", "jetson_clocks"):
         if key in before and before.get(key) != after.get(key):
             reasons.append(f"{key} changed: {before.get(key)} -> {after.get(key)}")

@@ -87,6 +87,24 @@ def _points(rs: list[dict[str, Any]], metric: str) -> tuple[list[int], list[floa
     return [c for c, _ in pts], [v for _, v in pts]
 
 
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _styles(labels) -> dict[str, dict[str, Any]]:
+    """One colour and marker per model (the label before " (setting)"), one line style per setting,
+    so a plot of many models x settings stays readable (matplotlib's cycle repeats after 10)."""
+    import matplotlib
+    cmap = matplotlib.colormaps["tab20"] if len(labels) > 10 else matplotlib.colormaps["tab10"]
+    models = list(dict.fromkeys(label.split(" (")[0] for label in labels))
+    settings = list(dict.fromkeys(label.partition(" (")[2] for label in labels))
+    out = {}
+    for label in labels:
+        m, setting = models.index(label.split(" (")[0]), settings.index(label.partition(" (")[2])
+        out[label] = {"color": cmap(m % cmap.N), "marker": _MARKERS[m % len(_MARKERS)],
+                      "linestyle": _LINESTYLES[setting % len(_LINESTYLES)]}
+    return out
+
+
 def _ctx_ticks(ax) -> None:
     from matplotlib.ticker import FuncFormatter
 
@@ -117,7 +135,7 @@ def _finish(plt, fig, ax, out: _Namer, kind: str, device: str, title: str) -> Pl
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("context (prompt tokens)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the data, not over it
     fig.tight_layout()
     path = out.path(kind, device)
     fig.savefig(path, dpi=110)
@@ -130,9 +148,10 @@ def _line_plot(plt, out, device, series, kind, metric, ylabel) -> Plot | None:
     drawn = {k: v for k, v in drawn.items() if v[0]}
     if not drawn:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (label, (xs, ys)) in enumerate(drawn.items()):
-        ax.plot(xs, ys, marker=_MARKERS[i % len(_MARKERS)], label=label)
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    styles = _styles(list(drawn))
+    for label, (xs, ys) in drawn.items():
+        ax.plot(xs, ys, label=label, **styles[label])
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_ylabel(ylabel)
@@ -145,11 +164,12 @@ def _memory_plot(plt, out, device, series) -> Plot | None:
             for label, rs in sorted(series.items())}
     if not any(xs for xs, _ in drawn.values()) and not any(ooms.values()):
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 4.8))
     top = max((max(ys) for _, ys in drawn.values() if ys), default=1.0)
-    for i, label in enumerate(drawn):
+    styles = _styles(list(drawn))
+    for label in drawn:
         xs, ys = drawn[label]
-        line = ax.plot(xs, ys, marker=_MARKERS[i % len(_MARKERS)], label=label)[0] if xs else None
+        line = ax.plot(xs, ys, label=label, **styles[label])[0] if xs else None
         if ooms[label]:
             color = line.get_color() if line else None
             # OOM cases have no memory reading: drawn as X at the top of the axis.
@@ -171,15 +191,15 @@ def _energy_plot(plt, out, device, series) -> Plot | None:
         prefill[label] = ([c for c, _ in pts], [v for _, v in pts])
     if not any(xs for xs, _ in decode.values()) and not any(xs for xs, _ in prefill.values()):
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, label in enumerate(decode):
-        m = _MARKERS[i % len(_MARKERS)]
-        line = None
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    styles = _styles(list(decode))
+    for label in decode:
+        st = styles[label]
         if decode[label][0]:
-            line = ax.plot(*decode[label], marker=m, label=f"{label}: decode J/token")[0]
+            ax.plot(*decode[label], marker=st["marker"], color=st["color"], linestyle="-",
+                    label=f"{label}: decode J/token")
         if prefill[label][0]:
-            ax.plot(*prefill[label], marker=m, linestyle="--",
-                    color=line.get_color() if line else None,
+            ax.plot(*prefill[label], marker=st["marker"], color=st["color"], linestyle="--",
                     label=f"{label}: prefill J/prompt token")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
