@@ -10,6 +10,7 @@ import pytest
 
 from edgebench import isolate, zygote
 from edgebench.isolate import run_isolated
+from test_isolate import _has_cuda
 
 TESTS_DIR = str(Path(__file__).parent)
 T = "isolate_targets:"
@@ -95,14 +96,6 @@ def test_run_uses_preloaded_workers(tmp_path):
     assert lines[0]["workers"] == {"start": "fork-preloaded"}
     case = lines[1]
     assert case["status"] == "ok" and case["cold_ms"]["load"] < 2000, case["cold_ms"]
-
-
-def _has_cuda():
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
 
 
 @pytest.mark.gpu
