@@ -4,7 +4,9 @@
 #   bash bench/gpu_session.sh setup          # build + install only
 #   bash bench/gpu_session.sh smoke          # env, GPU tests, probe overhead, a short run of each family
 #   bash bench/gpu_session.sh STAGE ...      # any stage defined below, several in order
-# Carry .whl (mamba-ssm + causal-conv1d wheels from ../shared/wheels) with the call.
+# Carry .whl (mamba-ssm + causal-conv1d wheels from ../shared/wheels) with the call. Everything written
+# under $OUT (and the resumable logs kept in $STATE between calls on a warm machine) comes back packed
+# as $OUT/eb-out.tgz: a device call returns at most 8 files.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TRITON_CACHE_AUTOTUNING=1
 OUT=${OUT:-$PWD/gpu-out}
@@ -64,10 +66,10 @@ sweepC() {  # the SSM and hybrid models of the sweep
   grep "^\[" "$OUT/sweepC.txt" | tail -20
 }
 # Telemetry's effect on the timings: the same case with and without the power sampler.
-teleff() {
+teleff() {  # at 16K: the GPU-bound prefill (4K is host-bound on the lent VM and scatters by 30%)
   log "telemetry effect"
-  timeout 60 $PY -m edgebench run -m qwen2.5-0.5b -c 4k -n 32 -r 5 -o "$OUT/tele_on.jsonl" > /dev/null 2>&1
-  timeout 60 $PY -m edgebench run -m qwen2.5-0.5b -c 4k -n 32 -r 5 --no-telemetry -o "$OUT/tele_off.jsonl" > /dev/null 2>&1
+  timeout 60 $PY -m edgebench run -m qwen2.5-0.5b,mamba2-780m -c 16k -n 8 -r 7 --decode-mode graph -o "$OUT/tele_on.jsonl" > /dev/null 2>&1
+  timeout 60 $PY -m edgebench run -m qwen2.5-0.5b,mamba2-780m -c 16k -n 8 -r 7 --decode-mode graph --no-telemetry -o "$OUT/tele_off.jsonl" > /dev/null 2>&1
   grep -h -o '"prefill_ms":{[^}]*}\|"tpot_ms":{[^}]*}' "$OUT/tele_on.jsonl" "$OUT/tele_off.jsonl"
 }
 sweepB() { sweep 4k,32k 400; }
@@ -140,6 +142,14 @@ mssm() {  # the mamba_ssm backend (MambaLMHeadModel)
   timeout "${1:-200}" $PY -m edgebench run -m mamba-790m,mamba2-780m --backend mamba_ssm -c 1k,16k,64k -n 32 -r 3 \
     --warmup 1 --decode-mode eager,graph --timeout 120 -o "$STATE/mamba_ssm.jsonl" > "$STATE/mamba_ssm.txt" 2>&1
   tail -16 "$STATE/mamba_ssm.txt"
+}
+maxctxrest() {  # issue 4: the searches session 2 did not reach
+  log "maxctx: the rest"
+  local M="--logits last,all --resolution 4k --limit 512k --timeout 150"
+  timeout 280 $PY -m edgebench maxctx -m zamba2-1.2b,falcon-h1-0.5b --memory-budget 24GiB $M \
+    -o "$OUT/maxctx_24GiB_rest.jsonl" > "$OUT/maxctx_24GiB_rest.txt" 2>&1; grep -v "^ " "$OUT/maxctx_24GiB_rest.txt" | tail -5
+  timeout 200 $PY -m edgebench maxctx -m falcon-h1-0.5b --memory-budget 8GiB $M \
+    -o "$OUT/maxctx_8GiB_rest.jsonl" > "$OUT/maxctx_8GiB_rest.txt" 2>&1; grep -v "^ " "$OUT/maxctx_8GiB_rest.txt" | tail -3
 }
 keep() { cp "$STATE"/*.jsonl "$STATE"/*.txt "$OUT/" 2>/dev/null; (cd "$OUT" && tar czf /tmp/eb-out.tgz --exclude=eb-out.tgz . && find . -mindepth 1 -delete && mv /tmp/eb-out.tgz .); ls "$OUT"; }
 
