@@ -59,6 +59,8 @@ PYBIND11_MODULE(_probe, m) {
   m.def("nvml_query", &nvml_query, py::arg("index"));
   m.def("nvml_energy_mj", [](int i) { return opt(nvml::energy_mj(i)); }, py::arg("index"));
   m.def("nvml_power_mw", [](int i) { return opt(nvml::power_mw(i)); }, py::arg("index"));
+  m.def("nvml_power_source", &nvml::power_source, py::arg("index"),
+        "'instant' when NVML's instant power field answers for this device, else 'average'");
   m.def("nvml_process_memory_bytes",
         [](int i, unsigned int pid) { return opt(nvml::process_memory_bytes(i, pid)); },
         py::arg("index"), py::arg("pid"));

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
 #include <mutex>
 
 namespace edgebench::nvml {
@@ -24,6 +25,22 @@ struct nvmlProcessInfo_t {
   unsigned int gpuInstanceId, computeInstanceId;
 };
 enum { kClockSm = 1, kClockMem = 2, kTempGpu = 0 };
+// nvmlFieldValue_t of nvml.h (NVML 10+); only the instant-power field is asked for.
+union nvmlValue_t {
+  double dVal; int siVal; unsigned int uiVal; unsigned long ulVal; unsigned long long ullVal;
+  long long sllVal; unsigned short usVal;
+};
+struct nvmlFieldValue_t {
+  unsigned int fieldId, scopeId;
+  long long timestamp, latencyUsec;
+  int valueType;
+  nvmlReturn_t nvmlReturn;
+  nvmlValue_t value;
+};
+static_assert(sizeof(nvmlFieldValue_t) == 40, "nvmlFieldValue_t layout");
+constexpr unsigned int kFieldPowerInstant = 186;  // NVML_FI_DEV_POWER_INSTANT (mW)
+enum { kValDouble = 0, kValUInt = 1, kValULong = 2, kValULongLong = 3, kValSLongLong = 4, kValSInt = 5,
+       kValUShort = 6 };
 
 struct Api {
   void* lib = nullptr;
@@ -41,6 +58,7 @@ struct Api {
   nvmlReturn_t (*GetTemp)(nvmlDevice_t, int, unsigned int*) = nullptr;
   nvmlReturn_t (*GetReasons)(nvmlDevice_t, unsigned long long*) = nullptr;
   nvmlReturn_t (*GetProcs)(nvmlDevice_t, unsigned int*, nvmlProcessInfo_t*) = nullptr;
+  nvmlReturn_t (*GetFields)(nvmlDevice_t, int, nvmlFieldValue_t*) = nullptr;
 };
 
 template <typename F>
@@ -74,6 +92,7 @@ Api& api() {
     bind(a, a.GetReasons, "nvmlDeviceGetCurrentClocksEventReasons",
          "nvmlDeviceGetCurrentClocksThrottleReasons");
     bind(a, a.GetProcs, "nvmlDeviceGetComputeRunningProcesses_v3");
+    bind(a, a.GetFields, "nvmlDeviceGetFieldValues");
     if (!a.Init || !a.GetCount || !a.GetHandle) {
       a.error = "libnvidia-ml.so.1 lacks nvmlInit_v2/nvmlDeviceGetCount_v2 (driver too old)";
       return;
@@ -125,9 +144,55 @@ int device_count() {
   return a.GetCount(&n) == kSuccess ? static_cast<int>(n) : 0;
 }
 
-Reading power_mw(int i) {
+Reading power_average_mw(int i) {
   Api& a = api();
   return read<unsigned int>(i, (void*)a.GetPower, [&](nvmlDevice_t d, unsigned int* v) { return a.GetPower(d, v); });
+}
+
+Reading power_instant_mw(int i) {
+  Api& a = api();
+  Reading r;
+  nvmlDevice_t dev = handle(i, &r.why);
+  if (!dev) return r;
+  if (!a.GetFields) { r.why = "NVML: nvmlDeviceGetFieldValues not present in this driver"; return r; }
+  nvmlFieldValue_t fv{};
+  fv.fieldId = kFieldPowerInstant;
+  nvmlReturn_t rc = a.GetFields(dev, 1, &fv);
+  if (rc == kSuccess) rc = fv.nvmlReturn;
+  if (rc != kSuccess) { r.why = err(rc); return r; }
+  switch (fv.valueType) {
+    case kValUInt: r.value = fv.value.uiVal; break;
+    case kValULong: r.value = fv.value.ulVal; break;
+    case kValULongLong: r.value = fv.value.ullVal; break;
+    case kValSLongLong: if (fv.value.sllVal >= 0) r.value = static_cast<uint64_t>(fv.value.sllVal); break;
+    case kValSInt: if (fv.value.siVal >= 0) r.value = static_cast<uint64_t>(fv.value.siVal); break;
+    case kValUShort: r.value = fv.value.usVal; break;
+    case kValDouble: if (fv.value.dVal >= 0) r.value = static_cast<uint64_t>(fv.value.dVal); break;
+    default: break;
+  }
+  if (!r.value) r.why = "NVML: instant power came back with value type " + std::to_string(fv.valueType);
+  return r;
+}
+
+namespace {
+// Per device: 0 not yet tried, 1 the instant field answers, 2 it does not (use the average).
+std::atomic<int> g_instant[64];
+}
+
+Reading power_mw(int i) {
+  std::atomic<int>* state = (i >= 0 && i < 64) ? &g_instant[i] : nullptr;
+  if (state && state->load(std::memory_order_relaxed) != 2) {
+    Reading r = power_instant_mw(i);
+    if (r.value) { state->store(1, std::memory_order_relaxed); return r; }
+    if (state->load(std::memory_order_relaxed) == 0) state->store(2, std::memory_order_relaxed);
+  }
+  return power_average_mw(i);
+}
+
+std::string power_source(int i) {
+  if (i < 0 || i >= 64) return "average";
+  if (g_instant[i].load() == 0) power_mw(i);
+  return g_instant[i].load() == 1 ? "instant" : "average";
 }
 Reading energy_mj(int i) {
   Api& a = api();

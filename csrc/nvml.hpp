@@ -18,7 +18,13 @@ struct Reading {
   std::string why;  // empty when value is set
 };
 
+// Power in mW: NVML's instant reading (NVML_FI_DEV_POWER_INSTANT) where the driver gives it, else
+// nvmlDeviceGetPowerUsage, which on Ampere and later is a trailing 1 s average (too slow for
+// phases of a second or less). The first call per device decides; power_source says which.
 Reading power_mw(int index);
+Reading power_average_mw(int index);
+Reading power_instant_mw(int index);
+std::string power_source(int index);  // "instant" | "average"
 Reading energy_mj(int index);
 Reading mem_total_bytes(int index);
 Reading mem_used_bytes(int index);

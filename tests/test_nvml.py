@@ -133,3 +133,20 @@ def test_throttle_reasons_decode_and_idle_is_not_throttling():
     assert c["throttled"] and c["reasons"] == ["after: SwThermalSlowdown"]
     assert c["sm_clock_mhz_delta"] == -225
     assert provenance.compare(before, before)["throttled"] is False
+
+
+def test_instant_power_is_preferred_and_the_average_is_the_fallback(use):
+    """NVML's 1 s average outruns sub-second phases: the instant field is read where it answers."""
+    m = fake_pynvml([device("00000000:00:06.0", power_mw=71_000, instant_mw=250_000), device("00000000:00:07.0")])
+
+    def field_values(h, ids):
+        assert ids == [186]  # NVML_FI_DEV_POWER_INSTANT
+        ok = "instant_mw" in h
+        return [types.SimpleNamespace(nvmlReturn=0 if ok else 3, valueType=1,
+                                      value=types.SimpleNamespace(uiVal=h.get("instant_mw", 0), ullVal=0))]
+    m.nvmlDeviceGetFieldValues = field_values
+    use(m)
+    assert nvml.power_mw(0) == 250_000 and nvml.power_source(0) == "instant"
+    assert nvml.power_mw(1) == 71_000 and nvml.power_source(1) == "average"  # field not supported
+    del m.nvmlDeviceGetFieldValues  # an old pynvml without the call
+    assert nvml.power_mw(0) == 71_000 and nvml.power_source(0) == "average"

@@ -71,3 +71,14 @@ def test_nvml_answers_on_a_desktop_gpu(torch):
     q = native.nvml_query(0)
     assert q["power_mw"] is None or q["power_mw"] > 0
     assert q["mem_total_bytes"] and q["mem_total_bytes"] >= torch.cuda.get_device_properties(0).total_memory
+
+
+def test_nvml_power_reading_kind_and_value(torch):
+    """Ampere and later give NVML_FI_DEV_POWER_INSTANT; the sampler reads it instead of the 1 s average."""
+    native = probe.native_module()
+    source = native.nvml_power_source(0)
+    assert source in ("instant", "average")
+    mw = native.nvml_power_mw(0)
+    assert mw is not None and 10_000 < mw < 1_500_000, mw
+    if torch.cuda.get_device_capability(0) >= (8, 0):
+        print("NVML power reading on", torch.cuda.get_device_name(0), ":", source)

@@ -117,12 +117,41 @@ def query(index: int) -> dict:
     return {k: None for k in QUERY_KEYS} | {f"{k}_why": why for k in QUERY_KEYS}
 
 
+_FI_DEV_POWER_INSTANT = 186  # NVML_FI_DEV_POWER_INSTANT
+
+
+def _pynvml_instant_mw(mod, index: int) -> float | None:
+    try:
+        (fv,) = mod.nvmlDeviceGetFieldValues(mod.nvmlDeviceGetHandleByIndex(index), [_FI_DEV_POWER_INSTANT])
+    except Exception:  # noqa: BLE001 - an old driver or pynvml without the call: use the average
+        return None
+    if fv.nvmlReturn != 0:
+        return None
+    value = fv.value.uiVal if fv.valueType == 1 else fv.value.ullVal if fv.valueType == 3 else None
+    return float(value) if value is not None else None
+
+
 def power_mw(index: int) -> float | None:
+    """GPU power in mW: NVML's instant reading where the driver has it (Ampere and later average
+    nvmlDeviceGetPowerUsage over 1 s, too slow for sub-second phases), else that average."""
     name, mod, _ = _backend()
     if name == "native":
         return mod.nvml_power_mw(index)
     if name == "pynvml":
+        instant = _pynvml_instant_mw(mod, index)
+        if instant is not None:
+            return instant
         return _call(mod.nvmlDeviceGetPowerUsage, mod.nvmlDeviceGetHandleByIndex(index))[0]
+    return None
+
+
+def power_source(index: int) -> str | None:
+    """Which power reading `power_mw` gives: "instant" or "average" (1 s window); None without NVML."""
+    name, mod, _ = _backend()
+    if name == "native":
+        return mod.nvml_power_source(index) if hasattr(mod, "nvml_power_source") else "average"
+    if name == "pynvml":
+        return "instant" if _pynvml_instant_mw(mod, index) is not None else "average"
     return None
 
 
