@@ -136,13 +136,19 @@ def test_maxctx_budget_needs_a_gpu(tmp_path, capsys):
     assert "CUDA device" in capsys.readouterr().err
 
 
-def test_profile_ops_writes_an_ops_record_per_phase_with_norms_named(tmp_path):
+def test_profile_ops_writes_an_ops_record_per_phase_with_norms_named(tmp_path, capsys):
     path = tmp_path / "ops.jsonl"
+    assert main(["run", "-m", "tiny-llama", "-c", "64", "--ops-trace", "-o", str(path)]) == 2
+    assert "add --profile ops" in capsys.readouterr().err
     assert main(["run", "-m", "tiny-llama", "-c", "64", "-n", "4", "-r", "1", "--warmup", "1", "-t", "float32",
-                 "--device", "cpu", "-q", "--profile", "ops", "-o", str(path)]) == 0
+                 "--device", "cpu", "-q", "--profile", "ops", "--ops-trace", "-o", str(path)]) == 0
     ops = {o["phase"]: o for o in _lines(path) if o["type"] == "ops"}
     assert set(ops) == {"prefill", "decode"}
     for o in ops.values():
         assert o["model"] == "tiny-llama" and o["shares"]["other"] < 0.05
         assert o["shares"]["norm"] > 0 and o["shares"]["embedding_logits"] > 0  # the scopes work
         assert abs(sum(o["shares"].values()) - 1) < 1e-3
+        trace = tmp_path / "ops.jsonl.traces" / o["trace"]  # every kernel by name, beside the log
+        import gzip
+        with gzip.open(trace, "rt") as fh:
+            assert "traceEvents" in json.load(fh)

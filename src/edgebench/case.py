@@ -83,7 +83,7 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
     if p.get("profile_ops"):
         with torch.inference_mode():
             ops.append(_profile(loaded, lambda: loaded.prefill(ids, logits=c["logits"]), p["key"],
-                                "prefill", rec["prefill_ms"]["median"], 1, device))
+                                "prefill", rec["prefill_ms"]["median"], 1, device, p.get("trace_dir")))
     isolate.report_partial(dict(rec))
 
     if c["gen"] > 0:
@@ -97,7 +97,8 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
         after, steps = None, 0
         if p.get("profile_ops"):
             steps = min(c["gen"], 16)
-            after = lambda step: _profile(loaded, step, p["key"], "decode", None, steps, device)  # noqa: E731
+            after = lambda step: _profile(loaded, step, p["key"], "decode", None, steps, device,  # noqa: E731
+                                          p.get("trace_dir"))
         dec = fn(loaded, ids, gen=c["gen"], warmup=p["warmup"], device=device, after=after, after_steps=steps)
         if "after" in dec.extra:
             ops.append(dec.extra["after"])
@@ -121,7 +122,8 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
-def _profile(loaded, fn, key: str, phase: str, wall_ms, steps: int, device: str) -> dict:
+def _profile(loaded, fn, key: str, phase: str, wall_ms, steps: int, device: str,
+             trace_dir: str | None = None) -> dict:
     """One operator profile outside every timed region. The phase's wall time is the timed median
     where there is one (the profiler slows the host, which would overstate the idle share)."""
     from edgebench import opsprofile
@@ -133,10 +135,13 @@ def _profile(loaded, fn, key: str, phase: str, wall_ms, steps: int, device: str)
     norms = [m for m in loaded.model.modules() if type(m).__name__.endswith(_NORM_CLASS_SUFFIXES)]
     if norms:
         scopes["norm"] = norms
-    prof = opsprofile.profile_phase(fn, steps=steps, device=device, scopes=scopes)
+    trace = f"{trace_dir}/{key}-{phase}" if trace_dir else None
+    prof = opsprofile.profile_phase(fn, steps=steps, device=device, scopes=scopes, trace_path=trace)
     rec = opsprofile.ops_record(key, phase, prof.kernels, (wall_ms or prof.wall_ms / steps) * steps,
                                 steps=steps, device_total_us=prof.device_total_us)
     rec["profiled_wall_ms"] = round(prof.wall_ms / steps, 4)
+    if trace:
+        rec["trace"] = f"{key}-{phase}.json.gz"  # in the log's .traces/ folder
     return rec
 
 

@@ -29,6 +29,7 @@ class RunOptions:
     telemetry: bool = True
     power_rate_hz: float = 50.0
     profile_ops: bool = False
+    ops_trace: bool = False  # Chrome traces of the profiles in <log>.traces/
     quiet: bool = False
     extra_header: dict[str, Any] = field(default_factory=dict)
 
@@ -140,6 +141,7 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                                "reps": spec.reps, "warmup": spec.warmup, "raw": spec.raw,
                                "budget_bytes": spec.memory_budget_bytes, "telemetry": opts.telemetry,
                                "power_rate_hz": opts.power_rate_hz, "profile_ops": opts.profile_ops,
+                               "trace_dir": f"{out}.traces" if opts.ops_trace else None,
                                "key": rec["key"]}
                     result = isolate.run_isolated(CASE_TARGET, payload, timeout_s=spec.timeout_s, zygote=zyg)
                     rec.update(result)

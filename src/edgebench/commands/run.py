@@ -23,11 +23,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     how.add_argument("--profile", choices=["ops"], default=None,
                      help="also profile each case once under torch.profiler (outside the timed "
                           "repetitions) and log per-kernel GPU time by category as `ops` lines")
+    how.add_argument("--ops-trace", action="store_true",
+                     help="with --profile ops: also write each profile as a gzip'd Chrome trace "
+                          "(every kernel by name) in LOG.traces/ beside the log")
     how.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
 def main(args: argparse.Namespace) -> int:
     import sys
+    from edgebench.errors import UserError
+    if args.ops_trace and args.profile != "ops":
+        raise UserError("--ops-trace writes the traces of --profile ops; add --profile ops")
 
     from edgebench import runner
     from edgebench.spec import Spec
@@ -45,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
     spec: Spec = spec_from_args(args)
     opts = runner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
                              power_rate_hz=args.power_rate, quiet=args.quiet,
-                             profile_ops=args.profile == "ops")
+                             profile_ops=args.profile == "ops", ops_trace=args.ops_trace)
     out, recs = runner.run(spec, opts, suite=suite, env=env)
     if recs:
         _summary(recs)
