@@ -89,7 +89,7 @@ fallback() {
 ops() {
   log "operator breakdown"
   timeout 400 $PY -m edgebench run -m qwen2.5-0.5b,mamba-130m,mamba2-130m,zamba2-1.2b,falcon-h1-0.5b -c 1k,16k \
-    -n 16 -r 2 --warmup 1 --decode-mode eager,graph --allow-long-ctx --profile ops --timeout 120 \
+    -n 16 -r 2 --warmup 1 --decode-mode eager,graph --allow-long-ctx --profile ops --ops-trace --timeout 120 \
     -o "$OUT/ops_h100.jsonl" > "$OUT/ops.txt" 2>&1; tail -25 "$OUT/ops.txt"
 }
 # Issue 4 evidence: the longest context under a 24 GiB / 8 GiB budget, and measured vs predicted memory.
