@@ -16,6 +16,7 @@ when the preload was unsafe or failed; callers then spawn workers as before.
 from __future__ import annotations
 
 import ctypes
+import gc
 import importlib
 import os
 import select
@@ -190,6 +191,10 @@ def _serve(out_fd: int, modules: list[str]) -> int:
     out.write("READY ok\n" if why is None else f"READY no {why}\n")
     if why is not None:
         return 0
+    # Keep the preloaded objects out of the collector, so children do not copy their pages by merely
+    # scanning them (copy-on-write: what a child does not write stays shared, which matters on a
+    # Jetson's unified memory).
+    gc.freeze()
     for line in sys.stdin:
         request, channel = line.split()
         pid = os.fork()
