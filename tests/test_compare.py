@@ -99,7 +99,10 @@ def write_logs(folder: Path) -> None:
             lines.append(rec)
     lines.append({"v": 1, "type": "maxctx", "run": "r1", "model": "qwen", "mode": "prefill",
                   "max_ok_ctx": 40960, "min_fail_ctx": 45056, "probes": 7, "resolution": 4096,
-                  "wall_s": 120.0, "budget_bytes": 8 * 2**30, "trail": []})
+                  "wall_s": 120.0, "budget_bytes": 8 * 2**30, "trail": [[40960, "ok"], [45056, "oom"]]})
+    lines.append({"v": 1, "type": "maxctx", "run": "r1", "model": "mamba", "mode": "prefill",
+                  "max_ok_ctx": 331776, "min_fail_ctx": 335872, "probes": 8, "resolution": 4096,
+                  "wall_s": 60.0, "budget_bytes": None, "trail": [], "limited_by": "error"})
     lines.append({"v": 1, "type": "ops", "run": "r1", "key": "mamba|4096", "phase": "prefill",
                   "shares": {"gemm": 0.4, "ssm_scan": 0.55, "other": 0.05}, "top": [],
                   "kernel_ms": 80.0, "wall_ms": 100.0})
@@ -137,7 +140,10 @@ def test_compare_json_has_ratios_marks_crossover_maxctx_and_ops(tmp_path):
            - math.log(0.02 * 16384 / (0.01 * 16384 + 8e-7 * 16384**2)))))
     assert x["crossover_ctx"] == pytest.approx(expect)
     assert (x["below_ctx"], x["above_ctx"], x["better_after"]) == (4096, 16384, "mamba")
-    assert tables["maxctx"][0]["max_ok_ctx"] == 40960
+    by_model = {m["model"]: m for m in tables["maxctx"]}
+    assert by_model["qwen"]["max_ok_ctx"] == 40960
+    assert by_model["qwen"]["limited_by"] == "oom"  # from the trail (logs older than the field)
+    assert by_model["mamba"]["limited_by"] == "error"
     (ops,) = tables["ops"]
     assert ops["ssm_scan"] == 0.55 and ops["gpu_idle_share"] == pytest.approx(0.2)
     assert ops["model"] == "mamba" and ops["ctx"] == 4096

@@ -224,15 +224,25 @@ def _crossover_table(cases: CaseColumns, metrics: list[str]) -> Table | None:
     return Table("crossover", "Crossover: where one model overtakes another", cols, out, notes)
 
 
+def _limited_by(rec: dict) -> str | None:
+    """What stopped the context growing: the record's `limited_by`, or (older logs) the status of
+    the smallest failing probe in its trail."""
+    if isinstance(rec.get("limited_by"), str):
+        return rec["limited_by"]
+    fail = rec.get("min_fail_ctx")
+    return next((st for ctx, st in (rec.get("trail") or []) if ctx == fail and isinstance(st, str)), None)
+
+
 def _maxctx_table(logs: Logs) -> Table:
     cols = [Column("device"), Column("model"), Column("mode"), Column("max_ok_ctx", ",d"),
-            Column("min_fail_ctx", ",d"), Column("resolution", ",d"), Column("probes", "d"),
-            Column("budget_gib", ".2f"), Column("wall_s", ".1f")]
+            Column("min_fail_ctx", ",d"), Column("limited_by"), Column("resolution", ",d"),
+            Column("probes", "d"), Column("budget_gib", ".2f"), Column("wall_s", ".1f")]
     out = []
     for rec in sorted(logs.maxctx, key=lambda r: (r["device"], r["model"], str(r.get("mode")))):
         budget = rec.get("budget_bytes")
         out.append([rec["device"], rec["model"], rec.get("mode"), rec.get("max_ok_ctx"),
-                    rec.get("min_fail_ctx"), _num(rec.get("resolution")), _num(rec.get("probes")),
+                    rec.get("min_fail_ctx"), _limited_by(rec), _num(rec.get("resolution")),
+                    _num(rec.get("probes")),
                     budget / _GIB if isinstance(budget, (int, float)) else None,
                     _num(rec.get("wall_s"))])
     return Table("maxctx", "Max context: largest context that ran, smallest that failed", cols, out)
