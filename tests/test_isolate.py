@@ -16,10 +16,7 @@ TESTS_DIR = str(Path(__file__).parent)
 T = "isolate_targets:"
 
 
-@pytest.fixture(autouse=True)
-def _targets_importable_in_worker(monkeypatch):
-    paths = [TESTS_DIR] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+pytestmark = pytest.mark.usefixtures("targets_importable")
 
 
 def test_ok_result_runs_in_another_process():

@@ -4,22 +4,16 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from edgebench import isolate, zygote
 from edgebench.isolate import run_isolated
-from test_isolate import _has_cuda
 
-TESTS_DIR = str(Path(__file__).parent)
 T = "isolate_targets:"
 
 
-@pytest.fixture(autouse=True)
-def _targets_importable(monkeypatch):
-    paths = [TESTS_DIR] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+pytestmark = pytest.mark.usefixtures("targets_importable")
 
 
 @pytest.fixture
@@ -98,8 +92,7 @@ def test_run_uses_preloaded_workers(tmp_path):
     assert case["status"] == "ok" and case["cold_ms"]["load"] < 2000, case["cold_ms"]
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not _has_cuda(), reason="needs a CUDA GPU")
+@pytest.mark.gpu  # skipped without a CUDA GPU (conftest)
 def test_forked_worker_uses_cuda_after_the_real_preload():
     from edgebench.models import catalog
     presets = [catalog.resolve(n) for n in ("qwen2.5-0.5b", "mamba2-780m", "zamba2-1.2b", "falcon-h1-0.5b")]
