@@ -102,3 +102,11 @@ def test_forked_worker_uses_cuda_after_the_real_preload():
         for _ in range(2):
             r = run_isolated(T + "uses_cuda", {}, timeout_s=120, zygote=z)
             assert r["status"] == "ok" and r["sum"] == 1024.0, r
+
+
+def test_paths_with_spaces_reach_the_forked_worker(zyg, tmp_path, monkeypatch):
+    import tempfile
+    spaced = tmp_path / "dir with spaces"
+    spaced.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spaced))
+    assert run_isolated(T + "returns", {"x": 5}, zygote=zyg)["doubled"] == 10

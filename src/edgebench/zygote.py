@@ -8,8 +8,8 @@ CUDA or started a thread (either makes fork unsafe), and then, per request, fork
 its parent dies, results through the channel file. Isolation is unchanged: every case is still its
 own process with its own CUDA context; only the imports are shared, copy-on-write.
 
-Protocol: requests go to the zygote's stdin as "REQUEST CHANNEL\\n"; it answers on the pipe FD with
-"READY ok" or "READY no <why>" once, then "PID n" per request and "EXIT n rc" when that child ends
+Protocol: requests go to the zygote's stdin as a JSON line `["REQUEST", "CHANNEL"]`; it answers on
+the pipe FD with "READY ok" or "READY no <why>" once, then "PID n" per request and "EXIT n rc" when that child ends
 (rc as in Popen: negative for a signal). One request at a time. `Zygote.ok` is False (with `why`)
 when the preload was unsafe or failed; callers then spawn workers as before.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import importlib
+import json
 import os
 import select
 import subprocess
@@ -103,16 +104,18 @@ class Zygote:
             self.close()
 
     def start(self, request: str, channel: str) -> _Child:
-        self._proc.stdin.write(f"{request} {channel}\n".encode())
+        self._proc.stdin.write((json.dumps([request, channel]) + "\n").encode())
         self._proc.stdin.flush()
-        kind, pid = self._line(60.0).split()
-        assert kind == "PID", kind
-        return _Child(self, int(pid))
+        parts = self._line(60.0).split()
+        if len(parts) != 2 or parts[0] != "PID":
+            raise ValueError(f"unexpected answer from the preloaded process: {parts}")
+        return _Child(self, int(parts[1]))
 
     def _await_exit(self, pid: int, timeout: float | None) -> int:
-        kind, got, rc = self._line(timeout).split()
-        assert kind == "EXIT" and int(got) == pid, (kind, got, pid)
-        return int(rc)
+        parts = self._line(timeout).split()
+        if len(parts) != 3 or parts[0] != "EXIT" or parts[1] != str(pid):
+            raise EOFError(f"the preloaded process answered {parts} while worker {pid} ran")
+        return int(parts[2])
 
     def _line(self, timeout: float | None) -> str:
         while b"\n" not in self._buf:
@@ -196,7 +199,7 @@ def _serve(out_fd: int, modules: list[str]) -> int:
     # Jetson's unified memory).
     gc.freeze()
     for line in sys.stdin:
-        request, channel = line.split()
+        request, channel = json.loads(line)
         pid = os.fork()
         if pid == 0:  # the worker: what `python -m edgebench.worker REQUEST CHANNEL` would do
             code = 1
