@@ -77,7 +77,8 @@ def main(args: argparse.Namespace) -> int:
                     payload = {"case": {"model": name, "backend": args.backend, "dtype": dtype, "ctx": ctx,
                                         "gen": args.gen, "batch": 1, "decode_mode": "eager", "logits": mode,
                                         "attn": "sdpa"},
-                               "device": device, "reps": 1, "warmup": 0, "budget_bytes": budget,
+                               # reps 0: the cold prefill alone; whether it fits is all a probe asks
+                               "device": device, "reps": 0, "warmup": 0, "budget_bytes": budget,
                                "telemetry": False}
                     r = isolate.run_isolated(runner.CASE_TARGET, payload, timeout_s=args.timeout, zygote=zyg)
                     print(f"  {name} [{mode}] ctx={ctx}: {r['status']}"
