@@ -10,9 +10,9 @@
 Statuses: "ok" passes; "oom" and "killed" fail (the context does not fit). "error" fails too once a
 shorter length has passed (the model runs, but not at this length: e.g. a kernel's 32-bit indexing
 overflows), so the search bisects below it; `limited_by` then says "error" rather than "oom". An error
-before any pass, and anything else (e.g. "timeout" if the caller maps timeouts apart from kills), stops
-the search, with `stopped` naming the status and length. Each length is probed at most once. If `start` fails, `max_ok` is None;
-if `limit` passes, `min_fail` is None.
+before any pass, and anything else (e.g. "timeout" if the caller maps timeouts apart from kills),
+stops the search, with `stopped` naming the status and length. Each length is probed at most once.
+If `start` fails, `max_ok` is None; if `limit` passes, `min_fail` is None.
 
 Cost: growth takes at most ceil(log2(limit / start)) + 1 probes and bisection at most
 ceil(log2(max_ok / resolution)), so with start = resolution the count is up to about twice
