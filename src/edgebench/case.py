@@ -75,7 +75,8 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
                                      logits=c["logits"], device=device)
         mem_prefill = mem.end()
     rec["prefill_ms"] = summarize(pre.samples_ms)
-    rec["cold_ms"] = {"load": load_ms, "first_forward": round(first_forward_ms, 1), **{k.removesuffix("_ms"): round(v, 1) for k, v in pre.cold_ms.items()}}
+    rec["cold_ms"] = {"load": load_ms, "first_forward": round(first_forward_ms, 1),
+                      **{k.removesuffix("_ms"): round(v, 1) for k, v in pre.cold_ms.items()}}
     rec["mem"] = _mem_fields(mem_prefill, predicted)
     if p.get("raw"):
         rec["raw"] = {"prefill_ms": [round(x, 4) for x in pre.samples_ms]}
