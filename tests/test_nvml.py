@@ -54,6 +54,7 @@ def use(monkeypatch, tmp_path):
         monkeypatch.setattr(probe, "_native", None)  # no native probe
         monkeypatch.setitem(sys.modules, "pynvml", module)
         nvml._backend.cache_clear()
+        nvml._NO_INSTANT.clear()
     yield install
     nvml._backend.cache_clear()
 
@@ -148,5 +149,7 @@ def test_instant_power_is_preferred_and_the_average_is_the_fallback(use):
     use(m)
     assert nvml.power_mw(0) == 250_000 and nvml.power_source(0) == "instant"
     assert nvml.power_mw(1) == 71_000 and nvml.power_source(1) == "average"  # field not supported
+    assert 1 in nvml._NO_INSTANT  # device 1 is not asked for the field again
     del m.nvmlDeviceGetFieldValues  # an old pynvml without the call
+    use(m)
     assert nvml.power_mw(0) == 71_000 and nvml.power_source(0) == "average"

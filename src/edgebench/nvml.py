@@ -120,7 +120,19 @@ def query(index: int) -> dict:
 _FI_DEV_POWER_INSTANT = 186  # NVML_FI_DEV_POWER_INSTANT
 
 
+_NO_INSTANT: set[int] = set()  # devices whose driver refused the instant field: not asked again
+
+
 def _pynvml_instant_mw(mod, index: int) -> float | None:
+    if index in _NO_INSTANT:
+        return None
+    value = _pynvml_field_mw(mod, index)
+    if value is None:
+        _NO_INSTANT.add(index)
+    return value
+
+
+def _pynvml_field_mw(mod, index: int) -> float | None:
     try:
         (fv,) = mod.nvmlDeviceGetFieldValues(mod.nvmlDeviceGetHandleByIndex(index), [_FI_DEV_POWER_INSTANT])
     except Exception:  # noqa: BLE001 - an old driver or pynvml without the call: use the average
