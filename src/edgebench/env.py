@@ -99,9 +99,10 @@ def gpus() -> list[dict]:
         info = probe.device_info(i) or {"index": i}
         info["mem_free_bytes"], _ = probe.mem_get_info(i)
         nv_index, note = nvml.index_for_torch_device(i)
-        info["nvml"] = nvml.query(nv_index) if nvml.status()[0] else {"why": nvml.status()[1]}
-        if nvml.status()[0]:  # which power reading the sampler gets: "instant" or a 1 s "average"
-            info["nvml"]["power_reading"] = nvml.power_source(nv_index)
+        ok, why = nvml.status()
+        # power_reading: which power the sampler gets, "instant" or a 1 s "average"
+        info["nvml"] = nvml.query(nv_index) | {"power_reading": nvml.power_source(nv_index)} if ok \
+            else {"why": why}
         if note:
             info["nvml_index_note"] = note
         out.append(info)
