@@ -143,13 +143,39 @@ mssm() {  # the mamba_ssm backend (MambaLMHeadModel)
     --warmup 1 --decode-mode eager,graph --timeout 120 -o "$STATE/mamba_ssm.jsonl" > "$STATE/mamba_ssm.txt" 2>&1
   tail -16 "$STATE/mamba_ssm.txt"
 }
-maxctxrest() {  # issue 4: the searches session 2 did not reach
-  log "maxctx: the rest"
-  local M="--logits last,all --resolution 4k --limit 512k --timeout 150"
-  timeout 280 $PY -m edgebench maxctx -m zamba2-1.2b,falcon-h1-0.5b --memory-budget 24GiB $M \
-    -o "$OUT/maxctx_24GiB_rest.jsonl" > "$OUT/maxctx_24GiB_rest.txt" 2>&1; grep -v "^ " "$OUT/maxctx_24GiB_rest.txt" | tail -5
-  timeout 200 $PY -m edgebench maxctx -m falcon-h1-0.5b --memory-budget 8GiB $M \
-    -o "$OUT/maxctx_8GiB_rest.jsonl" > "$OUT/maxctx_8GiB_rest.txt" 2>&1; grep -v "^ " "$OUT/maxctx_8GiB_rest.txt" | tail -3
+# Session 3 stages: logs go to $STATE so a stage cut short by its timeout still comes back (maxctx writes
+# what an interrupted search has probed).
+M3="--logits last,all --resolution 4k --limit 512k --timeout 150"
+maxctx24rest() {  # issue 4: the searches session 2 did not reach under 24 GiB
+  log "maxctx 24GiB: zamba2 [all], falcon-h1"
+  timeout "${1:-200}" $PY -m edgebench maxctx -m zamba2-1.2b --memory-budget 24GiB ${M3/last,all/all} \
+    -o "$STATE/maxctx_24GiB_rest.jsonl" >> "$STATE/maxctx_24GiB_rest.txt" 2>&1
+  timeout "${2:-330}" $PY -m edgebench maxctx -m falcon-h1-0.5b --memory-budget 24GiB $M3 \
+    -o "$STATE/maxctx_24GiB_rest.jsonl" >> "$STATE/maxctx_24GiB_rest.txt" 2>&1
+  grep -v "^ " "$STATE/maxctx_24GiB_rest.txt" | tail -5
+}
+maxctx8rest() {
+  log "maxctx 8GiB: falcon-h1"
+  timeout "${1:-240}" $PY -m edgebench maxctx -m falcon-h1-0.5b --memory-budget 8GiB $M3 \
+    -o "$STATE/maxctx_8GiB_rest.jsonl" >> "$STATE/maxctx_8GiB_rest.txt" 2>&1
+  grep -v "^ " "$STATE/maxctx_8GiB_rest.txt" | tail -3
+}
+energy() {  # issue 5: counter vs integrated samples now that the sampler reads instant power
+  log "energy with instant power"
+  timeout "${1:-300}" $PY -m edgebench run -m qwen2.5-0.5b,mamba2-780m -c 1k,16k,57k -n 32 -r 3 --warmup 1 \
+    --decode-mode eager,graph --allow-long-ctx --timeout 120 -o "$STATE/energy.jsonl" >> "$STATE/energy.txt" 2>&1
+  grep -c '"type":"case"' "$STATE/energy.jsonl"
+  $PY - "$STATE/energy.jsonl" <<'PYEOF'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("type") == "run":
+        print("power_reading:", [g.get("nvml", {}).get("power_reading") for g in r["env"].get("gpus", [])])
+    if r.get("type") == "case":
+        e = r.get("energy") or {}
+        print(r["model"], r["ctx"], r.get("decode_mode", "eager"), r["status"],
+              {k: v for k, v in e.items() if "vs" in k or k.endswith("_j")})
+PYEOF
 }
 keep() { cp "$STATE"/*.jsonl "$STATE"/*.txt "$OUT/" 2>/dev/null; (cd "$OUT" && tar czf /tmp/eb-out.tgz --exclude=eb-out.tgz . && find . -mindepth 1 -delete && mv /tmp/eb-out.tgz .); ls "$OUT"; }
 

@@ -4,6 +4,7 @@ import math
 import pytest
 
 from edgebench.errors import UserError
+from edgebench import maxctx
 from edgebench.maxctx import search
 
 
@@ -112,3 +113,13 @@ def test_rejects_bad_bounds(args):
     probe, _ = threshold_probe(1)
     with pytest.raises(UserError):
         search(probe, *args)
+
+
+def test_partial_result_of_an_unfinished_search():
+    trail = [(4096, "ok"), (8192, "ok"), (16384, "oom"), (12288, "ok")]
+    res = maxctx.partial(trail, 1024, "interrupted")
+    assert (res.max_ok, res.min_fail, res.probes, res.stopped) == (12288, 16384, 4, "interrupted")
+    assert res.limited_by == "oom"
+    assert maxctx.partial([], 1024, "interrupted").to_record()["max_ok_ctx"] is None
+    # an error before any pass is not a limit
+    assert maxctx.partial([(4096, "error")], 1024, "x").min_fail is None

@@ -152,3 +152,28 @@ def test_profile_ops_writes_an_ops_record_per_phase_with_norms_named(tmp_path, c
         import gzip
         with gzip.open(trace, "rt") as fh:
             assert "traceEvents" in json.load(fh)
+
+
+def test_maxctx_with_spawned_workers(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")  # no zygote: the search must still run
+    path = tmp_path / "maxctx.jsonl"
+    assert main(["maxctx", "-m", "tiny-llama", "--device", "cpu", "--limit", "2k", "--resolution", "1k",
+                 "-t", "float32", "-o", str(path)]) == 0
+    assert [x for x in _lines(path) if x["type"] == "maxctx"][0]["max_ok_ctx"] == 2048
+
+
+def test_sigterm_mid_maxctx_keeps_the_probes_done(tmp_path):
+    path = tmp_path / "maxctx.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "edgebench", "maxctx", "-m", "tiny-llama", "--device", "cpu",
+                             "--limit", "1M", "--resolution", "1k", "-t", "float32", "-o", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # probe lines: "  tiny-llama [last] ctx=1024: ok"
+        if "ctx=2048: ok" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    rec = [x for x in _lines(path) if x["type"] == "maxctx"][0]
+    assert rec["stopped"].startswith("interrupted") and "SIGTERM" in rec["stopped"]
+    assert rec["max_ok_ctx"] >= 2048 and rec["min_fail_ctx"] is None
+    assert rec["trail"][:2] == [[1024, "ok"], [2048, "ok"]]

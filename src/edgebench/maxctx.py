@@ -54,6 +54,16 @@ class Result:
                 "stopped": self.stopped, "limited_by": self.limited_by}
 
 
+def partial(trail: list[tuple[int, str]], resolution: int, stopped: str) -> Result:
+    """What an unfinished search (interrupted, or its process killed) has shown so far: the longest
+    passing length probed, and the shortest failing length above it."""
+    ok = [c for c, st in trail if st in PASS_STATUSES]
+    max_ok = max(ok) if ok else None
+    fails = [c for c, st in trail if (st in FAIL_STATUSES or (st == "error" and ok))
+             and (max_ok is None or c > max_ok)]
+    return Result(max_ok, min(fails) if fails else None, len(trail), list(trail), resolution, stopped)
+
+
 def _round_up(value: int, resolution: int) -> int:
     return -(-value // resolution) * resolution
 

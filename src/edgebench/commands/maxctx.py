@@ -28,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import contextlib
     import sys
     import time
 
@@ -88,7 +89,14 @@ def main(args: argparse.Namespace) -> int:
                     return r["status"]
 
                 t0 = time.monotonic()
-                res = maxctx.search(probe, start, limit, resolution)
+                trail: list[tuple[int, str]] = []
+                try:
+                    res = maxctx.search(lambda c: _logged(trail, c, probe(c)), start, limit, resolution)
+                except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (isolate.Terminated): keep the probes
+                    res = maxctx.partial(trail, resolution, f"interrupted ({str(exc) or 'Ctrl-C'})")
+                    interrupted = exc
+                else:
+                    interrupted = None
                 rec = {"type": "maxctx", "run": run_id, "model": name, "family": pre.family, "mode": mode,
                        "device": env["gpus"][0]["name"] if device.startswith("cuda") else "CPU",
                        "dtype": dtype, "gen": args.gen, "budget_bytes": budget, "start_ctx": start,
@@ -98,8 +106,15 @@ def main(args: argparse.Namespace) -> int:
                       f"{res.max_ok} (first failing {res.min_fail}"
                       f"{': ' + res.limited_by if res.limited_by else ''}) after {res.probes} probes, "
                       f"{rec['wall_s']} s" + (f"; stopped: {res.stopped}" if res.stopped else ""))
+                if interrupted is not None:
+                    raise interrupted
     print(f"log: {out}")
     return 0
+
+
+def _logged(trail: list[tuple[int, str]], ctx: int, status: str) -> str:
+    trail.append((ctx, status))
+    return status
 
 
 def _start(pre, mode, dtype, cap, limit, resolution, memory_model) -> int:
