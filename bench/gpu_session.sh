@@ -90,7 +90,7 @@ ops() {
   log "operator breakdown"
   timeout 400 $PY -m edgebench run -m qwen2.5-0.5b,mamba-130m,mamba2-130m,zamba2-1.2b,falcon-h1-0.5b -c 1k,16k \
     -n 16 -r 2 --warmup 1 --decode-mode eager,graph --allow-long-ctx --profile ops --ops-trace --timeout 120 \
-    -o "$OUT/ops_h100.jsonl" > "$OUT/ops.txt" 2>&1; tail -25 "$OUT/ops.txt"
+    -o "$STATE/ops_h100.jsonl" > "$STATE/ops.txt" 2>&1; tail -25 "$STATE/ops.txt"
 }
 # Issue 4 evidence: the longest context under a 24 GiB / 8 GiB budget, and measured vs predicted memory.
 maxctx() {
@@ -177,7 +177,12 @@ for line in open(sys.argv[1]):
               {k: v for k, v in e.items() if "vs" in k or k.endswith("_j")})
 PYEOF
 }
-keep() { cp "$STATE"/*.jsonl "$STATE"/*.txt "$OUT/" 2>/dev/null; (cd "$OUT" && tar czf /tmp/eb-out.tgz --exclude=eb-out.tgz . && find . -mindepth 1 -delete && mv /tmp/eb-out.tgz .); ls "$OUT"; }
+keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces
+  cp -r "$STATE"/*.jsonl "$STATE"/*.txt "$STATE"/*.traces "$OUT/" 2>/dev/null
+  (cd "$OUT" && tar czf /tmp/eb-out.tgz --exclude=eb-out.tgz --exclude='*.traces' . \
+    && if ls -d ./*.traces >/dev/null 2>&1; then tar cf - ./*.traces | split -b 15M - /tmp/eb-traces.tar.; fi \
+    && find . -mindepth 1 -delete && mv /tmp/eb-out.tgz /tmp/eb-traces.tar.* . 2>/dev/null); ls -la "$OUT"
+}
 
 setup || { echo "setup failed"; exit 1; }
 for stage in "$@"; do   # STAGE or STAGE:ARG:ARG (e.g. maxctx:24GiB:300)
