@@ -26,6 +26,7 @@ propagates so the caller can close its log.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -131,6 +132,22 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(f"received {signal.Signals(signum).name}")
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While the block runs, SIGTERM raises `Terminated` (a KeyboardInterrupt) in the main thread rather
+    than killing the process, so a command can write what it has before exiting. A handler someone
+    else installed is left alone."""
+    restore = None
+    if threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        restore = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
+
+
 def run_isolated(target: str, payload: dict[str, Any], timeout_s: float | None = None,
                  zygote=None) -> dict[str, Any]:
     """Call `target(payload)` in a fresh worker process and return its outcome record. With a working
@@ -140,38 +157,33 @@ def run_isolated(target: str, payload: dict[str, Any], timeout_s: float | None =
     workdir = Path(tempfile.mkdtemp(prefix="edgebench-worker-"))
     request, channel = workdir / "request.json", workdir / "channel.jsonl"
     request.write_text(json.dumps({"target": target, "payload": payload}), encoding="utf-8")
-    restore = None
-    if threading.current_thread() is threading.main_thread() \
-            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        restore = signal.signal(signal.SIGTERM, _raise_terminated)
     proc = None
-    try:
-        proc = _start(zygote, request, channel)
+    with sigterm_as_interrupt():
         try:
-            returncode = proc.wait(timeout=timeout_s)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            _stop(proc)
-            returncode, timed_out = proc.returncode, True
-        except EOFError:  # the zygote died (and its child with it: PDEATHSIG)
-            zygote.ok, zygote.why = False, "the preloaded process died during a case"
-            return {**_read_messages(channel)[0], "status": "killed", "exit_code": None,
-                    "reason": "killed with the preloaded worker parent (the kernel's OOM killer?)"}
-        partials, final = _read_messages(channel)
-        if final is not None and not timed_out:
-            outcome = final["data"] if final["status"] == "ok" else {"reason": final["reason"]}
-            return {**partials, **outcome, "status": final["status"]}
-        if timed_out:
-            status, reason = "killed", f"timed out after {timeout_s:g} s"
-        else:
-            status = "killed" if returncode < 0 else "error"
-            reason = _death_reason(returncode)
-        return {**partials, "status": status, "reason": reason, "exit_code": returncode}
-    except BaseException:
-        if proc is not None and proc.poll() is None:
-            _stop(proc)
-        raise
-    finally:
-        if restore is not None:
-            signal.signal(signal.SIGTERM, restore)
-        shutil.rmtree(workdir, ignore_errors=True)
+            proc = _start(zygote, request, channel)
+            try:
+                returncode = proc.wait(timeout=timeout_s)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                _stop(proc)
+                returncode, timed_out = proc.returncode, True
+            except EOFError:  # the zygote died (and its child with it: PDEATHSIG)
+                zygote.ok, zygote.why = False, "the preloaded process died during a case"
+                return {**_read_messages(channel)[0], "status": "killed", "exit_code": None,
+                        "reason": "killed with the preloaded worker parent (the kernel's OOM killer?)"}
+            partials, final = _read_messages(channel)
+            if final is not None and not timed_out:
+                outcome = final["data"] if final["status"] == "ok" else {"reason": final["reason"]}
+                return {**partials, **outcome, "status": final["status"]}
+            if timed_out:
+                status, reason = "killed", f"timed out after {timeout_s:g} s"
+            else:
+                status = "killed" if returncode < 0 else "error"
+                reason = _death_reason(returncode)
+            return {**partials, "status": status, "reason": reason, "exit_code": returncode}
+        except BaseException:
+            if proc is not None and proc.poll() is None:
+                _stop(proc)
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -119,7 +119,7 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
     from edgebench import zygote as zygotes
     zyg = zygotes.open_for([presets[m] for m in dict.fromkeys(c.model for c in todo)],
                            tuple({c.backend for c in todo}))
-    with records.LogWriter(out) as log, (zyg or contextlib.nullcontext()):
+    with isolate.sigterm_as_interrupt(), records.LogWriter(out) as log, (zyg or contextlib.nullcontext()):
         log.write({"type": "run", "run": run_id, "t": records.utc_now(), "edgebench": env["edgebench"],
                    "argv": sys.argv[1:], "device": device_name, "env": env, "spec": spec.to_dict(),
                    "shard": opts.shard, "workers": zygotes.describe(zyg), **opts.extra_header})

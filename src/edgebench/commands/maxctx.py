@@ -65,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
     run_id = records.new_run_id()
     from edgebench import zygote as zygotes
     zyg = zygotes.open_for(list(presets.values()), (args.backend,))
-    with records.LogWriter(out) as log, (zyg or contextlib.nullcontext()):
+    with isolate.sigterm_as_interrupt(), records.LogWriter(out) as log, (zyg or contextlib.nullcontext()):
         log.write({"type": "run", "run": run_id, "t": records.utc_now(), "edgebench": env["edgebench"],
                    "argv": sys.argv[1:], "env": env, "spec": {"maxctx": vars(args) | {"_main": None}},
                    "workers": zygotes.describe(zyg)})
