@@ -255,3 +255,13 @@ def test_cudnn_kernels_count_as_convolution_only_when_named_so():
     assert oc.classify("void cudnn::detail::implicit_convolve_sgemm<float, float>(int)") == "causal_conv1d"
     assert oc.classify("void cudnn::cnn::conv2d_grouped_direct_kernel<float>(float const*)") == "causal_conv1d"
     assert oc.classify("void cudnn::ops::nchwToNhwcKernel<float>(int)") != "causal_conv1d"
+
+
+def test_cudnn_sdpa_split_kv_reduction_is_attention():
+    """In decode, cuDNN SDPA follows each fprop kernel with this reduction (H100 traces, session 3);
+    it was the only kernel left under "other" (up to 3.5% of qwen's decode)."""
+    name = ("void cudnn::fusion::lean_reduction_kernel<false, false, false>(void*, float*, float*, float*, "
+            "float*, float const*, float*, float*, float*, float*, float*, unsigned int, unsigned int)")
+    assert oc.classify(name) == "attention"
+    recorded = (FIXTURES / "h100_session3_traces.tsv").read_text(encoding="utf-8")
+    assert "cudnn::fusion::lean_reduction_kernel" in recorded
