@@ -177,3 +177,16 @@ def test_sigterm_mid_maxctx_keeps_the_probes_done(tmp_path):
     assert rec["stopped"].startswith("interrupted") and "SIGTERM" in rec["stopped"]
     assert rec["max_ok_ctx"] >= 2048 and rec["min_fail_ctx"] is None
     assert rec["trail"][:2] == [[1024, "ok"], [2048, "ok"]]
+
+
+def test_summary_and_progress_show_the_device_peak(capsys):
+    """The peak column reads the case line's flat `mem` object (it showed '-' on the H100 before)."""
+    from edgebench.commands.run import _summary
+    from edgebench.progress import describe
+    rec = {"model": "m", "family": "ssm", "ctx": 1024, "decode_mode": "graph", "status": "ok", "batch": 1,
+           "prefill_ms": {"median": 30.0}, "tpot_ms": {"median": 2.0},
+           "mem": {"peak_allocated_bytes": 3 * 2**30, "decode_peak_bytes": 3.5 * 2**30, "rss_bytes": 10}}
+    assert "peak 3.50 GiB" in describe(rec)
+    _summary([rec, {**rec, "mem": {"rss_bytes": 10}}])
+    out = capsys.readouterr().out
+    assert "3.50" in out

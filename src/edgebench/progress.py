@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from edgebench import records
+
 
 def describe(rec: dict) -> str:
     """One line for a finished case: the numbers a user looks at first, or the failure."""
@@ -13,7 +15,7 @@ def describe(rec: dict) -> str:
     tp = (rec.get("tpot_ms") or {}).get("median")
     parts = [f"prefill {pre:.2f} ms" if pre is not None else "prefill -",
              f"TPOT {tp:.3f} ms" if tp is not None else "TPOT -"]
-    peak = ((rec.get("mem") or {}).get("prefill") or {}).get("peak_allocated_bytes")
+    peak = records.peak_bytes(rec)
     if peak:
         parts.append(f"peak {peak / 2**30:.2f} GiB")
     return f"{head}: " + ", ".join(parts)

@@ -97,6 +97,14 @@ def expand_case(rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def peak_bytes(rec: dict[str, Any]) -> int | None:
+    """A case's device allocator peak over prefill and decode (`mem.peak_allocated_bytes`, or
+    `mem.decode_peak_bytes` when decode peaked higher); None where the device has no allocator stats."""
+    mem = rec.get("mem") or {}
+    peaks = [v for v in (mem.get("peak_allocated_bytes"), mem.get("decode_peak_bytes")) if v is not None]
+    return max(peaks) if peaks else None
+
+
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 

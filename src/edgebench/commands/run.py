@@ -62,6 +62,8 @@ def main(args: argparse.Namespace) -> int:
 def _summary(recs: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from edgebench import records
     t = Table(title="edgebench run", header_style="bold")
     for col in ("model", "family", "ctx", "decode", "status", "prefill ms", "TPOT ms", "decode tok/s",
                 "peak GiB", "prefill J", "throttled"):
@@ -69,7 +71,7 @@ def _summary(recs: list[dict]) -> None:
     for r in recs:
         pre = (r.get("prefill_ms") or {}).get("median")
         tp = (r.get("tpot_ms") or {}).get("median")
-        peak = ((r.get("mem") or {}).get("prefill") or {}).get("peak_allocated_bytes")
+        peak = records.peak_bytes(r)
         ej = (r.get("energy") or {}).get("prefill_j")
         thr = (r.get("prov") or {}).get("throttled")
         t.add_row(r["model"], r.get("family", ""), str(r["ctx"]), r["decode_mode"],
