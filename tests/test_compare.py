@@ -105,7 +105,7 @@ def write_logs(folder: Path) -> None:
                   "wall_s": 60.0, "budget_bytes": None, "trail": [], "limited_by": "error"})
     lines.append({"v": 1, "type": "ops", "run": "r1", "key": "mamba|4096", "phase": "prefill",
                   "shares": {"gemm": 0.4, "ssm_scan": 0.55, "other": 0.05}, "top": [],
-                  "kernel_ms": 80.0, "wall_ms": 100.0})
+                  "kernel_ms": 80.0, "wall_ms": 100.0, "decode_mode": "graph"})
     (folder / "orin.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
 
@@ -147,6 +147,7 @@ def test_compare_json_has_ratios_marks_crossover_maxctx_and_ops(tmp_path):
     (ops,) = tables["ops"]
     assert ops["ssm_scan"] == 0.55 and ops["gpu_idle_share"] == pytest.approx(0.2)
     assert ops["model"] == "mamba" and ops["ctx"] == 4096
+    assert ops["decode"] == "graph"  # eager and graph profiles of one case are told apart
 
 
 def test_compare_text_md_csv_show_the_mark_and_tables(tmp_path, capsys):

@@ -160,6 +160,7 @@ def _attach_devices(logs: Logs) -> None:
             run_device(rec.get("run")), hosts.get(rec.get("run")))
         rec["model"] = case["model"] if case else str(rec.get("key", "?")).split("|")[0]
         rec["ctx"] = case["ctx"] if case else None
+        rec["decode_mode"] = (case or {}).get("decode_mode") or rec.get("decode_mode")
 
 
 def device_label(name: str | None, host: str | None) -> str:

@@ -213,11 +213,12 @@ def _ops_plots(plt, out: _Namer, logs: Logs) -> list[Plot]:
     for rec in logs.ops:
         by_device.setdefault(rec["device"], []).append(rec)
     for device, recs in sorted(by_device.items()):
-        recs.sort(key=lambda r: (r["phase"] != "prefill", r["model"], r["ctx"] or 0))
+        recs.sort(key=lambda r: (r["phase"] != "prefill", r["model"], r["ctx"] or 0, str(r.get("decode_mode"))))
         cats = {c for r in recs for c in r["shares"]}
         cats = [c for c in OPS_ORDER if c in cats] + sorted(cats - set(OPS_ORDER))
         fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(recs) + 2.5), 4.8))
-        names = [f"{r['model']}\n{r['phase']}" + (f" {r['ctx']}" if r["ctx"] else "") for r in recs]
+        names = [f"{r['model']}\n{r['phase']}" + (f" {r['ctx']}" if r["ctx"] else "")
+                 + (f"\n{r['decode_mode']}" if r.get("decode_mode") else "") for r in recs]
         bottom = [0.0] * len(recs)
         cmap = plt.get_cmap("tab10")
         for i, c in enumerate(cats):

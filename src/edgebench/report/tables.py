@@ -251,17 +251,19 @@ def _maxctx_table(logs: Logs) -> Table:
 def _ops_table(logs: Logs) -> Table:
     cats = {c for rec in logs.ops for c in rec["shares"]}
     ordered = [c for c in OPS_ORDER if c in cats] + sorted(cats - set(OPS_ORDER))
-    cols = [Column("device"), Column("model"), Column("ctx", "d"), Column("phase")]
+    cols = [Column("device"), Column("model"), Column("ctx", "d"), Column("decode"), Column("phase")]
     cols += [Column(c, "pct") for c in ordered]
     cols += [Column("kernel_ms", ".4g"), Column("wall_ms", ".4g"), Column("gpu_idle_share", "pct")]
     out = []
-    for rec in sorted(logs.ops, key=lambda r: (r["device"], r["model"], r["ctx"] or 0, r["phase"])):
+    for rec in sorted(logs.ops, key=lambda r: (r["device"], r["model"], r["ctx"] or 0,
+                                               str(r.get("decode_mode")), r["phase"])):
         k, w = _num(rec.get("kernel_ms")), _num(rec.get("wall_ms"))
         idle = max(0.0, 1.0 - k / w) if k is not None and w else None
-        out.append([rec["device"], rec["model"], rec["ctx"], rec["phase"]]
+        out.append([rec["device"], rec["model"], rec["ctx"], rec.get("decode_mode"), rec["phase"]]
                    + [rec["shares"].get(c) for c in ordered] + [k, w, idle])
     notes = ["shares of GPU kernel time per category; gpu_idle_share = 1 - kernel_ms / wall_ms "
-             "(high means launch-bound)"]
+             "(high means launch-bound); decode: the case's decode mode (a graph decode replays "
+             "kernels outside their module scopes, so its norms count as elementwise/reduce)"]
     return Table("ops", "Operator breakdown (share of GPU time)", cols, out, notes)
 
 
