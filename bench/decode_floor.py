@@ -13,6 +13,7 @@ import argparse
 import json
 from collections import defaultdict
 
+from edgebench import records
 from edgebench.analysis import memory_model
 from edgebench.models import catalog
 
@@ -29,17 +30,19 @@ def main() -> None:
     for path in args.logs:
         for line in open(path):
             r = json.loads(line)
-            if r.get("type") == "case" and r.get("status") == "ok" and r.get("tpot_ms"):
-                cases[(r["model"], r["ctx"])][r["decode_mode"]] = r
+            if r.get("type") == "case":
+                r = records.expand_case(r)  # compact lines leave out fields at their default
+                if r.get("status") == "ok" and r.get("tpot_ms"):
+                    cases[(r["model"], r.get("backend", "hf"), r["ctx"])][r["decode_mode"]] = r
     rows = []
-    for (model, ctx), by_mode in sorted(cases.items()):
+    for (model, backend, ctx), by_mode in sorted(cases.items()):
         any_rec = next(iter(by_mode.values()))
         parts = memory_model.predict(catalog.get(model), ctx, batch=any_rec["batch"], dtype=any_rec["dtype"])
         step_bytes = parts["weights_bytes"] + parts["kv_bytes"] + parts["ssm_state_bytes"]
         floor_ms = step_bytes / bw * 1e3
         eager = by_mode.get("eager", {}).get("tpot_ms", {}).get("median")
         graph = by_mode.get("graph", {}).get("tpot_ms", {}).get("median")
-        rows.append((model, ctx, step_bytes / 2**20, floor_ms, eager, graph,
+        rows.append((model if backend == "hf" else f"{model} ({backend})", ctx, step_bytes / 2**20, floor_ms, eager, graph,
                      eager / graph if eager and graph else None,
                      eager / floor_ms if eager else None, graph / floor_ms if graph else None))
     head = ("| model | ctx | bytes/step MiB | floor ms | eager TPOT ms | graph TPOT ms | graph speedup "

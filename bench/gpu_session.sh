@@ -160,6 +160,19 @@ maxctx8rest() {
     -o "$STATE/maxctx_8GiB_rest.jsonl" >> "$STATE/maxctx_8GiB_rest.txt" 2>&1
   grep -v "^ " "$STATE/maxctx_8GiB_rest.txt" | tail -3
 }
+maxctxmem() {  # issue 4: where the memory goes at the longest context (mem_at_max_ok), 8 GiB, all six models
+  log "maxctx 8GiB with memory at max"
+  timeout "${1:-330}" $PY -m edgebench maxctx -m qwen2.5-0.5b,llama-3.2-1b,mamba-790m,mamba2-780m,zamba2-1.2b,falcon-h1-0.5b \
+    --memory-budget 8GiB $M3 -o "$STATE/maxctx_8GiB_mem.jsonl" >> "$STATE/maxctx_8GiB_mem.txt" 2>&1
+  grep -v "^ " "$STATE/maxctx_8GiB_mem.txt" | tail -14
+}
+maxctxexp() {  # the same searches with the allocator's expandable segments: how much is fragmentation
+  log "maxctx 8GiB [last], expandable segments"
+  PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True timeout "${1:-150}" $PY -m edgebench maxctx \
+    -m qwen2.5-0.5b,mamba2-780m,zamba2-1.2b --memory-budget 8GiB --logits last --resolution 4k --limit 512k \
+    --timeout 150 -o "$STATE/maxctx_8GiB_expandable.jsonl" >> "$STATE/maxctx_8GiB_expandable.txt" 2>&1
+  grep -v "^ " "$STATE/maxctx_8GiB_expandable.txt" | tail -4
+}
 energy() {  # issue 5: counter vs integrated samples now that the sampler reads instant power
   log "energy with instant power"
   timeout "${1:-300}" $PY -m edgebench run -m qwen2.5-0.5b,mamba2-780m -c 1k,16k,57k -n 32 -r 3 --warmup 1 \

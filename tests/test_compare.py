@@ -99,7 +99,9 @@ def write_logs(folder: Path) -> None:
             lines.append(rec)
     lines.append({"v": 1, "type": "maxctx", "run": "r1", "model": "qwen", "mode": "prefill",
                   "max_ok_ctx": 40960, "min_fail_ctx": 45056, "probes": 7, "resolution": 4096,
-                  "wall_s": 120.0, "budget_bytes": 8 * 2**30, "trail": [[40960, "ok"], [45056, "oom"]]})
+                  "wall_s": 120.0, "budget_bytes": 8 * 2**30, "trail": [[40960, "ok"], [45056, "oom"]],
+                  "mem_at_max_ok": {"peak_allocated_bytes": 6 * 2**30, "peak_reserved_bytes": 7 * 2**30,
+                                    "predicted_bytes": 5 * 2**30}})
     lines.append({"v": 1, "type": "maxctx", "run": "r1", "model": "mamba", "mode": "prefill",
                   "max_ok_ctx": 331776, "min_fail_ctx": 335872, "probes": 8, "resolution": 4096,
                   "wall_s": 60.0, "budget_bytes": None, "trail": [], "limited_by": "error"})
@@ -144,6 +146,9 @@ def test_compare_json_has_ratios_marks_crossover_maxctx_and_ops(tmp_path):
     assert by_model["qwen"]["max_ok_ctx"] == 40960
     assert by_model["qwen"]["limited_by"] == "oom"  # from the trail (logs older than the field)
     assert by_model["mamba"]["limited_by"] == "error"
+    q = by_model["qwen"]
+    assert (q["peak_gib_at_max"], q["reserved_gib_at_max"], q["model_gib_at_max"]) == (6.0, 7.0, 5.0)
+    assert by_model["mamba"]["reserved_gib_at_max"] is None  # older logs: not measured, not invented
     (ops,) = tables["ops"]
     assert ops["ssm_scan"] == 0.55 and ops["gpu_idle_share"] == pytest.approx(0.2)
     assert ops["model"] == "mamba" and ops["ctx"] == 4096

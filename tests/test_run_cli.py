@@ -121,6 +121,7 @@ def test_maxctx_on_cpu_grows_to_the_limit_and_logs_the_search(tmp_path, capsys):
     rec = [x for x in _lines(path) if x["type"] == "maxctx"][0]
     assert rec["max_ok_ctx"] == 4096 and rec["min_fail_ctx"] is None
     assert [c for c, _ in rec["trail"]] == [1024, 2048, 4096] and rec["probes"] == 3
+    assert rec["mem_at_max_ok"]["predicted_bytes"] > 0 and rec["mem_at_max_ok"]["rss_bytes"] > 0
     assert "max context 4096" in capsys.readouterr().out
 
 

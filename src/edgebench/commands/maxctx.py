@@ -73,6 +73,7 @@ def main(args: argparse.Namespace) -> int:
             limit = parse_count(args.limit) if args.limit else (pre.position_limit or 1 << 20)
             for mode in modes:
                 start = _start(pre, mode, dtype, cap, limit, resolution, memory_model)
+                mems: dict[int, dict] = {}  # ctx -> the passing probe's measured memory
 
                 def probe(ctx: int) -> str:
                     payload = {"case": {"model": name, "backend": args.backend, "dtype": dtype, "ctx": ctx,
@@ -84,6 +85,8 @@ def main(args: argparse.Namespace) -> int:
                     r = isolate.run_isolated(runner.CASE_TARGET, payload, timeout_s=args.timeout, zygote=zyg)
                     print(f"  {name} [{mode}] ctx={ctx}: {r['status']}"
                           + (f" ({r.get('reason')})" if r["status"] != "ok" else ""), file=sys.stderr, flush=True)
+                    if r["status"] == "ok" and r.get("mem"):
+                        mems[ctx] = r["mem"]
                     if r["status"] == "killed" and "timed out" in str(r.get("reason")):
                         return "timeout"  # too slow is not "does not fit": it stops the search
                     return r["status"]
@@ -101,15 +104,29 @@ def main(args: argparse.Namespace) -> int:
                        "device": env["gpus"][0]["name"] if device.startswith("cuda") else "CPU",
                        "dtype": dtype, "gen": args.gen, "budget_bytes": budget, "start_ctx": start,
                        "limit_ctx": limit, "wall_s": round(time.monotonic() - t0, 1), **res.to_record()}
+                if res.max_ok in mems:  # where the memory went at the longest context that ran
+                    rec["mem_at_max_ok"] = mems[res.max_ok]
                 log.write(rec)
                 print(f"{name} [{mode}{', budget ' + format_bytes(budget) if budget else ''}]: max context "
                       f"{res.max_ok} (first failing {res.min_fail}"
                       f"{': ' + res.limited_by if res.limited_by else ''}) after {res.probes} probes, "
-                      f"{rec['wall_s']} s" + (f"; stopped: {res.stopped}" if res.stopped else ""))
+                      f"{rec['wall_s']} s" + (f"; stopped: {res.stopped}" if res.stopped else "")
+                      + _mem_note(rec.get("mem_at_max_ok"), format_bytes))
                 if interrupted is not None:
                     raise interrupted
     print(f"log: {out}")
     return 0
+
+
+def _mem_note(mem: dict | None, format_bytes) -> str:
+    """`; at max: peak 19.3 GiB allocated, 22.9 GiB reserved (model: 17.0 GiB)` where measured."""
+    if not mem or mem.get("peak_allocated_bytes") is None:
+        return ""
+    parts = [f"peak {format_bytes(mem['peak_allocated_bytes'])} allocated"]
+    if mem.get("peak_reserved_bytes") is not None:
+        parts.append(f"{format_bytes(mem['peak_reserved_bytes'])} reserved")
+    model = f" (model: {format_bytes(mem['predicted_bytes'])})" if mem.get("predicted_bytes") else ""
+    return "; at max: " + ", ".join(parts) + model
 
 
 def _logged(trail: list[tuple[int, str]], ctx: int, status: str) -> str:

@@ -236,7 +236,9 @@ def _limited_by(rec: dict) -> str | None:
 def _maxctx_table(logs: Logs) -> Table:
     cols = [Column("device"), Column("model"), Column("mode"), Column("max_ok_ctx", ",d"),
             Column("min_fail_ctx", ",d"), Column("limited_by"), Column("resolution", ",d"),
-            Column("probes", "d"), Column("budget_gib", ".2f"), Column("wall_s", ".1f")]
+            Column("probes", "d"), Column("budget_gib", ".2f"), Column("wall_s", ".1f"),
+            Column("peak_gib_at_max", ".2f"), Column("reserved_gib_at_max", ".2f"),
+            Column("model_gib_at_max", ".2f")]
     out = []
     for rec in sorted(logs.maxctx, key=lambda r: (r["device"], r["model"], str(r.get("mode")))):
         budget = rec.get("budget_bytes")
@@ -244,8 +246,17 @@ def _maxctx_table(logs: Logs) -> Table:
                     rec.get("min_fail_ctx"), _limited_by(rec), _num(rec.get("resolution")),
                     _num(rec.get("probes")),
                     budget / _GIB if isinstance(budget, (int, float)) else None,
-                    _num(rec.get("wall_s"))])
-    return Table("maxctx", "Max context: largest context that ran, smallest that failed", cols, out)
+                    _num(rec.get("wall_s"))] + _mem_at_max(rec))
+    notes = ["*_at_max: at the longest context that ran, the allocator's peak (allocated, reserved) and "
+             "the analytic model's total; between reserved and the budget are the CUDA context and "
+             "what the allocator could not place"]
+    return Table("maxctx", "Max context: largest context that ran, smallest that failed", cols, out, notes)
+
+
+def _mem_at_max(rec: dict) -> list:
+    mem = rec.get("mem_at_max_ok") if isinstance(rec.get("mem_at_max_ok"), dict) else {}
+    return [v / _GIB if isinstance(v := _num(mem.get(k)), (int, float)) else None
+            for k in ("peak_allocated_bytes", "peak_reserved_bytes", "predicted_bytes")]
 
 
 def _ops_table(logs: Logs) -> Table:
