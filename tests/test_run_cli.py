@@ -191,3 +191,12 @@ def test_summary_and_progress_show_the_device_peak(capsys):
     _summary([rec, {**rec, "mem": {"rss_bytes": 10}}])
     out = capsys.readouterr().out
     assert "3.50" in out
+
+
+def test_run_header_records_the_variables_that_change_results(monkeypatch):
+    from edgebench import env
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    monkeypatch.delenv("CUDA_LAUNCH_BLOCKING", raising=False)
+    snap = env.snapshot(deep=False)
+    assert snap["vars"]["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+    assert "CUDA_LAUNCH_BLOCKING" not in snap["vars"]  # only what is set

@@ -109,6 +109,18 @@ def gpus() -> list[dict]:
     return out
 
 
+# Environment variables that change what a benchmark measures (allocator behaviour, visible devices,
+# synchronous launches, thread counts, worker start): recorded in every run header where set.
+RESULT_VARS = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF", "CUDA_VISIBLE_DEVICES", "CUDA_LAUNCH_BLOCKING",
+               "CUDA_DEVICE_MAX_CONNECTIONS", "CUDA_MODULE_LOADING", "TORCH_CUDNN_SDPA_ENABLED",
+               "OMP_NUM_THREADS", "EDGEBENCH_PRELOAD")
+
+
+def result_vars() -> dict[str, str]:
+    """The RESULT_VARS set in this process, e.g. {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}."""
+    return {k: os.environ[k] for k in RESULT_VARS if k in os.environ}
+
+
 def snapshot_for_run(payload: dict) -> dict:
     """Worker target (see isolate.py): the full snapshot, read in a worker process."""
     return snapshot(deep=bool(payload.get("deep", True)))
@@ -118,7 +130,7 @@ def snapshot(deep: bool = True) -> dict:
     """The environment record: everything a reader needs to know what produced a number."""
     from edgebench import jetson, nvml
     snap = {"edgebench": __version__, "host": host(), "probe": probe.summary(),
-            "packages": packages(deep)}
+            "packages": packages(deep), "vars": result_vars()}
     ok, why = nvml.status()
     snap["nvml"] = {"ok": ok, "why": why or None,
                     "fix": None if ok else "install the NVIDIA driver (NVML ships with it); on Jetson "
