@@ -33,8 +33,8 @@ setup() {
 # Each stage writes its own log under $OUT and is bounded by `timeout`, so one hang cannot eat the call.
 gputests() {
   log "gpu tests"
-  timeout 120 $PY -m pytest -q -m gpu tests/test_probe_gpu.py tests/test_loaders.py tests/test_isolate.py tests/test_zygote.py \
-    -p no:cacheprovider > "$OUT/gpu_tests.txt" 2>&1; tail -5 "$OUT/gpu_tests.txt"
+  timeout 240 $PY -m pytest -q -m gpu --durations=5 tests/test_probe_gpu.py tests/test_loaders.py tests/test_isolate.py tests/test_zygote.py \
+    -p no:cacheprovider > "$OUT/gpu_tests.txt" 2>&1; tail -12 "$OUT/gpu_tests.txt"
 }
 envinfo() {
   log env
