@@ -34,6 +34,7 @@ setup() {
 gputests() {
   log "gpu tests"
   timeout 240 $PY -m pytest -q -m gpu --durations=5 tests/test_probe_gpu.py tests/test_loaders.py tests/test_isolate.py tests/test_zygote.py \
+    tests/test_opsreplay.py \
     -p no:cacheprovider > "$OUT/gpu_tests.txt" 2>&1; tail -12 "$OUT/gpu_tests.txt"
 }
 envinfo() {
@@ -172,6 +173,24 @@ maxctxexp() {  # the same searches with the allocator's expandable segments: how
     -m qwen2.5-0.5b,mamba2-780m,zamba2-1.2b --memory-budget 8GiB --logits last --resolution 4k --limit 512k \
     --timeout 150 -o "$STATE/maxctx_8GiB_expandable.jsonl" >> "$STATE/maxctx_8GiB_expandable.txt" 2>&1
   grep -v "^ " "$STATE/maxctx_8GiB_expandable.txt" | tail -4
+}
+opsgraph() {  # issue 6: graph decode profiles with the scopes mapped from an eager reference step
+  log "ops: graph decode scopes"
+  timeout "${1:-240}" $PY -m edgebench run -m qwen2.5-0.5b,mamba2-130m,zamba2-1.2b,falcon-h1-0.5b -c 1k -n 16 -r 2 \
+    --warmup 1 --decode-mode eager,graph --profile ops --timeout 120 -o "$STATE/ops_graph.jsonl" > "$STATE/ops_graph.txt" 2>&1
+  $PY - "$STATE/ops_graph.jsonl" <<'PYEOF'
+import json, sys
+keys = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("type") == "case":
+        keys[r["key"] if "key" in r else None] = r
+    if r.get("type") == "ops" and r["phase"] == "decode":
+        sh = r["shares"]
+        print(r.get("model", r["key"]), r.get("decode_mode"), r.get("replay_scopes"), "norm", sh.get("norm"),
+              "elementwise", sh.get("elementwise"), "reduce", sh.get("reduce"), "other", sh.get("other"),
+              "vs_total", r.get("categorised_vs_total_pct"))
+PYEOF
 }
 energy() {  # issue 5: counter vs integrated samples now that the sampler reads instant power
   log "energy with instant power"

@@ -98,8 +98,8 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
         after, steps = None, 0
         if p.get("profile_ops"):
             steps = min(c["gen"], 16)
-            after = lambda step: _profile(loaded, step, p["key"], "decode", None, steps, device,  # noqa: E731
-                                          p.get("trace_dir"))
+            after = lambda step, reference=None: _profile(  # noqa: E731
+                loaded, step, p["key"], "decode", None, steps, device, p.get("trace_dir"), reference)
         dec = fn(loaded, ids, gen=c["gen"], warmup=p["warmup"], device=device, after=after, after_steps=steps)
         if "after" in dec.extra:
             ops.append(dec.extra["after"])
@@ -124,23 +124,26 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _profile(loaded, fn, key: str, phase: str, wall_ms, steps: int, device: str,
-             trace_dir: str | None = None) -> dict:
+             trace_dir: str | None = None, reference=None) -> dict:
     """One operator profile outside every timed region. The phase's wall time is the timed median
     where there is one (the profiler slows the host, which would overstate the idle share)."""
     from edgebench import opsprofile
     lm_head = loaded.model.get_output_embeddings() if hasattr(loaded.model, "get_output_embeddings") \
         else getattr(loaded.model, "lm_head", None)
     scopes = {"embedding_logits": [lm_head]} if lm_head is not None else {}
-    # transformers' RMSNorms run as generic reduce/elementwise kernels: a scope names them. (Hooks do
-    # not fire inside a replayed CUDA graph: there the names alone decide.)
+    # transformers' RMSNorms run as generic reduce/elementwise kernels: a scope names them. Hooks do
+    # not fire inside a replayed CUDA graph: there `reference` (the eager step) lends its scopes.
     norms = [m for m in loaded.model.modules() if type(m).__name__.endswith(_NORM_CLASS_SUFFIXES)]
     if norms:
         scopes["norm"] = norms
     trace = f"{trace_dir}/{key}-{phase}" if trace_dir else None
-    prof = opsprofile.profile_phase(fn, steps=steps, device=device, scopes=scopes, trace_path=trace)
+    prof = opsprofile.profile_phase(fn, steps=steps, device=device, scopes=scopes, trace_path=trace,
+                                    reference=reference)
     rec = opsprofile.ops_record(key, phase, prof.kernels, (wall_ms or prof.wall_ms / steps) * steps,
                                 steps=steps, device_total_us=prof.device_total_us)
     rec["profiled_wall_ms"] = round(prof.wall_ms / steps, 4)
+    if prof.replay_scopes:
+        rec["replay_scopes"] = prof.replay_scopes
     if trace:
         rec["trace"] = f"{key}-{phase}.json.gz"  # in the log's .traces/ folder
     return rec

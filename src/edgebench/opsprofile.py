@@ -44,6 +44,7 @@ class Profiled(NamedTuple):
     wall_ms: float
     steps: int
     device_total_us: float | None = None  # from the raw Kineto events; None on the CPU
+    replay_scopes: str | None = None  # with a reference: "mapped" or "unmatched" (see opsreplay)
 
 
 def device_total_us(events) -> float:
@@ -139,8 +140,11 @@ def _rows(prof, on_cuda: bool) -> list[tuple[str, float, int]]:
 
 def profile_phase(fn: Callable[[], None], *, steps: int = 1, device: str = "cuda",
                   scopes: Mapping[str, Iterable] | None = None,
-                  trace_path: str | os.PathLike | None = None) -> Profiled:
-    """Run `fn` `steps` times under torch.profiler; see the module docstring."""
+                  trace_path: str | os.PathLike | None = None,
+                  reference: Callable[[], None] | None = None) -> Profiled:
+    """Run `fn` `steps` times under torch.profiler; see the module docstring. With `reference` (on
+    CUDA: one eager call of the step that `fn` replays as a CUDA graph), the reference runs once first
+    under the scopes, and the replay's kernels take their scopes by position (`opsreplay`)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -154,6 +158,16 @@ def profile_phase(fn: Callable[[], None], *, steps: int = 1, device: str = "cuda
                         "use device='cpu' for an ATen op profile")
     sync = torch.cuda.synchronize if on_cuda else (lambda: None)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])
+    ref = None
+    if reference is not None and on_cuda:
+        from edgebench import opsreplay
+        with ExitStack() as stack:
+            _scope_hooks(stack, scopes or {})
+            sync()
+            with profile(activities=activities, acc_events=True) as ref_prof:
+                reference()
+                sync()
+        ref = opsreplay.ordered(ref_prof.profiler.kineto_results.events())
     with ExitStack() as stack:
         _scope_hooks(stack, scopes or {})
         sync()
@@ -167,7 +181,11 @@ def profile_phase(fn: Callable[[], None], *, steps: int = 1, device: str = "cuda
     if trace_path is not None:
         export_trace(prof, trace_path)
     total = device_total_us(prof.profiler.kineto_results.events()) if on_cuda else None
-    return Profiled(_rows(prof, on_cuda), wall_ms, steps, total)
+    rows, replay_scopes = _rows(prof, on_cuda), None
+    if ref is not None:
+        mapped = opsreplay.label(opsreplay.ordered(prof.profiler.kineto_results.events()), ref)
+        rows, replay_scopes = (mapped, "mapped") if mapped is not None else (rows, "unmatched")
+    return Profiled(rows, wall_ms, steps, total, replay_scopes)
 
 
 def export_trace(prof, trace_path: str | os.PathLike) -> Path:

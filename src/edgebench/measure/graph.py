@@ -40,8 +40,9 @@ def _capture(step):
 
 def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str, after=None,
                     after_steps: int = 0) -> PhaseResult:
-    """`after(replay)` runs after the timed steps (the operator profile); the static cache leaves room
-    for its `after_steps` extra tokens."""
+    """`after(replay, step)` runs after the timed steps (the operator profile, which runs the eager
+    `step` once as its reference); the static cache leaves room for its `after_steps` extra tokens
+    and that one step."""
     import torch
     model = loaded.model
     params = inspect.signature(model.forward).parameters
@@ -77,8 +78,8 @@ def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str, after=No
         graph, capture_ms = _capture(step)
         samples, window = timed_steps(graph.replay, gen, device)
         extra = {"graph_cache": kind, "window_ns": window}
-        if after is not None:
-            extra["after"] = after(graph.replay)
+        if after is not None:  # the eager step lends the replay its module scopes (opsreplay)
+            extra["after"] = after(graph.replay, step)
         del graph
     return PhaseResult(samples, {"graph_warmup_ms": warm_ms, "graph_capture_ms": capture_ms}, extra)
 
