@@ -82,8 +82,8 @@ def test_graph_replay_of_a_norm_keeps_its_scope_on_a_gpu():
     x = torch.randn(8, 256, device="cuda")
     out = torch.empty(8, 256, device="cuda")
 
-    def step():
-        out.copy_(norm(x) @ w)
+    def step():  # no copy_: a graph replays a device copy as a memcpy kernel, eagerly it is a Memcpy
+        torch.matmul(norm(x), w, out=out)
 
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())

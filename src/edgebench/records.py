@@ -12,9 +12,13 @@ One self-describing JSON object per line, no whitespace. Every line has `v` (sch
            `prefill_ms` and `tpot_ms` as Stats objects, `cold_ms`, `kernels`, `mem`, optional
            `energy`, `throttle`, `raw` (only with --raw).
 - `maxctx` a max-context search result: `model`, `mode`, `max_ok_ctx`, `min_fail_ctx`, `probes`,
-           `resolution`, `wall_s`, `budget_bytes`, `trail` (ctx, status pairs).
+           `resolution`, `wall_s`, `budget_bytes`, `trail` (ctx, status pairs), `limited_by`,
+           `stopped` (why it ended early, e.g. "interrupted (received SIGTERM)"), and where measured
+           `mem_at_max_ok` (the passing probe's `mem` object at `max_ok_ctx`).
 - `ops`    an operator breakdown: `key`, `phase` (prefill | decode), `shares` (category -> fraction of
-           GPU time), `top` (kernel, category, ms), `kernel_ms`, `wall_ms`.
+           GPU time), `top` (kernel, category, ms), `kernel_ms`, `wall_ms`, on CUDA
+           `profiler_total_ms` and `categorised_vs_total_pct`, for a graph decode `replay_scopes`
+           (mapped | unmatched: see opsreplay.py), with --ops-trace `trace`.
 
 A Stats object is `{"median", "p10", "p90", "stdev", "n"}` in the unit its key names. Unavailable
 telemetry is `null` beside a `<name>_why` string, never 0.

@@ -273,8 +273,10 @@ def _ops_table(logs: Logs) -> Table:
         out.append([rec["device"], rec["model"], rec["ctx"], rec.get("decode_mode"), rec["phase"]]
                    + [rec["shares"].get(c) for c in ordered] + [k, w, idle])
     notes = ["shares of GPU kernel time per category; gpu_idle_share = 1 - kernel_ms / wall_ms "
-             "(high means launch-bound); decode: the case's decode mode (a graph decode replays "
-             "kernels outside their module scopes, so its norms count as elementwise/reduce)"]
+             "(high means launch-bound); decode: the case's decode mode. A graph decode's kernels "
+             "take their module scopes (norms) from one eager step of the same code, by position "
+             "(`replay_scopes: mapped`); where the kernel sequences differ (`unmatched`), its norms "
+             "count as elementwise/reduce"]
     return Table("ops", "Operator breakdown (share of GPU time)", cols, out, notes)
 
 
