@@ -180,11 +180,8 @@ opsgraph() {  # issue 6: graph decode profiles with the scopes mapped from an ea
     --warmup 1 --decode-mode eager,graph --profile ops --timeout 120 -o "$STATE/ops_graph.jsonl" > "$STATE/ops_graph.txt" 2>&1
   $PY - "$STATE/ops_graph.jsonl" <<'PYEOF'
 import json, sys
-keys = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    if r.get("type") == "case":
-        keys[r["key"] if "key" in r else None] = r
     if r.get("type") == "ops" and r["phase"] == "decode":
         sh = r["shares"]
         print(r.get("model", r["key"]), r.get("decode_mode"), r.get("replay_scopes"), "norm", sh.get("norm"),

@@ -3,9 +3,8 @@
 
     PYTHONPATH=src python bench/maxctx_vs_model.py LOG.jsonl [LOG...]
 
-For each maxctx record with a budget, bisects `memory_model.predict(...)["total_bytes"] <= budget`
-at 1K resolution over 1K..1M tokens, in the record's logits mode and dtype; the last search of a
-(model, mode, budget) wins.
+For each maxctx record with a budget, `memory_model.longest_fit` (1K resolution over 1K..1M tokens,
+in the record's logits mode and dtype); the last search of a (model, mode, budget) wins.
 """
 from __future__ import annotations
 
@@ -14,17 +13,6 @@ import sys
 
 from edgebench.analysis import memory_model
 from edgebench.models import catalog
-
-
-def predicted_max(preset, mode: str, dtype: str, budget: int) -> int:
-    lo, hi = 1024, 1 << 20
-    while hi - lo > 1024:
-        mid = (lo + hi) // 2
-        if memory_model.predict(preset, mid, dtype=dtype, logits=mode)["total_bytes"] <= budget:
-            lo = mid
-        else:
-            hi = mid
-    return lo
 
 
 def main(paths: list[str]) -> None:
@@ -37,7 +25,8 @@ def main(paths: list[str]) -> None:
     print("| model | logits | budget GiB | measured max ctx | model's max ctx | model vs measured |")
     print("|---|---|---:|---:|---:|---:|")
     for (model, mode, budget), rec in sorted(last.items()):
-        pred = predicted_max(catalog.resolve(model), mode, rec.get("dtype", "bfloat16"), budget)
+        pred = memory_model.longest_fit(catalog.resolve(model), budget, dtype=rec.get("dtype", "bfloat16"),
+                                        logits=mode)
         got = rec["max_ok_ctx"]
         print(f"| {model} | {mode} | {budget / 2**30:.0f} | {got:,} | {pred:,} | {100 * (pred - got) / got:+.1f}% |")
 

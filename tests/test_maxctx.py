@@ -123,3 +123,17 @@ def test_partial_result_of_an_unfinished_search():
     assert maxctx.partial([], 1024, "interrupted").to_record()["max_ok_ctx"] is None
     # an error before any pass is not a limit
     assert maxctx.partial([(4096, "error")], 1024, "x").min_fail is None
+
+
+def test_callers_trail_keeps_the_probes_of_an_interrupted_search():
+    trail: list = []
+
+    def probe(ctx):
+        if ctx > 4096:
+            raise KeyboardInterrupt
+        return "ok"
+
+    with pytest.raises(KeyboardInterrupt):
+        search(probe, 1024, 65536, 1024, trail)
+    assert trail == [(1024, "ok"), (2048, "ok"), (4096, "ok")]
+    assert maxctx.partial(trail, 1024, "interrupted").max_ok == 4096

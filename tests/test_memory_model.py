@@ -103,3 +103,12 @@ def test_bad_input():
         memory_model.predict(catalog.get("tiny-llama"), 8, dtype="int4")
     with pytest.raises(UserError, match="ctx and batch"):
         memory_model.predict(catalog.get("tiny-llama"), 0)
+
+
+def test_longest_fit_is_the_last_context_under_the_budget():
+    preset = catalog.get("qwen2.5-0.5b")
+    budget = 8 * 2**30
+    fit = memory_model.longest_fit(preset, budget, resolution=1024)
+    assert memory_model.predict(preset, fit)["total_bytes"] <= budget
+    assert memory_model.predict(preset, fit + 1024)["total_bytes"] > budget
+    assert memory_model.longest_fit(preset, 2**20) is None  # not even the weights fit

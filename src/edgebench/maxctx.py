@@ -68,8 +68,10 @@ def _round_up(value: int, resolution: int) -> int:
     return -(-value // resolution) * resolution
 
 
-def search(probe: Callable[[int], str], start: int, limit: int, resolution: int = 1024) -> Result:
-    """Find the largest passing context in [start, limit] to within `resolution` tokens."""
+def search(probe: Callable[[int], str], start: int, limit: int, resolution: int = 1024,
+           trail: list[tuple[int, str]] | None = None) -> Result:
+    """Find the largest passing context in [start, limit] to within `resolution` tokens. Pass `trail`
+    (a list, appended to as probes finish) to keep the probes made if the search is interrupted."""
     if resolution < 1:
         raise UserError(f"resolution must be at least 1 token, got {resolution}")
     if start < 1 or limit < 1:
@@ -77,7 +79,7 @@ def search(probe: Callable[[int], str], start: int, limit: int, resolution: int 
     first = min(_round_up(start, resolution), limit)
     if start > limit:
         raise UserError(f"start {start} is above the limit {limit}; lower the start or raise the limit")
-    trail: list[tuple[int, str]] = []
+    trail = [] if trail is None else trail
 
     def run(ctx: int) -> str:
         status = str(probe(ctx))

@@ -158,26 +158,25 @@ def profile_phase(fn: Callable[[], None], *, steps: int = 1, device: str = "cuda
                         "use device='cpu' for an ATen op profile")
     sync = torch.cuda.synchronize if on_cuda else (lambda: None)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])
-    ref = None
-    if reference is not None and on_cuda:
-        from edgebench import opsreplay
+
+    def profiled(call: Callable[[], None], n: int):
+        """(profile, wall ms) of `n` calls under the scopes, between two synchronizes."""
         with ExitStack() as stack:
             _scope_hooks(stack, scopes or {})
             sync()
-            with profile(activities=activities, acc_events=True) as ref_prof:
-                reference()
+            with profile(activities=activities, acc_events=True) as prof:  # one cycle; avoids a warning
                 sync()
-        ref = opsreplay.ordered(ref_prof.profiler.kineto_results.events())
-    with ExitStack() as stack:
-        _scope_hooks(stack, scopes or {})
-        sync()
-        with profile(activities=activities, acc_events=True) as prof:  # one cycle; avoids a warning
-            sync()
-            t0_ns = time.perf_counter_ns()
-            for _ in range(steps):
-                fn()
-            sync()
-            wall_ms = (time.perf_counter_ns() - t0_ns) / 1e6
+                t0_ns = time.perf_counter_ns()
+                for _ in range(n):
+                    call()
+                sync()
+                return prof, (time.perf_counter_ns() - t0_ns) / 1e6
+
+    ref = None
+    if reference is not None and on_cuda:
+        from edgebench import opsreplay
+        ref = opsreplay.ordered(profiled(reference, 1)[0].profiler.kineto_results.events())
+    prof, wall_ms = profiled(fn, steps)
     if trace_path is not None:
         export_trace(prof, trace_path)
     total = device_total_us(prof.profiler.kineto_results.events()) if on_cuda else None

@@ -32,7 +32,8 @@
   within -7% .. -0.5% of them. Zamba2's layer transients exceed its logits, so its limit does not
   depend on the logits mode, as measured.
 `kv_bytes_per_token(preset, dtype)` and `state_bytes(preset, dtype)` are the per-token and the
-constant parts, batch 1. Only the standard library is imported here except `param_count`.
+constant parts, batch 1. `longest_fit(preset, budget_bytes, ...)` bisects the longest context whose
+predicted `total_bytes` fits a budget. Only the standard library is imported here except `param_count`.
 """
 from __future__ import annotations
 
@@ -219,3 +220,16 @@ def predict(preset: Preset, ctx: int, batch: int = 1, dtype: str = "bfloat16", l
     out["total_bytes"] = (out["weights_bytes"] + out["kv_bytes"] + out["ssm_state_bytes"]
                           + max(out["activation_bytes"], out["logits_bytes"] + head))
     return out
+
+
+def longest_fit(preset: Preset, budget_bytes: int, *, dtype: str = "bfloat16", logits: str = "last",
+                lo: int = 1024, hi: int = 1 << 20, resolution: int = 1024) -> int | None:
+    """The longest context in [lo, hi] (to within `resolution`) whose predicted peak fits
+    `budget_bytes`; None when even `lo` does not fit."""
+    fits = lambda ctx: predict(preset, ctx, dtype=dtype, logits=logits)["total_bytes"] <= budget_bytes  # noqa: E731
+    if not fits(lo):
+        return None
+    while hi - lo > resolution:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo

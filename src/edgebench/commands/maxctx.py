@@ -94,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
                 t0 = time.monotonic()
                 trail: list[tuple[int, str]] = []
                 try:
-                    res = maxctx.search(lambda c: _logged(trail, c, probe(c)), start, limit, resolution)
+                    res = maxctx.search(probe, start, limit, resolution, trail)
                 except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (isolate.Terminated): keep the probes
                     res = maxctx.partial(trail, resolution, f"interrupted ({str(exc) or 'Ctrl-C'})")
                     interrupted = exc
@@ -129,22 +129,12 @@ def _mem_note(mem: dict | None, format_bytes) -> str:
     return "; at max: " + ", ".join(parts) + model
 
 
-def _logged(trail: list[tuple[int, str]], ctx: int, status: str) -> str:
-    trail.append((ctx, status))
-    return status
-
-
 def _start(pre, mode, dtype, cap, limit, resolution, memory_model) -> int:
     """Half the analytic prediction of the longest fitting context (never below the resolution)."""
     if not cap:
         return min(resolution, limit)
-    lo, hi = resolution, limit
-    if memory_model.predict(pre, lo, dtype=dtype, logits=mode)["total_bytes"] > cap:
+    fit = memory_model.longest_fit(pre, cap, dtype=dtype, logits=mode, lo=resolution, hi=limit,
+                                   resolution=resolution)
+    if fit is None:
         return min(resolution, limit)
-    while hi - lo > resolution:
-        mid = (lo + hi) // 2
-        if memory_model.predict(pre, mid, dtype=dtype, logits=mode)["total_bytes"] <= cap:
-            lo = mid
-        else:
-            hi = mid
-    return max(resolution, min(limit, (lo // 2) // resolution * resolution))
+    return max(resolution, min(limit, (fit // 2) // resolution * resolution))
