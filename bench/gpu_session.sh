@@ -234,6 +234,20 @@ newtf() {  # the newest transformers (carried as .whl-tf/*.whl) beside the machi
   tail -8 "$OUT/gpu_tests_newtf.txt"
 }
 
+memssm() {  # issue 12: the memory model of the mamba_ssm backend against measured peaks, 16K-224K, both logits modes
+  log "mamba_ssm memory: measured vs modelled"
+  timeout "${1:-150}" $PY -m edgebench run -m mamba-790m,mamba2-780m --backend mamba_ssm -c 16k,64k,224k \
+    --logits last,all -n 4 -r 1 --warmup 0 --decode-mode eager --no-telemetry --timeout 90 \
+    -o "$STATE/memssm.jsonl" >> "$STATE/memssm.txt" 2>&1
+  grep "^\[" "$STATE/memssm.txt" | tail -12
+  # the search the issue saw (mamba-790m [all] under 24 GiB): its start and its "model:" figure are mamba_ssm's now
+  timeout "${2:-70}" $PY -m edgebench maxctx -m mamba-790m --backend mamba_ssm --memory-budget 24GiB --logits all \
+    --resolution 4k --limit 512k --timeout 60 -o "$STATE/memssm_maxctx.jsonl" >> "$STATE/memssm_maxctx.txt" 2>&1
+  grep -v "^ " "$STATE/memssm_maxctx.txt" | tail -2
+  timeout 60 $PY -m pytest -q -m gpu tests/test_memory_model.py -p no:cacheprovider 2>&1 | tail -3
+  $PY bench/memfit_table.py "$STATE/memssm.jsonl" "$STATE/memssm_maxctx.jsonl" --ctx all --backend mamba_ssm \
+    | tee "$OUT/memssm_table.md"
+}
 keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces
   cp -r "$STATE"/*.jsonl "$STATE"/*.txt "$STATE"/*.traces "$OUT/" 2>/dev/null
   (cd "$OUT" && tar czf /tmp/eb-out.tgz --exclude=eb-out.tgz --exclude='*.traces' . \

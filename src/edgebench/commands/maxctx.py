@@ -40,6 +40,9 @@ def main(args: argparse.Namespace) -> int:
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     presets = {m: catalog.resolve(m) for m in models}
+    for name, pre in presets.items():  # before any probe: the start and the budget check predict per backend
+        if args.backend not in pre.backends:
+            raise UserError(f"{name} has no {args.backend} backend (it has: {', '.join(pre.backends)})")
     modes = [x.strip() for x in args.logits.split(",")]
     if any(x not in ("last", "all") for x in modes):
         raise UserError(f"--logits takes last, all or last,all, not {args.logits!r}")
@@ -58,7 +61,8 @@ def main(args: argparse.Namespace) -> int:
         from edgebench.budget import check_budget
         for name, pre in presets.items():
             try:
-                check_budget(budget, total, memory_model.predict(pre, 1, dtype=dtype)["weights_bytes"])
+                check_budget(budget, total, memory_model.predict(pre, 1, dtype=dtype,
+                                                                  backend=args.backend)["weights_bytes"])
             except UserError as exc:
                 raise UserError(f"{name}: {exc}") from None
     cap = budget or total
@@ -72,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
         for name, pre in presets.items():
             limit = parse_count(args.limit) if args.limit else (pre.position_limit or 1 << 20)
             for mode in modes:
-                start = _start(pre, mode, dtype, cap, limit, resolution, memory_model)
+                start = _start(pre, mode, dtype, args.backend, cap, limit, resolution, memory_model)
                 mems: dict[int, dict] = {}  # ctx -> the passing probe's measured memory
 
                 def probe(ctx: int) -> str:
@@ -129,12 +133,12 @@ def _mem_note(mem: dict | None, format_bytes) -> str:
     return "; at max: " + ", ".join(parts) + model
 
 
-def _start(pre, mode, dtype, cap, limit, resolution, memory_model) -> int:
+def _start(pre, mode, dtype, backend, cap, limit, resolution, memory_model) -> int:
     """Half the analytic prediction of the longest fitting context (never below the resolution)."""
     if not cap:
         return min(resolution, limit)
     fit = memory_model.longest_fit(pre, cap, dtype=dtype, logits=mode, lo=resolution, hi=limit,
-                                   resolution=resolution)
+                                   resolution=resolution, backend=backend)
     if fit is None:
         return min(resolution, limit)
     return max(resolution, min(limit, (fit // 2) // resolution * resolution))
