@@ -97,13 +97,13 @@ def warnings(cases: list[Case], presets: dict[str, Any], device: str | None = No
     out = []
     for model, over in past.items():
         first = min(over, key=lambda c: c.ctx + c.gen)
-        out.append(f"{model}: {len(over)} case{'s' if len(over) > 1 else ''} from context {first.ctx} "
-                   f"+ {first.gen} generated tokens run past its trained length of "
+        out.append(f"{model}: {_n(len(over), 'case')} from context {first.ctx} + {first.gen} "
+                   f"generated tokens run{'s' if len(over) == 1 else ''} past its trained length of "
                    f"{presets[model].max_ctx} tokens (random weights: timing and memory stay "
                    f"meaningful, outputs do not; --strict-ctx refuses them)")
     graph = sum(c.decode_mode == "graph" and c.gen > 0 for c in cases)
     if graph and device is not None and not device.startswith("cuda"):
-        out.append(f"graph decode needs CUDA: on the CPU {graph} graph case{'s' if graph > 1 else ''} "
+        out.append(f"graph decode needs CUDA: on the CPU {_n(graph, 'graph case')} "
                    f"will measure prefill, then end in error (use --decode-mode eager on the CPU)")
     return out
 
@@ -160,7 +160,7 @@ def describe(spec: Spec, cases: list[Case], presets: dict[str, Any], device: str
     """The dry-run text: where it would run, the cases (by model when many), the work, the log.
     `cases` hold their dtypes as resolved for `device`."""
     w = work(cases, spec.reps, spec.warmup)
-    lines = [f"dry run: {'suite ' + suite + ', ' if suite else ''}{len(cases)} cases on {device} "
+    lines = [f"dry run: {'suite ' + suite + ', ' if suite else ''}{_n(len(cases), 'case')} on {device} "
              f"({how}); nothing is loaded or measured"]
     if len(cases) <= LIST_CASES_UP_TO:
         for c in cases:
@@ -170,7 +170,7 @@ def describe(spec: Spec, cases: list[Case], presets: dict[str, Any], device: str
     else:
         lines += [_by_model(model, [c for c in cases if c.model == model], presets[model])
                   for model in dict.fromkeys(c.model for c in cases)]
-    lines.append(f"work: {w['cases']} cases, {spec.reps} timed repetitions and {spec.warmup} warm-up "
+    lines.append(f"work: {_n(w['cases'], 'case')}, {spec.reps} timed repetitions and {spec.warmup} warm-up "
                  f"each; prefills: {w['timed_prefills']:,} timed + {w['untimed_prefills']:,} untimed "
                  f"(cold, warm-up, decode setup), {w['prompt_tokens']:,} prompt tokens in all; "
                  f"decode steps: {w['decode_steps']:,} timed + {w['warmup_steps']:,} warm-up")
@@ -184,8 +184,11 @@ def _by_model(model: str, cases: list[Case], pre: Any) -> str:
     def values(name: str) -> str:
         return ",".join(str(v) for v in dict.fromkeys(getattr(c, name) for c in cases))
     past = sum(beyond_trained(c.ctx, c.gen, pre) for c in cases)
-    return (f"  {model}: {len(cases)} cases; {values('backend')} {values('dtype')} ctx {values('ctx')} "
+    return (f"  {model}: {_n(len(cases), 'case')}; {values('backend')} {values('dtype')} ctx {values('ctx')} "
             f"gen {values('gen')} batch {values('batch')} {values('decode_mode')} logits "
             f"{values('logits')} {values('attn')}"
             + (f"; {past} beyond its trained {pre.max_ctx}" if past else ""))
 
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
