@@ -53,7 +53,7 @@ def test_rerun_with_same_output_resumes(first_log, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["-m", "qwen2.5-05b"], "qwen2.5-0.5b"),  # unknown model: suggests the close name
     (["-m", "tiny-llama", "-c", "64k-1k*2"], "64k-1k*2"),
-    (["-m", "qwen2.5-0.5b", "-c", "64k"], "--allow-long-ctx"),
+    (["-m", "qwen2.5-0.5b", "-c", "64k", "--strict-ctx"], "exceeds its 32768-token limit"),
     (["-m", "tiny-llama", "-c", "32", "-n", "2", "-o", "/proc/edgebench/log.jsonl"], "cannot write the log"),
 ])
 def test_bad_input_fails_fast_with_a_clear_message(argv, message, capsys):

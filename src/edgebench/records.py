@@ -10,11 +10,14 @@ One self-describing JSON object per line, no whitespace. Every line has `v` (sch
            tokens), `batch`, `decode_mode` (eager | graph), `logits` (last | all), `status` (ok | oom
            | error | killed | skipped), `reason` (null when ok), `device` (name), and when ok:
            `prefill_ms` and `tpot_ms` as Stats objects, `cold_ms`, `kernels`, `mem`, optional
-           `energy`, `throttle`, `raw` (only with --raw).
+           `energy`, `throttle`, `raw` (only with --raw). `beyond_trained_ctx` (default false,
+           written only when true): ctx + gen passed the model's trained length (random weights:
+           timing and memory stay meaningful, outputs do not).
 - `maxctx` a max-context search result: `model`, `mode`, `max_ok_ctx`, `min_fail_ctx`, `probes`,
            `resolution`, `wall_s`, `budget_bytes`, `trail` (ctx, status pairs), `limited_by`,
-           `stopped` (why it ended early, e.g. "interrupted (received SIGTERM)"), and where measured
-           `mem_at_max_ok` (the passing probe's `mem` object at `max_ok_ctx`).
+           `stopped` (why it ended early, e.g. "interrupted (received SIGTERM)"), where measured
+           `mem_at_max_ok` (the passing probe's `mem` object at `max_ok_ctx`), and
+           `beyond_trained_ctx: true` where `max_ok_ctx` + gen passed the model's trained length.
 - `ops`    an operator breakdown: `key`, `phase` (prefill | decode), `shares` (category -> fraction of
            GPU time), `top` (kernel, category, ms), `kernel_ms`, `wall_ms`, on CUDA
            `profiler_total_ms` and `categorised_vs_total_pct`, for a graph decode `replay_scopes`
@@ -55,7 +58,8 @@ def new_run_id() -> str:
 
 # Schema v1 defaults of the case fields: a case line leaves out a field with its default value and
 # every reader restores it (`expand_case`, `logfile`).
-CASE_DEFAULTS = {"backend": "hf", "dtype": "bfloat16", "batch": 1, "logits": "last", "attn": "sdpa"}
+CASE_DEFAULTS = {"backend": "hf", "dtype": "bfloat16", "batch": 1, "logits": "last", "attn": "sdpa",
+                 "beyond_trained_ctx": False}
 # Fields a case line leaves out because a reader derives them (see `expand_case`).
 # mean W = J per prompt (or token) / the phase's median time per prompt (or token).
 _DERIVED_ENERGY = {"prefill_mean_w": ("prefill_j", "prefill_ms"), "decode_mean_w": ("decode_j_per_token", "tpot_ms")}
@@ -67,7 +71,7 @@ def compact_case(rec: dict[str, Any]) -> dict[str, Any]:
     Dropped: `key` (= case_key of the fields and device), `reason` when ok, mean power (= energy /
     phase time), NVML per-process memory when within 1% of device-level use, and the case fields
     that hold their schema default (`CASE_DEFAULTS`: backend hf, dtype bfloat16, batch 1, logits
-    last, attn sdpa)."""
+    last, attn sdpa, beyond_trained_ctx false)."""
     out = {k: v for k, v in rec.items() if not (k == "reason" and v is None and rec.get("status") == "ok")
            and not (k in CASE_DEFAULTS and v == CASE_DEFAULTS[k] and type(v) is type(CASE_DEFAULTS[k]))}
     out.pop("key", None)

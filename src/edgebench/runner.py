@@ -38,22 +38,27 @@ def default_output(suite: str | None) -> str:
     return os.path.join("edgebench-logs", f"{socket.gethostname()}-{suite or 'sweep'}.jsonl")
 
 
-def validate(spec: Spec, cases: list[Case]) -> dict[str, Any]:
-    """Resolve every model and check context limits before anything loads. Returns the presets."""
-    from edgebench.models import catalog
-    presets = {name: catalog.resolve(name) for name in spec.models}
-    for case in cases:
-        pre = presets[case.model]
-        limit = pre.position_limit
-        if limit and case.ctx + case.gen > limit and not spec.allow_long_ctx:
-            hint = (" pass --allow-long-ctx to run past it anyway (RoPE extrapolation: timing and "
-                    "memory stay meaningful, outputs do not)") if pre.rope else ""
-            raise UserError(f"{case.model}: context {case.ctx} + {case.gen} generated tokens exceeds "
-                            f"its {limit}-token limit;{hint or ' lower -c'}")
-        if case.backend not in pre.backends:
-            raise UserError(f"{case.model} has no {case.backend} backend (it has: "
-                            f"{', '.join(pre.backends)})")
-    return presets
+def validate(spec: Spec, cases: list[Case], device: str | None = None) -> dict[str, Any]:
+    """Resolve every model and check every case before anything loads (`edgebench.plan.check`: with a
+    device, also what runs on CUDA only). Returns the presets."""
+    from edgebench import plan
+    return plan.check(spec, cases, device)
+
+
+def dry_run(spec: Spec, shard: str | None = None, suite: str | None = None) -> str:
+    """The plan as text (`edgebench.plan.describe`), checked as a run checks it, without loading a
+    model, importing torch or starting a worker: the device class is the forced --device, else
+    `plan.device_class`'s look at the system."""
+    from edgebench import plan, spec as specmod
+    cases = spec.plan()
+    if shard:
+        cases = specmod.shard(cases, shard)
+    device, how = plan.device_class(spec.device)
+    if spec.device.startswith("cuda"):
+        device = spec.device
+    presets = validate(spec, cases, device)
+    cases = [replace(c, dtype=resolve_dtype(c.dtype, device)) for c in cases]
+    return plan.describe(spec, cases, presets, device, how, suite, spec.output or default_output(suite))
 
 
 def check_output(path: str) -> None:
@@ -92,7 +97,7 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
     cases = spec.plan()
     if opts.shard:
         cases = specmod.shard(cases, opts.shard)
-    presets = validate(spec, cases)
+    presets = validate(spec, cases, None if spec.device == "auto" else spec.device)
     out = spec.output or default_output(suite)
     check_output(out)
     say = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -101,6 +106,8 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
     device = resolve_device(spec.device, env)
     device_name = env["gpus"][int(device.split(":")[1])]["name"] if device.startswith("cuda") \
         else f"CPU ({env['host']['machine']})"
+    if spec.device == "auto":
+        validate(spec, cases, device)  # what the device found here can run
     if spec.memory_budget_bytes:
         _check_budget(spec, presets, env, device)
 
@@ -114,6 +121,9 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
               file=sys.stderr)
         return out, []
 
+    from edgebench import plan
+    for line in plan.warnings(todo, presets, device):  # shown under -q too: they say what records mean
+        print(f"warning: {line}", file=sys.stderr, flush=True)
     run_id = records.new_run_id()
     written: list[dict] = []
     from edgebench import zygote as zygotes
@@ -132,7 +142,8 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                 series = (case.model, case.backend, case.dtype, case.decode_mode, case.logits,
                           case.attn, case.batch, case.gen)
                 rec = {"type": "case", "run": run_id, "key": _key(case, device_name), **case.to_dict(),
-                       "family": pre.family, "device": device_name}
+                       "family": pre.family, "device": device_name,
+                       "beyond_trained_ctx": plan.beyond_trained(case.ctx, case.gen, pre)}
                 if series in failed:
                     rec.update(status="skipped", reason=f"a shorter context ended {failed[series]}")
                 else:

@@ -149,7 +149,9 @@ class Spec:
     output: str | None = None
     device: str = "auto"
     memory_budget_bytes: int | None = None
-    allow_long_ctx: bool = False
+    # Contexts past a model's trained length run by default (flagged `beyond_trained_ctx` in their
+    # records); strict_ctx refuses them at planning instead.
+    strict_ctx: bool = False
     timeout_s: float | None = None
 
     def __post_init__(self) -> None:
@@ -170,7 +172,7 @@ class Spec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
                 raise UserError(f"{name} must be an integer >= {lowest}, got {value!r}")
-        for name in ("raw", "allow_long_ctx"):
+        for name in ("raw", "strict_ctx"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.device, str) or not _DEVICE_RE.fullmatch(self.device):
