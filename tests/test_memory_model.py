@@ -120,9 +120,11 @@ def test_longest_fit_is_the_last_context_under_the_budget():
 from pathlib import Path  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
-# Every measured prefill peak through the mamba_ssm backend on record (H100, bf16, logits last):
+# Every measured prefill peak through the mamba_ssm backend on record (bf16): H100 logits last at 1K-64K,
+# H200 logits last and all at 16K, 64K and 229,376 tokens (stage memssm, session 4).
 MAMBA_SSM_LOGS = [RESULTS / "h100-2026-11-22c" / "logs" / "mamba_ssm.jsonl",         # stage mssm, session 3
-                  RESULTS / "h100-2026-11-22b" / "logs" / "mamba_ssm_backend.jsonl"]  # session 2
+                  RESULTS / "h100-2026-11-22b" / "logs" / "mamba_ssm_backend.jsonl",  # session 2
+                  RESULTS / "h200-2026-11-30" / "logs" / "memssm.jsonl"]              # stage memssm, session 4
 GiB = 2**30
 
 
@@ -138,8 +140,9 @@ def _measured_mamba_ssm_peaks():
 
 def test_mamba_ssm_prediction_within_10pct_of_every_measured_peak():
     peaks = _measured_mamba_ssm_peaks()
-    assert set(peaks) == {(m, c, "last", "bfloat16") for m in ("mamba-790m", "mamba2-780m")
-                          for c in (1024, 16384, 65536)}
+    models = ("mamba-790m", "mamba2-780m")
+    assert set(peaks) == {(m, c, "last", "bfloat16") for m in models for c in (1024, 16384, 65536, 229376)} | \
+        {(m, c, "all", "bfloat16") for m in models for c in (16384, 65536, 229376)}
     for (model, ctx, logits, dtype), measured in peaks.items():
         pred = memory_model.predict(catalog.get(model), ctx, dtype=dtype, logits=logits, backend="mamba_ssm")
         for peak in measured:
@@ -161,7 +164,8 @@ def test_mamba_ssm_per_token_bytes_are_the_measured_slope():
 
 def test_mamba_ssm_full_logits_at_229k_is_the_measured_23_7_gib():
     """Issue 12: mamba-790m at 229,376 tokens with full logits through mamba_ssm measured 23.7 GiB on the
-    device; the transformers-path model said 66.6 GiB (float32 logits and their bf16 copy)."""
+    device (23.66 GiB on the H200: bench/results/h200-2026-11-30/logs/memssm.jsonl); the transformers-path
+    model said 66.6 GiB (float32 logits and their bf16 copy)."""
     preset = catalog.get("mamba-790m")
     ssm = memory_model.predict(preset, 229376, logits="all", backend="mamba_ssm")
     hf = memory_model.predict(preset, 229376, logits="all")
