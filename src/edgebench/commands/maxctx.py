@@ -47,6 +47,8 @@ def main(args: argparse.Namespace) -> int:
     budget = parse_size(args.memory_budget) if args.memory_budget else None
     out = args.output or runner.default_output("maxctx")
     runner.check_output(out)
+    from edgebench import stack
+    stack.require_runnable()  # torch installed, and a transformers that accepts it: else the fix
     env = runner.snapshot_env()
     device = runner.resolve_device(args.device, env)
     dtype = runner.resolve_dtype(args.dtype, device)
