@@ -89,7 +89,7 @@ def test_jetson_transformers_that_disables_nvidia_torch(installed, monkeypatch):
     _python(monkeypatch, "3.10.12")
     c = stack.check()
     assert not c["ok"]
-    assert any("outside the range" in p for p in c["problems"])
+    assert any("outside the range edgebench supports on Python 3.10 (<5.15,>=5.5)" in p for p in c["problems"])
     assert any(f"disables the installed torch {NVIDIA_JP6_TORCH}" in p for p in c["problems"])
     assert c["fix"] == "pip install 'transformers<5.15,>=5.5'"  # keeps NVIDIA's torch
 
@@ -110,6 +110,11 @@ def test_a_torch_no_supported_transformers_accepts(installed):
     assert not c["ok"]
     assert c["fix"].startswith("no supported transformers accepts torch 2.4.0a0+07cecf4168.nv24.05; "
                                "install a newer torch:")
+
+
+def test_a_torch_version_that_does_not_parse_is_not_judged(installed):
+    installed(torch="2.5.0-nv-custom build", transformers=("5.24.0", "2.6"))
+    assert stack.check()["ok"]
 
 
 def test_from_a_source_tree_only_the_torch_pair_is_checked(installed):

@@ -145,7 +145,8 @@ def test_install_keeps_the_installed_torch(stack, index, tmp_path):
     python, torch, extras, flags = STACKS[stack]
     plan = _dry_run(index, tmp_path, python, torch, extras, flags)
     assert "edgebench" in plan
-    assert "torch" not in plan, f"pip would install torch {plan.get('torch', {}).get('version')} over {torch}"
+    assert "torch" not in plan, (f"pip would install torch {plan.get('torch', {}).get('version')} "
+                                 + (f"over {torch}" if torch else "where the user has none yet"))
     tf = plan.get("transformers")
     assert tf is not None
     accepting = [v for v in TRANSFORMERS if torch and Version(v) >= Version("5.5")

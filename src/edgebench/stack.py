@@ -70,17 +70,22 @@ def torch_needed_by_transformers():
 
 
 def _accepts(spec, ver: str) -> bool:
-    return spec.contains(ver, prereleases=True)
+    """Whether `ver` meets `spec`, pre-releases included; a version packaging cannot parse is not
+    judged (True)."""
+    from packaging.version import InvalidVersion, Version
+    try:
+        return spec.contains(Version(ver), prereleases=True)
+    except InvalidVersion:
+        return True
 
 
 def transformers_for_torch(torch_version: str) -> str | None:
     """A transformers requirement in the supported range whose releases all accept this torch, e.g.
     'transformers<5.15,>=5.5' for 2.5.0a0; None when no supported release accepts it."""
     from packaging.specifiers import SpecifierSet
-    from packaging.version import Version
     declared = supported_transformers() or SpecifierSet()
-    tv = Version(torch_version)
-    upper = next((rel for rel, floor in TORCH_FLOORS if tv < Version(floor)), None)
+    upper = next((rel for rel, floor in TORCH_FLOORS if not _accepts(SpecifierSet(f">={floor}"), torch_version)),
+                 None)
     spec = declared & SpecifierSet(f"<{upper}") if upper else declared
     # empty when no release boundary or range bound below `upper` lies in the range
     candidates = {rel for rel, _ in TORCH_FLOORS} | {s.version for s in declared}
@@ -123,8 +128,9 @@ def check() -> dict:
     keep = transformers_for_torch(torch) if torch else (f"transformers{declared}" if declared else None)
     fix = f"pip install '{keep}'" if keep else None
     if declared is not None and not _accepts(declared, tf):
+        from packaging.markers import default_environment
         out["problems"].append(f"transformers {tf} is outside the range edgebench supports on Python "
-                               f"{sys.version_info.major}.{sys.version_info.minor} ({declared})")
+                               f"{default_environment()['python_version']} ({declared})")
     needs = torch_needed_by_transformers()
     if torch and needs is not None and not _accepts(needs, torch):
         out["problems"].append(f"transformers {tf} needs torch{needs} and disables the installed torch "
