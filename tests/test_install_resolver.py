@@ -4,7 +4,7 @@ pip itself resolves edgebench's real dependency lists (read from pyproject.toml)
 that already holds a torch, and `pip install --dry-run --report` says what it would install. Offline and
 fast: a bare venv with a fake installed torch (only its metadata), tiny fake wheels for everything
 pyproject names, `--no-index --find-links`. The fake transformers releases carry the facts of the real
-ones: Requires-Python >= 3.11 from 5.21, and the torch each needs (edgebench.stack.TORCH_FLOORS).
+ones: Python >= 3.11 from 5.21, and the torch each needs (edgebench.stack.TORCH_FLOORS).
 """
 from __future__ import annotations
 
@@ -40,11 +40,14 @@ def _torch_floor(transformers_version: str) -> str:
     return [floor for rel, floor in TORCH_FLOORS if v >= Version(rel)][-1]
 
 
-def _write_wheel(folder: Path, name: str, version: str, requires=(), extras=(), requires_python=None):
+def _transformers_python(transformers_version: str) -> Version:
+    return Version("3.11") if Version(transformers_version) >= Version("5.21") else Version("3.10")
+
+
+def _write_wheel(folder: Path, name: str, version: str, requires=(), extras=()):
     dist = re.sub(r"[-.]+", "_", name)
     info = f"{dist}-{version}.dist-info"
     meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
-    meta += [f"Requires-Python: {requires_python}"] if requires_python else []
     meta += [f"Provides-Extra: {e}" for e in extras] + [f"Requires-Dist: {r}" for r in requires]
     files = {f"{info}/METADATA": "\n".join(meta) + "\n",
              f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
@@ -73,9 +76,10 @@ def _requirements(extras: list[str], python: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory) -> Path:
-    """Fake wheels for every distribution pyproject names, plus torch and transformers as on PyPI."""
-    folder = tmp_path_factory.mktemp("index")
+def index(tmp_path_factory):
+    """index(python): fake wheels for every distribution pyproject names, plus torch and the
+    transformers releases as PyPI offers them to that Python (a release whose Requires-Python excludes
+    it is left out, as pip would; pip's --python-version needs a newer pip than some venvs have)."""
     proj = _pyproject()
     every = list(proj["dependencies"]) + [r for rs in proj.get("optional-dependencies", {}).values() for r in rs]
     versions: dict[str, set[str]] = {}
@@ -84,16 +88,23 @@ def index(tmp_path_factory) -> Path:
         versions.setdefault(req.name.lower(), {"0.0.1", "99.0"}).update(s.version for s in req.specifier)
     versions.pop("transformers", None)
     versions["torch"] = set(INDEX_TORCH)
-    for name, vs in versions.items():
-        for v in vs:
-            _write_wheel(folder, name, v)
-    for v in TRANSFORMERS:
-        _write_wheel(folder, "transformers", v, requires=["numpy>=1.17", f'torch>={_torch_floor(v)}; extra == "torch"'],
-                     extras=["torch"], requires_python=">=3.11" if Version(v) >= Version("5.21") else ">=3.10")
-    return folder
+    made: dict[str, Path] = {}
+
+    def for_python(python: str) -> Path:
+        if python not in made:
+            made[python] = folder = tmp_path_factory.mktemp(f"index-py{python}")
+            for name, vs in versions.items():
+                for v in vs:
+                    _write_wheel(folder, name, v)
+            for v in TRANSFORMERS:
+                if Version(python) >= _transformers_python(v):
+                    _write_wheel(folder, "transformers", v, extras=["torch"],
+                                 requires=["numpy>=1.17", f'torch>={_torch_floor(v)}; extra == "torch"'])
+        return made[python]
+    return for_python
 
 
-def _dry_run(index: Path, tmp: Path, python: str, installed_torch: str | None, extras: list[str],
+def _dry_run(index, tmp: Path, python: str, installed_torch: str | None, extras: list[str],
              flags: tuple[str, ...] = ()) -> dict[str, dict]:
     """What pip would install for edgebench[extras] into a venv holding `installed_torch`."""
     own = tmp / "edgebench-wheel"
@@ -112,8 +123,8 @@ def _dry_run(index: Path, tmp: Path, python: str, installed_torch: str | None, e
     env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
     report = tmp / "report.json"
     cmd = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--dry-run",
-           "-q", "--report", str(report), "--no-index", "--find-links", str(index), "--find-links", str(own),
-           "--python-version", python, "--only-binary", ":all:", *flags, "edgebench"]
+           "-q", "--report", str(report), "--no-index", "--find-links", str(index(python)), "--find-links",
+           str(own), *flags, "edgebench"]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     return {i["metadata"]["name"].lower(): i["metadata"] for i in json.loads(report.read_text())["install"]}
@@ -155,8 +166,8 @@ def test_install_keeps_the_installed_torch(stack, index, tmp_path):
         # the transformers pip picks accepts this torch (else it disables torch and runs without it)
         assert _torch_accepted_by(tf, torch), f"transformers {tf['version']} disables torch {torch}"
     if torch and Version(torch).release >= (2, 6):
-        assert tf["version"] == max((v for v in TRANSFORMERS if Version(python) >= Version("3.11")
-                                     or Version(v) < Version("5.21")), key=Version)  # not held back
+        newest = max((v for v in TRANSFORMERS if Version(python) >= _transformers_python(v)), key=Version)
+        assert tf["version"] == newest  # not held back
 
 
 def test_no_extra_builds_against_torch():
