@@ -63,6 +63,8 @@ def main(args: argparse.Namespace) -> int:
         return 0
     runner.validate(probes_spec, probes_spec.plan(), None if args.device == "auto" else args.device)
     runner.check_output(out)
+    from edgebench import stack
+    stack.require_runnable()  # torch installed, and a transformers that accepts it: else the fix
     env = runner.snapshot_env()
     device = runner.resolve_device(args.device, env)
     if args.device == "auto":

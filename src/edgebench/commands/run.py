@@ -65,6 +65,8 @@ def main(args: argparse.Namespace) -> int:
     opts = runner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
                              power_rate_hz=args.power_rate, quiet=args.quiet,
                              profile_ops=args.profile == "ops", ops_trace=args.ops_trace)
+    from edgebench import stack
+    stack.require_runnable()  # torch installed, and a transformers that accepts it: else the fix, before any case
     out, recs = runner.run(spec, opts, suite=suite, env=env)
     if recs:
         _summary(recs)

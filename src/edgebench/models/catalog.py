@@ -169,7 +169,9 @@ def param_count(preset: Preset) -> int:
         import torch
         from transformers import AutoModelForCausalLM
     except ImportError as exc:
-        raise MissingDependency("torch + transformers", "pip install 'edgebench[hf]'", str(exc)) from exc
+        from edgebench.stack import torch_install_command
+        raise MissingDependency("torch + transformers", "pip install 'edgebench[hf]', and for torch: "
+                                f"{torch_install_command()}", str(exc)) from exc
     cfg = preset.hf_config()
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(cfg, trust_remote_code=preset.remote_code)

@@ -122,7 +122,8 @@ def load(preset: Preset, backend: str = "hf", device: str = "cuda", dtype: str =
     try:
         import torch
     except ImportError as exc:
-        raise MissingDependency("torch", "pip install 'edgebench[hf]'", str(exc)) from exc
+        from edgebench.stack import torch_install_command
+        raise MissingDependency("torch", torch_install_command(), str(exc)) from exc
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("device cuda asked for but torch sees no CUDA GPU; use --device cpu "
                         "(and the tiny-* presets) or check the driver and the torch build")
