@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="with --profile ops: also write each profile as a gzip'd Chrome trace "
                           "(every kernel by name) in LOG.traces/ beside the log")
     how.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    how.add_argument("--wait-lock", action="store_true",
+                     help="if another process is writing the log, wait for it instead of refusing")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -51,7 +53,8 @@ def main(args: argparse.Namespace) -> int:
     spec: Spec = spec_from_args(args)
     opts = runner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
                              power_rate_hz=args.power_rate, quiet=args.quiet,
-                             profile_ops=args.profile == "ops", ops_trace=args.ops_trace)
+                             profile_ops=args.profile == "ops", ops_trace=args.ops_trace,
+                             wait_lock=args.wait_lock)
     out, recs = runner.run(spec, opts, suite=suite, env=env)
     if recs:
         _summary(recs)
