@@ -94,7 +94,7 @@ class LogWriter:
                 view = view[n:]
             whole = True
             if self.kind != "null":
-                os.fsync(self._fd)
+                _sync(self._fd)
         except OSError as exc:
             self._undo(start)
             raise LogWriteError(f"cannot write the log {self.path} ({exc.strerror or exc}): "
@@ -129,6 +129,14 @@ class LogWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _sync(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # a file system that cannot sync (EINVAL) still has the line written
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
 
 
 def _objects(path: str | os.PathLike, kind: str) -> Iterator[dict[str, Any]]:

@@ -69,8 +69,13 @@ def main(args: argparse.Namespace) -> int:
     cap = budget or total
     run_id = records.new_run_id()
     from edgebench import zygote as zygotes
-    zyg = zygotes.open_for(list(presets.values()), (args.backend,))
-    with isolate.sigterm_as_interrupt(), LogWriter(out, args.wait_lock, "maxctx") as log, (zyg or contextlib.nullcontext()):
+    log = LogWriter(out, args.wait_lock, "maxctx")  # locked from here to the end of the search
+    try:
+        zyg = zygotes.open_for(list(presets.values()), (args.backend,))
+    except BaseException:
+        log.close()
+        raise
+    with isolate.sigterm_as_interrupt(), log, (zyg or contextlib.nullcontext()):
         log.write({"type": "run", "run": run_id, "t": records.utc_now(), "edgebench": env["edgebench"],
                    "argv": sys.argv[1:], "env": env, "spec": {"maxctx": vars(args) | {"_main": None}},
                    "workers": zygotes.describe(zyg)})
