@@ -11,6 +11,7 @@ import time
 import pytest
 
 from edgebench.cli import main
+from edgebench.errors import UserError
 
 TINY = ["-m", "tiny-llama,tiny-mamba2", "-c", "32", "-n", "2", "-r", "1", "--warmup", "0",
         "-t", "float32", "--device", "cpu", "-q"]
@@ -63,6 +64,21 @@ def test_bad_input_fails_fast_with_a_clear_message(argv, message, capsys):
     assert time.monotonic() - t0 < 10  # before any model loads
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["run", "-m", "tiny-llama", "-c", "32", "--timeout", "nan"], "timeout_s must be a positive number"),
+    (["run", "-m", "tiny-llama", "-c", "32", "--timeout", "1e10"], "from 1 to 604800"),
+    (["run", "-m", "tiny-llama", "-c", "32", "--power-rate", "inf"], "--power-rate must be a positive number"),
+    (["run", "-m", "tiny-llama", "-c", "1-4k+1", "-n", "1-4k+1", "-b", "1-64+1"], "--max-cases 1073741824"),
+    (["maxctx", "-m", "tiny-llama", "--device", "cpu", "--timeout", "inf"], "--timeout must be a positive number"),
+])
+def test_bad_numbers_fail_before_the_log_is_touched(tmp_path, argv, message, capsys):
+    path = tmp_path / "log.jsonl"
+    t0 = time.monotonic()
+    assert main([*argv, "-o", str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not path.exists() and time.monotonic() - t0 < 10
+
+
 def test_a_failing_case_is_recorded_and_the_sweep_goes_on(tmp_path):
     path = tmp_path / "log.jsonl"
     # graph decode needs CUDA: on the CPU that case fails inside its worker, the eager one runs.
@@ -84,8 +100,12 @@ def test_sigterm_mid_sweep_leaves_a_valid_log(tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and '"type":"case"' not in (path.read_text() if path.exists() else ""):
         time.sleep(0.2)
+    from edgebench.logwriter import LogWriter
+    with pytest.raises(UserError, match=f"another process \\(pid {proc.pid}: .*is writing the log"):
+        LogWriter(path)  # the run holds its log for as long as it runs
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
+    LogWriter(path).close()  # and lets go when it ends
     lines = _lines(path)  # every line parses
     done = [x for x in lines if x["type"] == "case"]
     assert 1 <= len(done) < 6

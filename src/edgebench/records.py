@@ -1,4 +1,5 @@
-"""The log schema and the crash-safe JSONL writer.
+"""The log schema: record types, case keys, compact case lines and the JSON line format
+(`edgebench.logwriter` writes them).
 
 One self-describing JSON object per line, no whitespace. Every line has `v` (schema version) and
 `type`, one of:
@@ -30,10 +31,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import uuid
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 SCHEMA_VERSION = 1
 RECORD_TYPES = ("run", "case", "maxctx", "ops")
@@ -130,66 +129,3 @@ def _finite(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_finite(v) for v in x]
     return x
-
-
-class LogWriter:
-    """Append-only JSONL writer: one line per record, flushed and fsynced, so a killed process loses
-    at most the record being written. Opening an existing log appends (resume)."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8")
-        # A previous process killed mid-write can leave a partial last line: start on a fresh line.
-        if self._fh.tell() > 0:
-            with open(self.path, "rb") as fh:
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":
-                    self._fh.write("\n")
-
-    def write(self, record: dict[str, Any]) -> None:
-        record.setdefault("v", SCHEMA_VERSION)
-        self._fh.write(dumps(record) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        self._fh.close()
-
-    def __enter__(self) -> "LogWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def iter_lines(path: str | os.PathLike) -> Iterable[tuple[int, dict[str, Any] | None, str | None]]:
-    """Yield (line number, record or None, problem or None) for each non-blank line of a JSONL file.
-    Never raises on content; a corrupt line comes back as (n, None, reason)."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield n, None, f"not JSON ({exc.msg} at column {exc.colno})"
-                continue
-            if not isinstance(obj, dict):
-                yield n, None, "not a JSON object"
-                continue
-            yield n, obj, None
-
-
-def finished_keys(path: str | os.PathLike) -> set[str]:
-    """Keys of cases already recorded in a log (any terminal status), for resuming a sweep."""
-    if not Path(path).exists():
-        return set()
-    keys = set()
-    for _, obj, _ in iter_lines(path):
-        if obj and obj.get("type") == "case":
-            case = expand_case(obj)
-            if all(k in case for k in KEY_FIELDS):
-                keys.add(case["key"])
-    return keys

@@ -13,7 +13,6 @@ import os
 import socket
 import sys
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from edgebench import records
@@ -32,6 +31,11 @@ class RunOptions:
     ops_trace: bool = False  # Chrome traces of the profiles in <log>.traces/
     quiet: bool = False
     extra_header: dict[str, Any] = field(default_factory=dict)
+    wait_lock: bool = False  # wait for another process writing the same log instead of refusing
+
+    def __post_init__(self) -> None:
+        from edgebench.spec import check_number
+        self.power_rate_hz = check_number(self.power_rate_hz, "--power-rate", 0.1, 10_000, "Hz")
 
 
 def default_output(suite: str | None) -> str:
@@ -61,14 +65,11 @@ def dry_run(spec: Spec, shard: str | None = None, suite: str | None = None) -> s
     return plan.describe(spec, cases, presets, device, how, suite, spec.output or default_output(suite))
 
 
-def check_output(path: str) -> None:
-    p = Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with open(p, "a", encoding="utf-8"):
-            pass
-    except OSError as exc:
-        raise UserError(f"cannot write the log {path}: {exc.strerror}; choose another path with -o") from None
+def check_output(path: str, wait_lock: bool = False) -> None:
+    """Refuse, before any work, a log path that could not be appended to and read back, or that
+    another process is writing (see `edgebench.logpath`)."""
+    from edgebench import logpath
+    logpath.check_path(path, wait=wait_lock)
 
 
 def resolve_device(spec_device: str, env: dict) -> str:
@@ -99,7 +100,7 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
         cases = specmod.shard(cases, opts.shard)
     presets = validate(spec, cases, None if spec.device == "auto" else spec.device)
     out = spec.output or default_output(suite)
-    check_output(out)
+    check_output(out, opts.wait_lock)
     say = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
     env = env or snapshot_env()
@@ -111,25 +112,32 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
     if spec.memory_budget_bytes:
         _check_budget(spec, presets, env, device)
 
-    done = records.finished_keys(out)
-    cases = [replace(c, dtype=resolve_dtype(c.dtype, device)) for c in cases]
-    todo = [c for c in cases if _key(c, device_name) not in done]
-    if done and len(todo) < len(cases):
-        say(f"resuming {out}: {len(cases) - len(todo)} of {len(cases)} cases already recorded")
-    if not todo:
-        print(f"nothing to do: all {len(cases)} cases are in {out} (use -o NEW.jsonl to measure again)",
-              file=sys.stderr)
-        return out, []
-
-    from edgebench import plan
-    for line in plan.warnings(todo, presets, device):  # shown under -q too: they say what records mean
-        print(f"warning: {line}", file=sys.stderr, flush=True)
-    run_id = records.new_run_id()
-    written: list[dict] = []
     from edgebench import zygote as zygotes
-    zyg = zygotes.open_for([presets[m] for m in dict.fromkeys(c.model for c in todo)],
-                           tuple({c.backend for c in todo}))
-    with isolate.sigterm_as_interrupt(), records.LogWriter(out) as log, (zyg or contextlib.nullcontext()):
+    from edgebench.logwriter import LogWriter
+    log = LogWriter(out, wait=opts.wait_lock)  # locked from here to the end of the sweep
+    try:
+        done = log.finished_keys()
+        cases = [replace(c, dtype=resolve_dtype(c.dtype, device)) for c in cases]
+        todo = [c for c in cases if _key(c, device_name) not in done]
+        if done and len(todo) < len(cases):
+            say(f"resuming {out}: {len(cases) - len(todo)} of {len(cases)} cases already recorded")
+        if not todo:
+            print(f"nothing to do: all {len(cases)} cases are in {out} (use -o NEW.jsonl to measure again)",
+                  file=sys.stderr)
+            log.close()
+            return out, []
+
+        from edgebench import plan
+        for line in plan.warnings(todo, presets, device):  # shown under -q too: they say what records mean
+            print(f"warning: {line}", file=sys.stderr, flush=True)
+        run_id = records.new_run_id()
+        written: list[dict] = []
+        zyg = zygotes.open_for([presets[m] for m in dict.fromkeys(c.model for c in todo)],
+                               tuple({c.backend for c in todo}))
+    except BaseException:
+        log.close()
+        raise
+    with isolate.sigterm_as_interrupt(), log, (zyg or contextlib.nullcontext()):
         log.write({"type": "run", "run": run_id, "t": records.utc_now(), "edgebench": env["edgebench"],
                    "argv": sys.argv[1:], "device": device_name, "env": env, "spec": spec.to_dict(),
                    "shard": opts.shard, "workers": zygotes.describe(zyg), **opts.extra_header})

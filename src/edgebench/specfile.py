@@ -73,9 +73,12 @@ def parse_spec_text(text: str, where: str) -> tuple[Spec, str]:
 def read_spec_file(path: str | Path) -> Spec:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise UserError(f"cannot read spec file {str(p)!r} ({exc.strerror}); check the path") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"spec file {str(p)!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                        f"offset {exc.start}); save it as UTF-8") from None
     return parse_spec_text(text, str(p))[0]
 
 
@@ -92,14 +95,15 @@ _FLAGS = (
     (("--attn",), "attn", f"attention kinds: {', '.join(ATTN_KINDS)}"),
     (("-r", "--reps"), "reps", "timed repetitions per case"),
     (("--warmup",), "warmup", "untimed warm-up repetitions per case"),
-    (("-o", "--output"), "output", "JSONL log path (appends; a rerun resumes)"),
+    (("-o", "--output"), "output", "log path, *.jsonl or *.jsonl.gz (appends; a rerun resumes)"),
     (("--device",), "device", "auto, cpu, cuda or cuda:N"),
     (("--memory-budget",), "memory_budget_bytes", "cap on device memory, e.g. 24GiB or 8GB"),
-    (("--timeout",), "timeout_s", "seconds after which a case is killed"),
+    (("--timeout",), "timeout_s", "seconds after which a case is killed (1 to 604800)"),
+    (("--max-cases",), "max_cases", "refuse a sweep that plans more cases than this"),
 )
-_INT_FIELDS = {"reps", "warmup"}
+_INT_FIELDS = {"reps", "warmup", "max_cases"}
 _METAVARS = {"reps": "N", "warmup": "N", "output": "PATH", "device": "DEVICE",
-             "memory_budget_bytes": "SIZE", "timeout_s": "SECONDS"}
+             "memory_budget_bytes": "SIZE", "timeout_s": "SECONDS", "max_cases": "N"}
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:

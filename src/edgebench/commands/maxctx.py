@@ -29,7 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="hf", help="hf or mamba_ssm")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--timeout", type=float, default=900, help="seconds after which a probe is killed")
-    p.add_argument("-o", "--output", default=None, help="JSONL log to append the results to")
+    p.add_argument("-o", "--output", default=None, help="log to append the results to (*.jsonl or *.jsonl.gz)")
+    p.add_argument("--wait-lock", action="store_true",
+                   help="if another process is writing the log, wait for it instead of refusing")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -41,8 +43,9 @@ def main(args: argparse.Namespace) -> int:
     from edgebench.analysis import memory_model
     from edgebench.errors import UserError
     from edgebench.models import catalog
+    from edgebench.logwriter import LogWriter
     from edgebench.sizes import format_bytes, parse_count, parse_size
-    from edgebench.spec import Spec
+    from edgebench.spec import Spec, check_timeout
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     presets = {m: catalog.resolve(m) for m in models}
@@ -54,6 +57,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--logits takes last, all or last,all, not {args.logits!r}")
     resolution = parse_count(args.resolution)
     budget = parse_size(args.memory_budget) if args.memory_budget else None
+    timeout = check_timeout(args.timeout, "--timeout")
     out = args.output or runner.default_output("maxctx")
     limits = {name: _limit(name, pre, args, parse_count) for name, pre in presets.items()}
     probes_spec = Spec(models=models, backends=args.backend, dtypes=args.dtype, ctx=resolution,
@@ -62,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
         print(_dry_run(args, probes_spec, presets, limits, resolution, budget, out))
         return 0
     runner.validate(probes_spec, probes_spec.plan(), None if args.device == "auto" else args.device)
-    runner.check_output(out)
+    runner.check_output(out, args.wait_lock)
     from edgebench import stack
     stack.require_runnable()  # torch installed, and a transformers that accepts it: else the fix
     env = runner.snapshot_env()
@@ -87,8 +91,13 @@ def main(args: argparse.Namespace) -> int:
     cap = budget or total
     run_id = records.new_run_id()
     from edgebench import zygote as zygotes
-    zyg = zygotes.open_for(list(presets.values()), (args.backend,))
-    with isolate.sigterm_as_interrupt(), records.LogWriter(out) as log, (zyg or contextlib.nullcontext()):
+    log = LogWriter(out, args.wait_lock, "maxctx")  # locked from here to the end of the search
+    try:
+        zyg = zygotes.open_for(list(presets.values()), (args.backend,))
+    except BaseException:
+        log.close()
+        raise
+    with isolate.sigterm_as_interrupt(), log, (zyg or contextlib.nullcontext()):
         log.write({"type": "run", "run": run_id, "t": records.utc_now(), "edgebench": env["edgebench"],
                    "argv": sys.argv[1:], "env": env, "spec": {"maxctx": vars(args) | {"_main": None}},
                    "workers": zygotes.describe(zyg)})
@@ -105,7 +114,7 @@ def main(args: argparse.Namespace) -> int:
                                # reps 0: the cold prefill alone; whether it fits is all a probe asks
                                "device": device, "reps": 0, "warmup": 0, "budget_bytes": budget,
                                "telemetry": False}
-                    r = isolate.run_isolated(runner.CASE_TARGET, payload, timeout_s=args.timeout, zygote=zyg)
+                    r = isolate.run_isolated(runner.CASE_TARGET, payload, timeout_s=timeout, zygote=zyg)
                     print(f"  {name} [{mode}] ctx={ctx}: {r['status']}"
                           + (f" ({r.get('reason')})" if r["status"] != "ok" else ""), file=sys.stderr, flush=True)
                     if r["status"] == "ok" and r.get("mem"):

@@ -31,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     how.add_argument("--dry-run", action="store_true",
                      help="print the plan (cases, estimated work, cases past a model's trained "
                           "length) and exit: nothing is loaded, no worker starts")
+    how.add_argument("--wait-lock", action="store_true",
+                     help="if another process is writing the log, wait for it instead of refusing")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -64,7 +66,8 @@ def main(args: argparse.Namespace) -> int:
         return 0
     opts = runner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
                              power_rate_hz=args.power_rate, quiet=args.quiet,
-                             profile_ops=args.profile == "ops", ops_trace=args.ops_trace)
+                             profile_ops=args.profile == "ops", ops_trace=args.ops_trace,
+                             wait_lock=args.wait_lock)
     from edgebench import stack
     stack.require_runnable()  # torch installed, and a transformers that accepts it: else the fix, before any case
     out, recs = runner.run(spec, opts, suite=suite, env=env)
