@@ -63,7 +63,7 @@ def hf_step(loaded, ids, *, max_len: int) -> HfStep:
     (the decode-correctness tests). Call under `torch.inference_mode()`."""
     import torch
     model, api = loaded.model, loaded.cache_api
-    batch, ctx = ids.shape
+    ctx = ids.shape[1]
     cache = hf_cache.static_cache(model, max_len)
     out = model(input_ids=ids, use_cache=True, logits_to_keep=1,
                 **api.kwargs(cache, api.positions(0, ctx, ids.device)))
