@@ -3,6 +3,9 @@
 #               where none is installed), then `edgebench run`
 #   make test   install with the test extras into .venv (a CPU torch where none is installed), then run
 #               the test suite
+#               then `make test-oldest`
+#   make test-oldest  the cheap subset (decode correctness, preset builds) on the oldest transformers
+#               that pyproject allows, in .venv-oldest
 #   make dev    editable install reusing build/ (fast rebuild of the native probe after a C++ change)
 PY ?= python3
 VENV ?= .venv
@@ -24,7 +27,7 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-.PHONY: run test dev chromium
+.PHONY: run test test-oldest dev chromium
 run: $(BIN)/python
 	$(BIN)/python -m pip install -q '.[hf,nvml,report]'
 	$(BIN)/python -m edgebench.stack --install-torch
@@ -34,6 +37,7 @@ test: $(BIN)/python chromium
 	$(TEST_TORCH)
 	$(BIN)/python -m pip install -q '.[hf,nvml,report,test]'
 	$(BIN)/python -m pytest
+	$(MAKE) test-oldest
 
 dev: $(BIN)/python
 	$(TEST_TORCH)
@@ -45,3 +49,16 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 	  echo "chromium not installed: the HTML rendering test will be skipped"; }
+
+# The supported transformers range is the tested one: the floor comes from pyproject's hf extra.
+OLDEST ?= .venv-oldest
+TF_FLOOR := $(shell sed -n 's/^hf = .*"transformers>=\([0-9.]*\)".*/\1/p' pyproject.toml)
+OLDEST_TESTS := tests/test_decode_correctness.py tests/test_catalog.py
+$(OLDEST)/bin/python:
+	$(PY) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install -q --upgrade pip
+
+test-oldest: $(OLDEST)/bin/python
+	@test -n "$(TF_FLOOR)" || { echo "no transformers floor found in pyproject.toml's hf extra"; exit 2; }
+	$(OLDEST)/bin/python -m pip install -q $(TORCH) 'transformers==$(TF_FLOOR)' '.[hf,test]'
+	$(OLDEST)/bin/python -m pytest -q $(OLDEST_TESTS)

@@ -18,7 +18,8 @@ TINY = ["-m", "tiny-llama,tiny-mamba2", "-c", "32", "-n", "2", "-r", "1", "--war
 
 
 def _lines(path):
-    return [json.loads(x) for x in open(path) if x.strip()]
+    with open(path) as fh:  # closed: an unclosed file is a ResourceWarning, and warnings are errors
+        return [json.loads(x) for x in fh if x.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_log_has_header_and_one_compact_line_per_case(first_log):
         assert c["prefill_ms"]["n"] == 1 and c["prefill_ms"]["median"] > 0
         assert c["tpot_ms"]["n"] == 2
         assert c["kernels"] is not None
-    raw_len = [len(x) for x in open(first_log) if '"type":"case"' in x]
+    raw_len = [len(x) for x in first_log.read_text().splitlines(keepends=True) if '"type":"case"' in x]
     assert max(raw_len) < 1024, raw_len
 
 
