@@ -1,27 +1,28 @@
 """Read one log file into runs, case rows, maxctx and ops records, and its problems.
 
-`FileReader(name).read(path)` handles an edgebench JSONL file (plain or gzip; llama-bench JSONL
-lines inside it go to `edgebench.importers`) or a foreign CSV / JSON file (all to the importers).
-Each line is checked against the schema of `edgebench.records`: a line that cannot be used is
-skipped and reported as a `Problem`; a usable line with an unusable field (a known quantity in an
-unknown unit, a Stats object that is not one) keeps the rest and is reported with `skipped=False`;
-a line of a newer schema version empties the reader and sets `newer` (the file is skipped whole).
-Case rows are flat dicts with the keys `CASE_FIELDS`, absent fields None (`edgebench.logcases`
-makes them); merging files and attaching devices is `edgebench.logs`'s job.
+`FileReader(name, limits).read(path)` handles an edgebench JSONL file (plain or gzip; llama-bench
+JSONL lines inside it go to `edgebench.importers`) or a foreign CSV / JSON file (all to the
+importers). The file is streamed in blocks of whole lines within the caps of `ReadLimits`
+(`edgebench.logstream`). Each line is checked against the schema of `edgebench.records`, every
+field a table or plot reads included (type, finite, in range: `edgebench.logvalues`): a line that
+cannot be used is skipped and reported as a `Problem`; a usable line with an unusable field (a
+known quantity in an unknown unit, a Stats object that is not one, a number out of range) keeps the
+rest without that field and is reported with `skipped=False`; a line of a newer schema version
+empties the reader and sets `newer` (the file is skipped whole). Case rows are flat dicts with the
+keys `CASE_FIELDS`, absent fields None (`edgebench.logcases` makes them); merging files and
+attaching devices is `edgebench.logs`'s job.
 
-A file is parsed by orjson in one call where it can be (`_fast_objects`); where orjson refuses a
-line (NaN, ints past 64 bits, lone surrogates, invalid UTF-8, bad JSON) or a line is blank, the
-stdlib parser reads the file as before, line by line where a line is bad, so the result is the same.
+A block is parsed by orjson in one call where it can be (`_fast_objects`); where orjson refuses a
+line (NaN, ints past 64 bits, lone surrogates, invalid UTF-8, bad JSON, nesting past 1024) or a
+line is blank, the stdlib parser reads the block as before, line by line where a line is bad, so
+the result is the same (`logvalues.loads`: NaN and infinities read as null and reported).
 """
 from __future__ import annotations
 
-import gzip
-import json
-import zlib
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from edgebench import importers
 
@@ -30,9 +31,12 @@ try:  # a dependency, about twice as fast on valid files; the stdlib parser deci
 except ImportError:  # pragma: no cover - installed without its dependencies
     _fast_loads = None
 from edgebench.logcases import CASE_FIELDS, case_row
+from edgebench.logstream import ReadLimits, blocks
+from edgebench.logvalues import (MAX_BYTES, MAX_MS, MAX_SECONDS, MAX_SHARE, MAX_TOKENS,
+                                 NON_FINITE, brief, in_range, int_in, json_error, loads)
 from edgebench.records import RECORD_TYPES, SCHEMA_VERSION
 
-__all__ = ["CASE_FIELDS", "FileReader", "Problem"]
+__all__ = ["CASE_FIELDS", "FileReader", "Problem", "ReadLimits"]
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,9 @@ class Problem:
 class FileReader:
     """Reads one file into runs, case rows, maxctx and ops records plus its problems."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, limits: ReadLimits = ReadLimits()):
         self.name = name
+        self.limits = limits
         self.runs: dict[str, dict[str, Any]] = {}
         self.cases: list[dict[str, Any]] = []
         self.maxctx: list[dict[str, Any]] = []
@@ -68,21 +73,33 @@ class FileReader:
 
     def read(self, path: Path) -> None:
         if not path.name.endswith((".jsonl", ".jsonl.gz")):
-            rows, problems = importers.import_file(path)
+            rows, problems = importers.import_file(path, self.limits)
             self.problems.extend(Problem(self.name, ln, why, skip) for ln, why, skip in problems)
             self.cases.extend(rows)
             self.n_used = self.n_imported = len(rows)
             return
-        data = self._bytes(path)
-        objs = _fast_objects(data)
-        if objs is None:  # the careful path: decoded text, line by line where a line is bad
-            text = data.decode("utf-8", errors="replace")
-            lines = text.split("\n")
-            ends_clean = text.endswith("\n")
-            numbered = _parsed(lines)
-        else:
-            numbered = zip(range(1, len(objs) + 1), objs, _NO_ERRORS)
         foreign: list[tuple[int, dict[str, Any]]] = []
+        for first, block, unterminated in blocks(path, self.limits, self.problem):
+            self._block(first, block, unterminated, foreign)
+            if self.newer:
+                return
+        if foreign:
+            rows, problems = importers.llama_bench_rows(foreign, self.name)
+            self.problems.extend(Problem(self.name, ln, why, skip) for ln, why, skip in problems)
+            self.cases.extend(rows)
+            self.n_used += len(rows)
+            self.n_imported += len(rows)
+
+    def _block(self, first: int, data: bytes, unterminated: bool,
+               foreign: list[tuple[int, dict[str, Any]]]) -> None:
+        """The lines of one block (whole lines; the last one unended when `unterminated`)."""
+        objs = _fast_objects(data)
+        last = first + data.count(b"\n") - (0 if unterminated else 1)
+        if objs is None:  # the careful path: decoded text, line by line where a line is bad
+            lines = data.decode("utf-8", errors="replace").split("\n")
+            numbered = _parsed(lines, first, self.problem)
+        else:
+            numbered = zip(range(first, first + len(objs)), objs, _NO_ERRORS)
         record = self._record
         for n, obj, error in numbered:
             if type(obj) is dict and obj.get("type") == "case" and type(obj.get("v")) is int \
@@ -90,9 +107,8 @@ class FileReader:
                 self.n_used += case_row(self, n, obj)
                 continue
             if error is not None:
-                last = n == len(lines) and not ends_clean
-                self.problem(n, "truncated last line (the writer stopped mid-line)" if last
-                             else f"not JSON ({error})")
+                self.problem(n, "truncated last line (the writer stopped mid-line)"
+                             if unterminated and n == last else f"not JSON ({error})")
                 continue
             if not isinstance(obj, dict):
                 self.problem(n, "not a JSON object")
@@ -107,40 +123,22 @@ class FileReader:
                 self.n_used += 1
             if self.newer:
                 return
-        if foreign:
-            rows, problems = importers.llama_bench_rows(foreign, self.name)
-            self.problems.extend(Problem(self.name, ln, why, skip) for ln, why, skip in problems)
-            self.cases.extend(rows)
-            self.n_used += len(rows)
-            self.n_imported += len(rows)
-
-    def _bytes(self, path: Path) -> bytes:
-        if not path.name.endswith(".gz"):
-            return path.read_bytes()
-        chunks: list[bytes] = []
-        try:
-            with gzip.open(path, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    chunks.append(chunk)
-        except (EOFError, OSError, zlib.error) as exc:
-            self.problem(None, f"gzip stream damaged or cut short ({exc}); the lines before it "
-                               "are read", skipped=False)
-        return b"".join(chunks)
 
     def _record(self, n: int, obj: dict[str, Any]) -> bool:
         v, kind = obj.get("v"), obj.get("type")
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            self.problem(n, f"'v' must be a positive integer schema version, got {v!r}")
+            self.problem(n, f"'v' must be a positive integer schema version, got {brief(v)}")
             return False
         if v > SCHEMA_VERSION:
-            self.problem(n, f"written by a newer edgebench (schema v{v}; this one reads up to "
-                            f"v{SCHEMA_VERSION}); upgrade with pip install -U edgebench. "
+            self.problem(n, f"written by a newer edgebench (schema v{brief(v)}; this one reads up "
+                            f"to v{SCHEMA_VERSION}); upgrade with pip install -U edgebench. "
                             "All lines of this file skipped")
             self.newer = True
             self.runs.clear(), self.cases.clear(), self.maxctx.clear(), self.ops.clear()
             return False
         if kind not in RECORD_TYPES:
-            self.problem(n, f"unknown record type {kind!r}; expected one of {', '.join(RECORD_TYPES)}")
+            self.problem(n, f"unknown record type {brief(kind)}; expected one of "
+                            f"{', '.join(RECORD_TYPES)}")
             return False
         if kind == "case":
             return case_row(self, n, obj)
@@ -149,6 +147,7 @@ class FileReader:
             self.problem(n, f"{kind} record without a 'run' id string")
             return False
         if kind == "run":
+            self._optional(n, obj, "t", str, "an ISO time string")
             self.runs.setdefault(run, obj)
         elif kind == "maxctx":
             return self._maxctx(n, obj)
@@ -156,29 +155,83 @@ class FileReader:
             return self._ops(n, obj)
         return True
 
+    def _optional(self, n: int, obj: dict[str, Any], key: str,
+                  ok: type | Callable[[Any], bool], what: str) -> None:
+        """A field the tables read that may be absent or null: another value is reported and
+        dropped (the rest of the line used)."""
+        v = obj.get(key)
+        if v is not None and not (type(v) is ok if isinstance(ok, type) else ok(v)):
+            self.problem(n, f"{obj.get('type')} '{key}' must be {what}, got {brief(v)}: field "
+                            "ignored, rest of the line used", False)
+            del obj[key]
+
     def _maxctx(self, n: int, obj: dict[str, Any]) -> bool:
         model = obj.get("model")
         if not isinstance(model, str) or not model:
             self.problem(n, "maxctx record without a 'model' string")
             return False
         for k in ("max_ok_ctx", "min_fail_ctx"):
-            if obj.get(k) is not None and not _is_int(obj[k]):
-                self.problem(n, f"maxctx '{k}' must be an integer or null, got {obj[k]!r}")
+            if obj.get(k) is not None and not int_in(obj[k], 0, MAX_TOKENS):
+                self.problem(n, f"maxctx '{k}' must be an integer token count (0 to "
+                                f"{MAX_TOKENS:,}) or null, got {brief(obj[k])}")
                 return False
+        for k in ("device", "mode", "limited_by"):
+            self._optional(n, obj, k, str, "a string")
+        for k in ("resolution", "probes"):
+            self._optional(n, obj, k, _count, f"an integer from 0 to {MAX_TOKENS:,}")
+        self._optional(n, obj, "wall_s", _seconds, f"seconds from 0 to {MAX_SECONDS:g}")
+        self._optional(n, obj, "budget_bytes", _bytes, f"bytes from 0 to {MAX_BYTES:,}")
+        self._optional(n, obj, "trail", _trail, "a list of [context, status] pairs")
+        self._optional(n, obj, "mem_at_max_ok", _mem, "a mem object of byte counts "
+                                                      f"from 0 to {MAX_BYTES:,}")
         self.maxctx.append(dict(obj, file=self.name))
         return True
 
     def _ops(self, n: int, obj: dict[str, Any]) -> bool:
         shares = obj.get("shares")
-        if not isinstance(shares, dict) or not all(_is_num(x) for x in shares.values()):
-            self.problem(n, "ops record needs 'shares': an object of category -> fraction")
+        if not isinstance(shares, dict) or not all(_share(x) for x in shares.values()):
+            self.problem(n, "ops record needs 'shares': an object of category -> fraction "
+                            f"(0 to 1), got {brief(shares)}")
             return False
         if obj.get("phase") not in ("prefill", "decode"):
-            self.problem(n, f"ops 'phase' must be prefill or decode, got {obj.get('phase')!r}")
+            self.problem(n, f"ops 'phase' must be prefill or decode, got {brief(obj.get('phase'))}")
             return False
+        for k in ("key", "decode_mode"):
+            self._optional(n, obj, k, str, "a string")
+        for k in ("kernel_ms", "wall_ms"):
+            self._optional(n, obj, k, _ms, f"a time in ms from 0 to {MAX_MS:g}")
         self.ops.append(dict(obj, file=self.name))
         return True
 
+
+def _count(x: Any) -> bool:
+    return int_in(x, 0, MAX_TOKENS)
+
+
+def _seconds(x: Any) -> bool:
+    return in_range(x, 0, MAX_SECONDS)
+
+
+def _bytes(x: Any) -> bool:
+    return in_range(x, 0, MAX_BYTES)
+
+
+def _ms(x: Any) -> bool:
+    return in_range(x, 0, MAX_MS)
+
+
+def _share(x: Any) -> bool:
+    return in_range(x, 0, MAX_SHARE)
+
+
+def _trail(x: Any) -> bool:
+    return type(x) is list and all(type(p) is list and len(p) == 2 and _count(p[0])
+                                   and type(p[1]) is str for p in x)
+
+
+def _mem(x: Any) -> bool:
+    return type(x) is dict and all(x.get(k) is None or _bytes(x[k]) for k in (
+        "peak_allocated_bytes", "peak_reserved_bytes", "predicted_bytes"))
 
 
 def _fast_objects(data: bytes) -> list[Any] | None:
@@ -199,11 +252,13 @@ def _fast_objects(data: bytes) -> list[Any] | None:
 _NO_ERRORS = repeat(None)
 
 
-def _parsed(lines: list[str]) -> list[tuple[int, Any, str | None]]:
-    """(line number, parsed object, None) or (line number, None, JSON error) per non-blank line.
-    A file parses as one JSON array first (about a quarter faster than line by line); a bad line
-    sends the file down the line-by-line path so that each bad line is found and named."""
-    kept = [(n, line) for n, line in enumerate(lines, 1) if line and not line.isspace()]
+def _parsed(lines: list[str], first: int,
+            problem: Callable[..., None]) -> list[tuple[int, Any, str | None]]:
+    """(line number, parsed object, None) or (line number, None, JSON error) per non-blank line,
+    numbered from `first`. A block parses as one JSON array first (about a quarter faster than
+    line by line); a bad line, or a NaN or infinity anywhere, sends it down the line-by-line path
+    so that each such line is found and named (a NaN or infinity is read as null: `problem`)."""
+    kept = [(n, line) for n, line in enumerate(lines, first) if line and not line.isspace()]
     text = "[" + ",".join(line for _, line in kept) + "]"
     objs = None
     if _fast_loads is not None:
@@ -212,25 +267,21 @@ def _parsed(lines: list[str]) -> list[tuple[int, Any, str | None]]:
         except ValueError:
             pass
     try:
-        objs = json.loads(text) if objs is None else objs
-        if len(objs) == len(kept):  # a line like `1,2` would add items: then go line by line
+        if objs is None:
+            objs, non_finite = loads(text)
+            objs = None if non_finite else objs
+        if objs is not None and len(objs) == len(kept):  # `1,2` on a line would add items
             return [(n, obj, None) for (n, _), obj in zip(kept, objs)]
     except ValueError:
         pass
     out: list[tuple[int, Any, str | None]] = []
     for n, line in kept:
         try:
-            out.append((n, json.loads(line), None))
+            obj, non_finite = loads(line)
         except ValueError as exc:
-            out.append((n, None, f"{getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')}"))
+            out.append((n, None, json_error(exc)))
+            continue
+        if non_finite:
+            problem(n, NON_FINITE, False)
+        out.append((n, obj, None))
     return out
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-

@@ -1,13 +1,14 @@
 """Read logs from many files and devices into one validated, deduplicated set.
 
-`load(paths) -> Logs` takes files and folders (searched recursively) holding edgebench JSONL logs
+`load(paths, limits) -> Logs` takes files and folders (searched recursively) holding edgebench JSONL logs
 (`*.jsonl`, `*.jsonl.gz`) and the foreign logs `edgebench.importers` understands (`*.csv`, `*.json`,
 and llama-bench JSONL lines met inside a `*.jsonl`). Every line is checked against the schema in
 `edgebench.records`; a line that cannot be used is skipped and reported as a `Problem`
 (`file:line: reason`), a usable line with an unusable field is kept without that field and reported
 too (`skipped=False`). A file written by a newer schema is skipped whole with a message saying how to
-upgrade. Nothing in a log's content raises; only unusable arguments (a missing path, no logs at all)
-raise `UserError`.
+upgrade. Files are streamed within the caps of `ReadLimits` (bytes per line, bytes per file after
+decompression: `edgebench.logstream`). Nothing in a log's content raises; only unusable arguments
+(a missing path, no logs at all) raise `UserError`.
 
 Runs are merged across files and deduplicated by run id; within a run a case key seen twice keeps
 the last line. Cases come out as flat rows (`CASE_FIELDS`) with the device attached: the case's
@@ -25,11 +26,12 @@ from typing import Any, Iterable
 from edgebench import importers
 from edgebench.errors import UserError
 from edgebench.logfile import CASE_FIELDS, FileReader, Problem
+from edgebench.logstream import ReadLimits
 
 _RUN, _KEY = itemgetter("run"), itemgetter("key")
 
-__all__ = ["CASE_FIELDS", "LOG_SUFFIXES", "Logs", "Problem", "device_label", "find_log_files",
-           "load"]
+__all__ = ["CASE_FIELDS", "LOG_SUFFIXES", "Logs", "Problem", "ReadLimits", "device_label",
+           "find_log_files", "load"]
 
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".json")
 
@@ -76,7 +78,7 @@ def find_log_files(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list
     return list(files), empty
 
 
-def load(paths: Iterable[str | os.PathLike]) -> Logs:
+def load(paths: Iterable[str | os.PathLike], limits: ReadLimits = ReadLimits()) -> Logs:
     """Read, validate, merge and deduplicate every log under `paths` (see the module docstring)."""
     paths = list(paths)
     if not paths:
@@ -89,7 +91,7 @@ def load(paths: Iterable[str | os.PathLike]) -> Logs:
     run_files: dict[str, str] = {}
     dup_keys = imported = 0
     for path in files:
-        reader = FileReader(str(path))
+        reader = FileReader(str(path), limits)
         reader.read(path)
         logs.problems.extend(reader.problems)
         logs.lines_read[reader.name] = reader.n_used

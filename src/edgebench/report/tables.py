@@ -9,6 +9,7 @@
   overtakes the other, with the bracketing measured points;
 - `maxctx`: the max-context search results;
 - `ops`: the operator breakdown (share of GPU time per category, per phase).
+With no case rows (a log of maxctx or ops records only) there are no cases and crossover tables.
 Cells hold raw values (None = not available); `Ratio` cells hold a `RatioCI`. Renderers format them.
 The cases and crossover tables are built a column at a time (`edgebench.report.casetable`,
 `edgebench.report.crosstable`): a comparison reaches 10^5 rows; the cases table keeps its cells
@@ -182,9 +183,11 @@ def build_tables(logs: Logs, baseline: str | None = None,
         models = sorted({r["model"] for r in rows})
         raise UserError(f"baseline model {baseline!r} is not in the logs; models there: "
                         f"{', '.join(models[:20])}")
-    cases = CaseColumns(rows)
-    tables = [_cases_table(cases, baseline, metrics, superseded),
-              _crossover_table(cases, metrics), _maxctx_table(logs), _ops_table(logs)]
+    tables = [_maxctx_table(logs), _ops_table(logs)]
+    if rows:  # a log of maxctx or ops records only (or none) has no case tables
+        cases = CaseColumns(rows)
+        tables[:0] = [_cases_table(cases, baseline, metrics, superseded),
+                      _crossover_table(cases, metrics)]
     # An empty crossover table still says how many pairs were compared and that none crossed.
     return [t for t in tables if t is not None and (t.n_rows or t.name == "crossover")]
 
