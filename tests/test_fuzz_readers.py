@@ -207,8 +207,8 @@ def _check_file(path: Path, n_lines: int, capsys) -> None:
                 _check_printed(out.out, f"compare --format {fmt}")
 
 
-@settings(max_examples=30 * SCALE, **SETTINGS)
-@given(lines=st.lists(mutated_line(), min_size=1, max_size=6), gz=st.booleans(),
+@settings(max_examples=150 * SCALE, **SETTINGS)
+@given(lines=st.lists(mutated_line(), min_size=1, max_size=10), gz=st.booleans(),
        clean=st.sampled_from(SEEDS), junk=st.booleans())
 def test_mutated_lines_never_crash_and_every_bad_line_is_named(tmp_path_factory, capsys, lines,
                                                                gz, clean, junk):
@@ -236,7 +236,7 @@ CSV_CELLS = ["inf", "-inf", "nan", "1e999", "-5", "0", "1e30", "x" * 300_000, "\
              "1" * 5000, "", "3.5", "gen_m_cuda_" + "9" * 40 + "_1"]
 
 
-@settings(max_examples=15 * SCALE, **SETTINGS)
+@settings(max_examples=60 * SCALE, **SETTINGS)
 @given(which=st.sampled_from(["ssm_char_generation.csv", "ssm_char_memory.csv"]),
        edits=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 12),
                                 st.sampled_from(CSV_CELLS)), min_size=1, max_size=4))

@@ -27,13 +27,14 @@ from __future__ import annotations
 import csv
 import json
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable
 
 from edgebench.analysis.stats import summarize
 from edgebench.logstream import LOG_FLAG, ReadLimits, text_lines
-from edgebench.logvalues import (MAX_BATCH, MAX_BYTES, MAX_MS, MAX_TOKENS, MIN_MS, brief,
-                                 in_range, int_in, json_error, loads)
+from edgebench.logvalues import (MAX_BATCH, MAX_BYTES, MAX_MS, MAX_TOKENS, MIN_MS, NON_FINITE,
+                                 brief, in_range, int_in, json_error, loads)
 from edgebench.sizes import format_bytes
 
 GEN_COLUMNS = ("model_name", "input_seq_length", "output_tokens", "prefill_time_seconds",
@@ -72,53 +73,52 @@ def blank_row(**values: Any) -> dict[str, Any]:
 def import_file(path: Path, limits: ReadLimits = ReadLimits()
                 ) -> tuple[list[dict[str, Any]], list[Issue]]:
     """Rows and problems of one foreign file (CSV or JSON), by its content, not its name."""
-    issues: list[Issue] = []
     if path.suffix == ".json":
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read(limits.max_log_bytes + 1)
-        except OSError as exc:
-            return [], [(None, f"cannot read the file ({exc.strerror or exc}): skipped", True)]
-        if len(data) > limits.max_log_bytes:
-            return [], [(None, f"JSON file larger than {format_bytes(limits.max_log_bytes)}: not "
-                               f"read; raise the limit with {LOG_FLAG} to read it", True)]
-        try:
-            data, non_finite = loads(data.decode("utf-8", errors="replace"))
-        except ValueError as exc:
-            return [], [(None, f"not JSON ({json_error(exc)}); expected llama-bench -o json "
-                               "output", True)]
-        if isinstance(data, list) and data and all(is_llama_bench(o) for o in data):
-            return llama_bench_rows(list(enumerate(data, 1)), str(path), numbered="result #")
-        return [], [(None, "JSON file is not a recognised log (llama-bench -o json is a list of "
-                           "objects with n_prompt, n_gen, avg_ns)", True)]
+        return _import_json(path, limits)
+    issues: list[Issue] = []
     # Lines within the caps; a CSV field may span lines (quoted), up to the line cap.
-    lines = text_lines(path, limits, lambda n, why, skip: issues.append((n, why, skip)))
-    old_limit = csv.field_size_limit(max(csv.field_size_limit(), limits.max_line_bytes))
-    reader = csv.DictReader(lines)
+    reader = csv.DictReader(text_lines(path, limits, lambda *issue: issues.append(issue)))
     rows: list[dict[str, str]] = []
     header: list[str] = []
+    old_limit = csv.field_size_limit(max(csv.field_size_limit(), limits.max_line_bytes))
     try:
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        reader.fieldnames = header
-        for r in reader:
-            rows.append(r)
+        header = reader.fieldnames = [h.strip() for h in (reader.fieldnames or [])]
+        rows.extend(reader)
     except csv.Error as exc:
         issues.append((reader.line_num or None, f"CSV not readable ({exc}): the rows from here "
                                                 "on skipped", True))
     finally:
         csv.field_size_limit(old_limit)
     if "prefill_time_seconds" in header or "tpot_seconds" in header or "input_seq_length" in header:
-        return _with(issues, _ssm_generation(rows, header, str(path)))
-    if "total_memory_mb" in header or "kv_cache_mb" in header:
-        return _with(issues, _ssm_memory(rows, header, str(path)))
-    return [], issues + [(1, "CSV columns not recognised (" + ",".join(map(brief, header[:6]))
-                          + "...); expected the SSM characterization generation or memory CSV",
-                          True)]
-
-
-def _with(issues: list[Issue], result: tuple[list[dict[str, Any]], list[Issue]]):
-    rows, more = result
+        rows, more = _ssm_generation(rows, header, str(path))
+    elif "total_memory_mb" in header or "kv_cache_mb" in header:
+        rows, more = _ssm_memory(rows, header, str(path))
+    else:
+        rows, more = [], [(1, "CSV columns not recognised (" + ",".join(map(brief, header[:6]))
+                           + "...); expected the SSM characterization generation or memory CSV",
+                           True)]
     return rows, issues + more
+
+
+def _import_json(path: Path, limits: ReadLimits) -> tuple[list[dict[str, Any]], list[Issue]]:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limits.max_log_bytes + 1)
+    except OSError as exc:
+        return [], [(None, f"cannot read the file ({exc.strerror or exc}): skipped", True)]
+    if len(data) > limits.max_log_bytes:
+        return [], [(None, f"JSON file larger than {format_bytes(limits.max_log_bytes)}: not "
+                           f"read; raise the limit with {LOG_FLAG} to read it", True)]
+    try:
+        data, non_finite = loads(data.decode("utf-8", errors="replace"))
+    except ValueError as exc:
+        return [], [(None, f"not JSON ({json_error(exc)}); expected llama-bench -o json output",
+                     True)]
+    if not (isinstance(data, list) and data and all(is_llama_bench(o) for o in data)):
+        return [], [(None, "JSON file is not a recognised log (llama-bench -o json is a list of "
+                           "objects with n_prompt, n_gen, avg_ns)", True)]
+    rows, issues = llama_bench_rows(list(enumerate(data, 1)), str(path), numbered="result #")
+    return rows, ([(None, NON_FINITE, False)] if non_finite else []) + issues
 
 
 def _header_issues(header: list[str], known: tuple[str, ...]) -> list[Issue]:
@@ -130,26 +130,22 @@ def _header_issues(header: list[str], known: tuple[str, ...]) -> list[Issue]:
     return out
 
 
-class _Numbers:
-    """Numeric cells of one CSV row: a cell that is not a finite number in its range is reported
-    (the cell ignored, the rest of the row used) and read as None."""
-
-    def __init__(self, row: dict[str, str], line: int, issues: list[Issue]):
-        self.row, self.line, self.issues = row, line, issues
-
-    def __call__(self, col: str, lo: float, hi: float) -> float | None:
-        text = self.row.get(col)
-        if text is None or not str(text).strip():
-            return None
-        try:
-            x = float(text)
-        except (TypeError, ValueError):
-            x = None
-        if x is None or not lo <= x <= hi:  # NaN and infinities fail too
-            self.issues.append((self.line, f"column {col} {brief(text)} is not a number from "
-                                           f"{lo:g} to {hi:g}: ignored", False))
-            return None
-        return x
+def _number(row: dict[str, str], line: int, issues: list[Issue], col: str, lo: float,
+            hi: float) -> float | None:
+    """A numeric cell of a CSV row; one that is not a finite number from lo to hi is reported
+    (ignored, the rest of the row used) and read as None."""
+    text = row.get(col)
+    if text is None or not str(text).strip():
+        return None
+    try:
+        x = float(text)
+    except (TypeError, ValueError):
+        x = None
+    if x is None or not lo <= x <= hi:  # NaN and infinities fail too
+        issues.append((line, f"column {col} {brief(text)} is not a number from {lo:g} to "
+                             f"{hi:g}: ignored", False))
+        return None
+    return x
 
 
 def _parse_name(name: str) -> tuple[str, str | None, int | None]:
@@ -164,7 +160,7 @@ def _ssm_generation(rows: list[dict[str, str]], header: list[str], name: str):
     issues = _header_issues(header, GEN_COLUMNS)
     groups: dict[tuple, dict[str, Any]] = {}
     for i, r in enumerate(rows, 2):
-        num = _Numbers(r, i, issues)
+        num = partial(_number, r, i, issues)
         model, dev, name_ctx = _parse_name(r.get("model_name") or "")
         seq = num("input_seq_length", 0, MAX_TOKENS)
         ctx = int(seq) if seq is not None else name_ctx
@@ -202,7 +198,7 @@ def _ssm_memory(rows: list[dict[str, str]], header: list[str], name: str):
     issues = _header_issues(header, MEM_COLUMNS)
     out = []
     for i, r in enumerate(rows, 2):
-        num = _Numbers(r, i, issues)
+        num = partial(_number, r, i, issues)
         model, dev, name_ctx = _parse_name(r.get("model_name") or "")
         seq = num("seq_len", 0, MAX_TOKENS)
         ctx = int(seq) if seq is not None else name_ctx

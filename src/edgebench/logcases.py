@@ -11,6 +11,7 @@ a field at a time was tried: slower, as each pass over the rows misses the cache
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 from typing import Any, Iterable
 
 from edgebench.logvalues import (MAX_BATCH, MAX_BYTES, MAX_COUNT, MAX_JOULES, MAX_MS, MAX_TOKENS,
@@ -41,8 +42,7 @@ _MEM_FIELDS = frozenset(_MEM_ORDER)
 _ENERGY_FIELDS = frozenset(_ENERGY_ORDER)
 _ENERGY_KEYS = _ENERGY_FIELDS | {"energy_why"}
 _NUM = (int, float)
-_TEXT_FIELDS = ("backend", "dtype", "decode_mode", "logits", "attn", "reason")
-_TEXT = frozenset((str, type(None)))
+_STATS = itemgetter("median", "p10", "p90", "stdev", "n")
 
 
 def case_row(reader: Any, n: int, obj: dict[str, Any]) -> bool:
@@ -80,22 +80,29 @@ def case_row(reader: Any, n: int, obj: dict[str, Any]) -> bool:
     row["prefill_raw_ms"] = row["tpot_raw_ms"] = None
     if type(family) is not str:
         row["family"] = None
-    if not (type(get("backend")) in _TEXT and type(get("dtype")) in _TEXT
-            and type(get("decode_mode")) in _TEXT and type(get("logits")) in _TEXT
-            and type(get("attn")) in _TEXT and type(get("reason")) in _TEXT):
-        _texts(reader, n, row)
-    for k in _TEXT_FIELDS:  # absent from compact lines
-        if k not in row:
-            row[k] = None
+    # Text fields: absent or null is None; another type is reported and read as None.
+    if type(v := get("backend")) is not str:
+        row["backend"] = v if v is None else _ignored(reader, n, "backend", "a string", v)
+    if type(v := get("dtype")) is not str:
+        row["dtype"] = v if v is None else _ignored(reader, n, "dtype", "a string", v)
+    if type(v := get("decode_mode")) is not str:
+        row["decode_mode"] = v if v is None else _ignored(reader, n, "decode_mode", "a string", v)
+    if type(v := get("logits")) is not str:
+        row["logits"] = v if v is None else _ignored(reader, n, "logits", "a string", v)
+    if type(v := get("attn")) is not str:
+        row["attn"] = v if v is None else _ignored(reader, n, "attn", "a string", v)
+    if type(v := get("reason")) is not str:
+        row["reason"] = v if v is None else _ignored(reader, n, "reason", "a string", v)
     if dev is not None and type(dev) is not str:
         _ignored(reader, n, "device", "a string", dev)
-    complete = all(f in obj for f in KEY_FIELDS)  # else the key is not a hash of the fields
+    keyed = type(get("key")) is str  # compact lines leave the key out: a hash of the fields
+    complete = keyed or all(f in obj for f in KEY_FIELDS)  # (before gen is filled in)
     gen, batch = get("gen"), get("batch")
     if not (type(gen) is int and 0 <= gen <= MAX_TOKENS):
         row["gen"] = _ignored(reader, n, "gen", f"a token count from 0 to {MAX_TOKENS:,}", gen)
     if not (type(batch) is int and 1 <= batch <= MAX_BATCH):
         row["batch"] = _ignored(reader, n, "batch", f"an integer from 1 to {MAX_BATCH:,}", batch)
-    if type(get("key")) is not str:  # compact lines leave the key out: it is a hash of the fields
+    if not keyed:
         row["key"] = case_key(obj, str(row["device_name"])) if complete else f"{model}|ctx={ctx}"
     if type(get("kernels")) is not dict:
         row["kernels"] = None
@@ -149,26 +156,23 @@ def case_row(reader: Any, n: int, obj: dict[str, Any]) -> bool:
 def _stats_ok(d: dict[str, Any]) -> bool:
     """A Stats object the tables can use: a positive median and, where present, a spread and a
     sample count in range."""
-    get = d.get
-    m, lo, hi, sd, k = get("median"), get("p10"), get("p90"), get("stdev"), get("n")
+    try:
+        m, lo, hi, sd, k = _STATS(d)
+    except KeyError:
+        get = d.get
+        m, lo, hi, sd, k = get("median"), get("p10"), get("p90"), get("stdev"), get("n")
     return (type(m) in _NUM and MIN_MS <= m <= MAX_MS
-            and (k is None or type(k) is int and 1 <= k <= MAX_COUNT)
-            and (lo is None or type(lo) in _NUM and 0 <= lo <= MAX_MS)
-            and (hi is None or type(hi) in _NUM and 0 <= hi <= MAX_MS)
-            and (sd is None or type(sd) in _NUM and 0 <= sd <= MAX_MS))
+            and (type(k) is int and 1 <= k <= MAX_COUNT or k is None)
+            and (type(lo) in _NUM and 0 <= lo <= MAX_MS or lo is None)
+            and (type(hi) in _NUM and 0 <= hi <= MAX_MS or hi is None)
+            and (type(sd) in _NUM and 0 <= sd <= MAX_MS or sd is None))
 
 
 def _ignored(reader: Any, n: int, key: str, what: str, value: Any) -> None:
-    """Report a field that is present but unusable (None: absent, nothing said); it reads as None."""
+    """Report a field that is present but unusable (None, absent: nothing said); reads as None."""
     if value is not None:
         reader.problem(n, f"{key!r} must be {what}, got {brief(value)}: field ignored, rest of "
                           "the line used", False)
-
-
-def _texts(reader: Any, n: int, row: dict[str, Any]) -> None:
-    for k in _TEXT_FIELDS:
-        if type(row.get(k)) not in _TEXT:
-            row[k] = _ignored(reader, n, k, "a string", row[k])
 
 
 def _numbers(reader: Any, n: int, row: dict[str, Any], d: dict[str, Any], prefix: str,

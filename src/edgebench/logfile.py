@@ -93,8 +93,9 @@ class FileReader:
     def _block(self, first: int, data: bytes, unterminated: bool,
                foreign: list[tuple[int, dict[str, Any]]]) -> None:
         """The lines of one block (whole lines; the last one unended when `unterminated`)."""
-        objs = _fast_objects(data)
-        last = first + data.count(b"\n") - (0 if unterminated else 1)
+        n_lines = data.count(b"\n") + unterminated
+        objs = _fast_objects(data, n_lines)
+        last = first + n_lines - 1
         if objs is None:  # the careful path: decoded text, line by line where a line is bad
             lines = data.decode("utf-8", errors="replace").split("\n")
             numbered = _parsed(lines, first, self.problem)
@@ -234,11 +235,11 @@ def _mem(x: Any) -> bool:
         "peak_allocated_bytes", "peak_reserved_bytes", "predicted_bytes"))
 
 
-def _fast_objects(data: bytes) -> list[Any] | None:
-    """Every line of a JSONL file parsed by orjson in one call (the lines joined into one array),
-    or None, sending the file down the careful path of `_parsed`: no orjson, a line orjson refuses
-    (bad JSON, invalid UTF-8, NaN, >64-bit ints, lone surrogates), a blank line, a line that is not
-    one value."""
+def _fast_objects(data: bytes, n_lines: int) -> list[Any] | None:
+    """Every line of a block of `n_lines` lines parsed by orjson in one call (the lines joined into
+    one array), or None, sending the block down the careful path of `_parsed`: no orjson, a line
+    orjson refuses (bad JSON, invalid UTF-8, NaN, >64-bit ints, lone surrogates, nesting past
+    1024), a blank line, a line that is not one value."""
     if _fast_loads is None or not data:
         return None
     body = data[:-1] if data.endswith(b"\n") else data
@@ -246,7 +247,7 @@ def _fast_objects(data: bytes) -> list[Any] | None:
         objs = _fast_loads(b"[" + body.replace(b"\n", b",") + b"]")
     except ValueError:
         return None
-    return objs if len(objs) == body.count(b"\n") + 1 else None
+    return objs if len(objs) == n_lines else None
 
 
 _NO_ERRORS = repeat(None)

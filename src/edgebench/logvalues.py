@@ -12,6 +12,8 @@ nesting too deep for the parser is a ValueError, not a RecursionError.
 thousand deep). `printable(text)` escapes what a terminal would act on or cannot encode: control
 characters (ESC, BEL, CR, ...), bidirectional overrides and lone surrogates become visible escapes
 (`\\x1b`, `\\u202e`, `\\udc80`); `printable_column` does it for a column of cells at once.
+`shorten(text, limit)` cuts text for displays that cannot show it whole (terminal cells,
+plot labels).
 """
 from __future__ import annotations
 
@@ -77,6 +79,11 @@ def printable(text: str, field: bool = False) -> str:
     (a CSV field, quoted by the writer) tabs and newlines are kept."""
     pattern = _UNSAFE_IN_FIELD if field else _UNSAFE
     return pattern.sub(_escape, text) if pattern.search(text) else text
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, the cut marked ("...")."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def printable_column(cells: Sequence[str]) -> Sequence[str]:

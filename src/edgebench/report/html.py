@@ -1,6 +1,6 @@
 """One self-contained HTML page: the compare tables and the PNG plots inlined as base64 data URIs,
 CSS inline, no scripts and no external assets, so the file can be mailed or archived alone. Text
-from the logs is HTML-escaped with its control characters shown as escapes (`logvalues.printable`)."""
+from the logs is HTML-escaped, its control characters shown as escapes (`logvalues.printable`)."""
 from __future__ import annotations
 
 import base64

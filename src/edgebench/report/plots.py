@@ -16,7 +16,7 @@ from typing import Any
 
 from edgebench.errors import MissingDependency
 from edgebench.logs import Logs
-from edgebench.logvalues import printable
+from edgebench.logvalues import printable, shorten
 from edgebench.report.tables import OPS_ORDER, METRICS, series_labels, latest_cases, setting_of
 
 _MARKERS = "osD^v<>ph*"
@@ -48,8 +48,7 @@ def slug(text: str) -> str:
 
 def _text(text: str) -> str:
     """Log text as a plot shows it: escaped, and cut short when long."""
-    text = printable(text)
-    return text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 3] + "..."
+    return shorten(printable(text), LABEL_CHARS)
 
 
 def _series(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:

@@ -6,7 +6,8 @@ shown as a percentage, "ratio" for a `RatioCI` shown as `1.23x` or `~1.02x` when
 includes 1. Missing values show as "-" (empty in CSV, null in JSON).
 
 The terminal format uses rich up to `RICH_MAX_ROWS` rows per table; rich lays out about 500 rows a
-second, so longer tables are written as plain aligned text (same columns, no borders). Text from the
+second, so longer tables are written as plain aligned text (same columns, no borders); a cell
+longer than `TEXT_CELL_CHARS` is cut there in this format (the others keep it whole). Text from the
 logs is shown, never acted on: control characters are escaped in every format but JSON (which
 escapes them itself), and rich gets plain `Text` (a model named `[red]x[/]` is shown as written).
 """
@@ -17,7 +18,7 @@ import io
 from typing import Any, Callable, Iterator
 
 from edgebench.analysis.stats import RatioCI
-from edgebench.logvalues import printable, printable_column
+from edgebench.logvalues import printable, printable_column, shorten
 from edgebench.report.render_data import (BLOCK_ROWS, _within, iter_csv, iter_json, render_csv,
                                           render_json, tables_as_json)
 from edgebench.report.tables import Column, Table
@@ -27,6 +28,7 @@ __all__ = ["MISSING", "RICH_MAX_ROWS", "format_cell", "iter_csv", "iter_json", "
            "render_text", "tables_as_json"]
 
 RICH_MAX_ROWS = 2000
+TEXT_CELL_CHARS = 200
 MISSING = "-"
 
 
@@ -111,7 +113,7 @@ def _rich(t: Table, width: int | None) -> str:
     for c, name in zip(t.columns, _names(t)):
         rt.add_column(Text(name), justify="right" if c.fmt else "left", overflow="fold")
     for row in _cells(t):
-        rt.add_row(*map(Text, row))  # plain text: no markup, no emoji codes
+        rt.add_row(*(Text(shorten(c, TEXT_CELL_CHARS)) for c in row))  # no markup, no emoji
     buf = io.StringIO()
     Console(file=buf, width=width or 240, color_system=None, highlight=False, markup=False,
             emoji=False).print(rt)
@@ -120,7 +122,8 @@ def _rich(t: Table, width: int | None) -> str:
 
 def _plain(t: Table) -> Iterator[str]:
     names = _names(t)
-    columns = (_columns(t) if t.n_rows else []) or [()] * len(names)
+    columns = ([[shorten(c, TEXT_CELL_CHARS) for c in col] if max(map(len, col)) > TEXT_CELL_CHARS
+                else col for col in _columns(t)] if t.n_rows else []) or [()] * len(names)
     widths = [max(len(n), max(map(len, col), default=0)) for n, col in zip(names, columns)]
     line = "  ".join(f"{{:{'>' if c.fmt else '<'}{w}}}" for c, w in zip(t.columns, widths)).format
     yield f"{t.title}\n{line(*names).rstrip()}\n{line(*('-' * w for w in widths)).rstrip()}\n"
