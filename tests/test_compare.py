@@ -262,3 +262,29 @@ def test_log_text_reaches_the_terminal_escaped(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "\x1b" not in out and "status ['\\x1b[5m']" in out and "unknown column '\\x1b[2Jcol'" \
         in out
+
+
+def test_extreme_values_in_range_render_in_every_format_with_a_baseline(tmp_path):
+    """The bounds of the reader's ranges (1e-6 .. 1e12 ms, spreads as wide as allowed): every
+    ratio and interval the tables derive from them is a finite number or absent."""
+    base = {"v": 1, "type": "case", "run": "x1", "ctx": 1024, "status": "ok"}
+    lines = [dict(base, model="a", prefill_ms={"median": 1e-6, "p10": 0, "p90": 1e12, "n": 2},
+                  tpot_ms={"median": 1e12, "p10": 0.0, "p90": 1e12, "stdev": 1e12, "n": 2}),
+             dict(base, model="b", prefill_ms={"median": 1e12, "p10": 1e-6, "p90": 1e12, "n": 2},
+                  tpot_ms={"median": 1e-6, "n": 3, "stdev": 1e12}),
+             dict(base, model="a", ctx=2048, prefill_ms={"median": 1e12},
+                  raw={"prefill_ms": [1e12, 1e12]}),
+             dict(base, model="c", ctx=2048, prefill_ms={"median": 1e-6},
+                  raw={"prefill_ms": [1e-6, 1e-6]})]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    for fmt in ("table", "md", "csv"):
+        assert run_compare(tmp_path, "--baseline", "a", "--format", fmt, "-o",
+                           tmp_path / f"out.{fmt}") == 0
+    assert run_compare(tmp_path, "--baseline", "a", "--format", "json", "-o",
+                       tmp_path / "out.json") == 0
+    doc = json.loads((tmp_path / "out.json").read_text(),
+                     parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    ratios = {(r["model"], r["ctx"]): r["prefill_ms_ratio"] for r in doc["tables"][0]["rows"]}
+    assert ratios[("b", 1024)]["ratio"] == pytest.approx(1e18)
+    assert ratios[("b", 1024)]["ci_lo"] is None  # a spread of 10^17 medians: no interval
+    assert ratios[("c", 2048)]["ratio"] == pytest.approx(1e-18)

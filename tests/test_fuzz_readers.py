@@ -57,6 +57,10 @@ def _seed_lines() -> list[dict]:
                  "predicted_bytes": 2 ** 30},
          "energy": {"prefill_j": 1.0, "decode_j_per_token": 0.1, "energy_why": None},
          "raw": {"prefill_ms": [9.0, 10.0, 11.0], "tpot_ms": [1.9, 2.0, 2.2]}},
+        {"v": 1, "type": "case", "run": "r1", "model": "m-c", "family": "ssm", "ctx": 2048,
+         "gen": 16, "batch": 2, "decode_mode": "graph", "status": "ok", "device": "GPU",
+         "prefill_ms": {"median": 5.0, "p10": 4.0, "p90": 6.0, "stdev": 0.5, "n": 5},
+         "tpot_ms": {"median": 3.0, "n": 1}, "raw": {"prefill_ms": [4.0, 5.0, 6.0]}},
         {"v": 1, "type": "case", "run": "r1", "model": "m-b", "ctx": 1024, "status": "oom",
          "reason": "CUDA out of memory"},
         {"v": 1, "type": "maxctx", "run": "r1", "model": "m-a", "mode": "last", "device": "GPU",
@@ -95,7 +99,9 @@ values = st.one_of(
     st.text(st.characters(codec="utf-8"), max_size=12).map(lambda t: ("value", t)),
     st.integers(min_value=-(2 ** 70), max_value=2 ** 70).map(lambda i: ("value", i)),
     st.floats(allow_nan=False, allow_infinity=False).map(lambda f: ("value", f)),
-    st.sampled_from([None, True, False, 0, -1, 1, 0.0, 1e-7, 1e308]).map(lambda v: ("value", v)),
+    st.sampled_from([None, True, False, 0, -1, 1, 0.0, 1e-7, 1e308, 1e-6, 1e12, 1.0000001e12,
+                     2 ** 40, 2 ** 40 + 1, 2 ** 53, 2 ** 60, 1e15, 1e9, 2 ** 20, 1e-300]
+                    ).map(lambda v: ("value", v)),
     st.lists(st.integers(-5, 5), max_size=3).map(lambda v: ("value", v)),
 )
 
@@ -193,8 +199,8 @@ def _check_file(path: Path, n_lines: int, capsys) -> None:
         assert f"{name}:{line}: " in out.out
     for fmt in ("table", "md", "csv", "json"):
         for table in ("all", "cases", "crossover", "maxctx", "ops"):
-            extra = ["--baseline", "m-a"] if fmt == "json" and any(
-                r["model"] == "m-a" for r in logs.cases) else []
+            extra = ["--baseline", "m-a"] if any(r["model"] == "m-a" for r in logs.cases) \
+                else []
             assert _run(compare, [path, "--format", fmt, "--table", table] + extra) == 0
             out = capsys.readouterr()
             _check_printed(out.err, f"compare --format {fmt} (stderr)")

@@ -37,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
     from edgebench.logvalues import printable
 
     logs = load(args.logs, read_limits(args))
-    out = [f"{p}{'' if p.skipped else ' (line kept)'}" for p in logs.problems]
+    out = [f"{p}{'' if p.skipped or p.line is None else ' (line kept)'}" for p in logs.problems]
     out += [f"note: {note}" for note in logs.notes]
     per_file = {printable(f): n for f, n in logs.problems_by_file().items()}
     read = {printable(f): n for f, n in logs.lines_read.items()}

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 from edgebench.errors import UserError
 from edgebench.logs import Logs
+from edgebench.logvalues import brief
 from edgebench.report.casetable import (METRIC_NAMES, CaseColumns, cases_columns,
                                         series_label_column, setting_text)
 from edgebench.report.crosstable import crossover_rows
@@ -182,7 +183,7 @@ def build_tables(logs: Logs, baseline: str | None = None,
     if baseline is not None and not any(r["model"] == baseline for r in rows):
         models = sorted({r["model"] for r in rows})
         raise UserError(f"baseline model {baseline!r} is not in the logs; models there: "
-                        f"{', '.join(models[:20])}")
+                        f"{', '.join(map(brief, models[:20]))}")
     tables = [_maxctx_table(logs), _ops_table(logs)]
     if rows:  # a log of maxctx or ops records only (or none) has no case tables
         cases = CaseColumns(rows)
