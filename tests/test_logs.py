@@ -295,28 +295,36 @@ def test_a_file_past_the_log_cap_is_read_up_to_it_and_says_so(tmp_path):
     assert len(load([tmp_path]).cases) == 399
 
 
-def test_a_gzip_bomb_streams_in_bounded_memory(tmp_path):
-    """A .jsonl.gz of 0.2 MB that inflates to 192 MiB: one endless line, then a case. The reader
-    passes over the line without holding it (the old one held the file, decoded, ~4x over)."""
+@pytest.mark.parametrize("kind", ["one endless line", "one line repeated"])
+def test_a_gzip_bomb_streams_in_bounded_memory(tmp_path, kind):
+    """A .jsonl.gz of under 0.5 MB that inflates to ~100-200 MiB: one endless line (passed over
+    without being held), or one case line repeated 80,000 times (one row kept, not 80,000). The
+    old reader held the file, decoded, and a row per line: its memory grew by 340-950 MiB."""
     import subprocess
     import sys
     import zlib
 
     comp = zlib.compressobj(9, zlib.DEFLATED, 31)
-    parts = [comp.compress((json.dumps(HEADER) + "\n").encode()), comp.compress(b'{"v":1,"x":"')]
-    chunk = b"a" * (1 << 20)
-    parts += [comp.compress(chunk) for _ in range(192)]
-    parts += [comp.compress(('"}\n' + json.dumps(case()) + "\n").encode()), comp.flush()]
+    parts = [comp.compress((json.dumps(HEADER) + "\n").encode())]
+    if kind == "one endless line":
+        parts.append(comp.compress(b'{"v":1,"x":"'))
+        parts += [comp.compress(b"a" * (1 << 20)) for _ in range(192)]
+        parts.append(comp.compress(('"}\n' + json.dumps(case()) + "\n").encode()))
+    else:
+        parts += [comp.compress((json.dumps(case()) + "\n").encode() * 1000) for _ in range(80)]
+    parts.append(comp.flush())
     (tmp_path / "bomb.jsonl.gz").write_bytes(b"".join(parts))
-    code = ("import resource, sys\nfrom edgebench.logs import load\n"
+    code = ("import resource\nfrom edgebench.logs import load\n"
             "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
             f"logs = load([{str(tmp_path)!r}])\n"
             "grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base\n"
-            "print(len(logs.cases), [str(p) for p in logs.problems], grew // 1024)\n")
+            "print(grew // 1024, len(logs.cases), [str(p) for p in logs.problems], logs.notes)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split(" ", 1)
-    cases, rest = out[0], out[1]
-    problems, grew_mib = rest.rsplit(" ", 1)
-    assert int(grew_mib) < 64, f"RSS grew by {grew_mib} MiB"  # the old reader: ~900 MiB
-    assert cases == "1" and "bomb.jsonl.gz:2: line of 201,326,606 bytes, over the 4.00 MiB" \
-        in problems
+                         check=True).stdout
+    grew_mib, cases, rest = out.split(" ", 2)
+    assert int(grew_mib) < 80, f"RSS grew by {grew_mib} MiB"
+    assert cases == "1"
+    if kind == "one endless line":
+        assert "bomb.jsonl.gz:2: line of 201,326,606 bytes, over the 4.00 MiB" in rest
+    else:
+        assert "79999 case lines repeated a (run, key) already read: the last kept" in rest

@@ -9,8 +9,9 @@ cannot be used is skipped and reported as a `Problem`; a usable line with an unu
 known quantity in an unknown unit, a Stats object that is not one, a number out of range) keeps the
 rest without that field and is reported with `skipped=False`; a line of a newer schema version
 empties the reader and sets `newer` (the file is skipped whole). Case rows are flat dicts with the
-keys `CASE_FIELDS`, absent fields None (`edgebench.logcases` makes them); merging files and
-attaching devices is `edgebench.logs`'s job.
+keys `CASE_FIELDS`, absent fields None (`edgebench.logcases` makes them), one per (run, key) as
+they are read (the last line wins: `n_repeated` counts the others); merging files and attaching
+devices is `edgebench.logs`'s job.
 
 A block is parsed by orjson in one call where it can be (`_fast_objects`); where orjson refuses a
 line (NaN, ints past 64 bits, lone surrogates, invalid UTF-8, bad JSON, nesting past 1024) or a
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,6 +39,7 @@ from edgebench.logvalues import (MAX_BYTES, MAX_MS, MAX_SECONDS, MAX_SHARE, MAX_
 from edgebench.records import RECORD_TYPES, SCHEMA_VERSION
 
 __all__ = ["CASE_FIELDS", "FileReader", "Problem", "ReadLimits"]
+_RUN, _KEY = itemgetter("run"), itemgetter("key")
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,9 @@ class FileReader:
         self.problems: list[Problem] = []
         self.n_used = 0
         self.n_imported = 0  # case rows from other tools' logs (edgebench.importers)
+        self.n_repeated = 0  # case lines whose (run, key) came again later in the file
         self.newer = False
+        self._keyed: dict[tuple[str, str], dict[str, Any]] = {}
 
     def problem(self, line: int | None, reason: str, skipped: bool = True) -> None:
         self.problems.append(Problem(self.name, line, reason, skipped))
@@ -82,13 +87,35 @@ class FileReader:
         for first, block, unterminated in blocks(path, self.limits, self.problem):
             self._block(first, block, unterminated, foreign)
             if self.newer:
+                self._keyed.clear()
                 return
+            self._fold()
         if foreign:
             rows, problems = importers.llama_bench_rows(foreign, self.name)
             self.problems.extend(Problem(self.name, ln, why, skip) for ln, why, skip in problems)
             self.cases.extend(rows)
             self.n_used += len(rows)
             self.n_imported += len(rows)
+        self._fold()
+        self.cases = list(self._keyed.values())
+
+    def _fold(self) -> None:
+        """The rows read since the last fold into one row per (run, key): a line repeated later
+        in the file replaces the earlier one and takes its place, as `edgebench.logs` merges
+        files. Memory then grows with the distinct cases, not the lines (a log of one line
+        repeated a million times is one row)."""
+        rows, keyed = self.cases, self._keyed
+        new = dict(zip(zip(map(_RUN, rows), map(_KEY, rows)), rows))
+        if len(new) == len(rows) and keyed.keys().isdisjoint(new):
+            keyed.update(new)  # no key repeated: the same as the loop below, at C speed
+        else:
+            for row in rows:
+                k = (row["run"], row["key"])
+                if k in keyed:
+                    self.n_repeated += 1
+                    del keyed[k]
+                keyed[k] = row
+        rows.clear()
 
     def _block(self, first: int, data: bytes, unterminated: bool,
                foreign: list[tuple[int, dict[str, Any]]]) -> None:

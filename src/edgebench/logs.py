@@ -104,6 +104,7 @@ def load(paths: Iterable[str | os.PathLike], limits: ReadLimits = ReadLimits()) 
             run_files.setdefault(run_id, reader.name)
             logs.runs.setdefault(run_id, header)
         imported += reader.n_imported
+        dup_keys += reader.n_repeated
         keyed = dict(zip(zip(map(_RUN, reader.cases), map(_KEY, reader.cases)), reader.cases))
         if len(keyed) == len(reader.cases) and cases.keys().isdisjoint(keyed):
             cases.update(keyed)  # no key repeated: the same as the loop below, at C speed
