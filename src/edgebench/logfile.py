@@ -4,13 +4,14 @@
 JSONL lines inside it go to `edgebench.importers`) or a foreign CSV / JSON file (all to the
 importers). The file is streamed in blocks of whole lines within the caps of `ReadLimits`
 (`edgebench.logstream`). Each line is checked against the schema of `edgebench.records`, every
-field a table or plot reads included (type, finite, in range: `edgebench.logvalues`): a line that
-cannot be used is skipped and reported as a `Problem`; a usable line with an unusable field (a
-known quantity in an unknown unit, a Stats object that is not one, a number out of range) keeps the
-rest without that field and is reported with `skipped=False`; a line of a newer schema version
-empties the reader and sets `newer` (the file is skipped whole). Case rows are flat dicts with the
-keys `CASE_FIELDS`, absent fields None (`edgebench.logcases` makes them), one per (run, key) as
-they are read (the last line wins: `n_repeated` counts the others); merging files and attaching
+field a table or plot reads included (type, finite, in range: `edgebench.logvalues`; case lines
+in `edgebench.logcases`, the others in `edgebench.logrecords`): a line that cannot be used is
+skipped and reported as a `Problem`; a usable line with an unusable field (a known quantity in an
+unknown unit, a Stats object that is not one, a number out of range) keeps the rest without that
+field and is reported with `skipped=False`; a line of a newer schema version empties the reader
+and sets `newer` (the file is skipped whole). Case rows are flat dicts with the keys
+`CASE_FIELDS`, absent fields None (`edgebench.logcases` makes them), one per (run, key) as they
+are read (the last line wins: `n_repeated` counts the others); merging files and attaching
 devices is `edgebench.logs`'s job.
 
 A block is parsed by orjson in one call where it can be (`_fast_objects`); where orjson refuses a
@@ -33,12 +34,12 @@ try:  # a dependency, about twice as fast on valid files; the stdlib parser deci
 except ImportError:  # pragma: no cover - installed without its dependencies
     _fast_loads = None
 from edgebench.logcases import CASE_FIELDS, case_row
+from edgebench.logrecords import maxctx_record, ops_record, run_header
 from edgebench.logstream import ReadLimits, blocks
-from edgebench.logvalues import (MAX_BYTES, MAX_MS, MAX_SECONDS, MAX_SHARE, MAX_TOKENS,
-                                 NON_FINITE, brief, in_range, int_in, json_error, loads)
+from edgebench.logvalues import NON_FINITE, brief, json_error, loads
 from edgebench.records import RECORD_TYPES, SCHEMA_VERSION
 
-__all__ = ["CASE_FIELDS", "FileReader", "Problem", "ReadLimits"]
+__all__ = ["CASE_FIELDS", "FileReader", "Problem", "ReadLimits", "merge_rows"]
 _RUN, _KEY = itemgetter("run"), itemgetter("key")
 
 
@@ -100,22 +101,11 @@ class FileReader:
         self.cases = list(self._keyed.values())
 
     def _fold(self) -> None:
-        """The rows read since the last fold into one row per (run, key): a line repeated later
-        in the file replaces the earlier one and takes its place, as `edgebench.logs` merges
-        files. Memory then grows with the distinct cases, not the lines (a log of one line
-        repeated a million times is one row)."""
-        rows, keyed = self.cases, self._keyed
-        new = dict(zip(zip(map(_RUN, rows), map(_KEY, rows)), rows))
-        if len(new) == len(rows) and keyed.keys().isdisjoint(new):
-            keyed.update(new)  # no key repeated: the same as the loop below, at C speed
-        else:
-            for row in rows:
-                k = (row["run"], row["key"])
-                if k in keyed:
-                    self.n_repeated += 1
-                    del keyed[k]
-                keyed[k] = row
-        rows.clear()
+        """The rows read since the last fold into one row per (run, key) (`merge_rows`): memory
+        grows with the distinct cases, not the lines (one line repeated a million times is one
+        row)."""
+        self.n_repeated += merge_rows(self._keyed, self.cases)
+        self.cases.clear()
 
     def _block(self, first: int, data: bytes, unterminated: bool,
                foreign: list[tuple[int, dict[str, Any]]]) -> None:
@@ -175,91 +165,31 @@ class FileReader:
             self.problem(n, f"{kind} record without a 'run' id string")
             return False
         if kind == "run":
-            self._optional(n, obj, "t", str, "an ISO time string")
+            run_header(self, n, obj)
             self.runs.setdefault(run, obj)
-        elif kind == "maxctx":
-            return self._maxctx(n, obj)
-        else:
-            return self._ops(n, obj)
-        return True
-
-    def _optional(self, n: int, obj: dict[str, Any], key: str,
-                  ok: type | Callable[[Any], bool], what: str) -> None:
-        """A field the tables read that may be absent or null: another value is reported and
-        dropped (the rest of the line used)."""
-        v = obj.get(key)
-        if v is not None and not (type(v) is ok if isinstance(ok, type) else ok(v)):
-            self.problem(n, f"{obj.get('type')} '{key}' must be {what}, got {brief(v)}: field "
-                            "ignored, rest of the line used", False)
-            del obj[key]
-
-    def _maxctx(self, n: int, obj: dict[str, Any]) -> bool:
-        model = obj.get("model")
-        if not isinstance(model, str) or not model:
-            self.problem(n, "maxctx record without a 'model' string")
-            return False
-        for k in ("max_ok_ctx", "min_fail_ctx"):
-            if obj.get(k) is not None and not int_in(obj[k], 0, MAX_TOKENS):
-                self.problem(n, f"maxctx '{k}' must be an integer token count (0 to "
-                                f"{MAX_TOKENS:,}) or null, got {brief(obj[k])}")
-                return False
-        for k in ("device", "mode", "limited_by"):
-            self._optional(n, obj, k, str, "a string")
-        for k in ("resolution", "probes"):
-            self._optional(n, obj, k, _count, f"an integer from 0 to {MAX_TOKENS:,}")
-        self._optional(n, obj, "wall_s", _seconds, f"seconds from 0 to {MAX_SECONDS:g}")
-        self._optional(n, obj, "budget_bytes", _bytes, f"bytes from 0 to {MAX_BYTES:,}")
-        self._optional(n, obj, "trail", _trail, "a list of [context, status] pairs")
-        self._optional(n, obj, "mem_at_max_ok", _mem, "a mem object of byte counts "
-                                                      f"from 0 to {MAX_BYTES:,}")
-        self.maxctx.append(dict(obj, file=self.name))
-        return True
-
-    def _ops(self, n: int, obj: dict[str, Any]) -> bool:
-        shares = obj.get("shares")
-        if not isinstance(shares, dict) or not all(_share(x) for x in shares.values()):
-            self.problem(n, "ops record needs 'shares': an object of category -> fraction "
-                            f"(0 to 1), got {brief(shares)}")
-            return False
-        if obj.get("phase") not in ("prefill", "decode"):
-            self.problem(n, f"ops 'phase' must be prefill or decode, got {brief(obj.get('phase'))}")
-            return False
-        for k in ("key", "decode_mode"):
-            self._optional(n, obj, k, str, "a string")
-        for k in ("kernel_ms", "wall_ms"):
-            self._optional(n, obj, k, _ms, f"a time in ms from 0 to {MAX_MS:g}")
-        self.ops.append(dict(obj, file=self.name))
-        return True
+            return True
+        record = maxctx_record(self, n, obj) if kind == "maxctx" else ops_record(self, n, obj)
+        if record is not None:
+            (self.maxctx if kind == "maxctx" else self.ops).append(dict(record, file=self.name))
+        return record is not None
 
 
-def _count(x: Any) -> bool:
-    return int_in(x, 0, MAX_TOKENS)
-
-
-def _seconds(x: Any) -> bool:
-    return in_range(x, 0, MAX_SECONDS)
-
-
-def _bytes(x: Any) -> bool:
-    return in_range(x, 0, MAX_BYTES)
-
-
-def _ms(x: Any) -> bool:
-    return in_range(x, 0, MAX_MS)
-
-
-def _share(x: Any) -> bool:
-    return in_range(x, 0, MAX_SHARE)
-
-
-def _trail(x: Any) -> bool:
-    return type(x) is list and all(type(p) is list and len(p) == 2 and _count(p[0])
-                                   and type(p[1]) is str for p in x)
-
-
-def _mem(x: Any) -> bool:
-    return type(x) is dict and all(x.get(k) is None or _bytes(x[k]) for k in (
-        "peak_allocated_bytes", "peak_reserved_bytes", "predicted_bytes"))
+def merge_rows(keyed: dict[tuple[str, str], dict[str, Any]], rows: list[dict[str, Any]]) -> int:
+    """Case rows into `keyed` by (run, key), in order: a key already there is replaced by the later
+    row, which takes its place at the end (the last line wins and keeps its file order). Returns
+    how many rows replaced one."""
+    new = dict(zip(zip(map(_RUN, rows), map(_KEY, rows)), rows))
+    if len(new) == len(rows) and keyed.keys().isdisjoint(new):
+        keyed.update(new)  # no key repeated: the same as the loop below, at C speed
+        return 0
+    repeated = 0
+    for row in rows:
+        k = (row["run"], row["key"])
+        if k in keyed:
+            repeated += 1
+            del keyed[k]
+        keyed[k] = row
+    return repeated
 
 
 def _fast_objects(data: bytes, n_lines: int) -> list[Any] | None:

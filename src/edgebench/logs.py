@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterable
 
 from edgebench import importers
 from edgebench.errors import UserError
-from edgebench.logfile import CASE_FIELDS, FileReader, Problem
+from edgebench.logfile import CASE_FIELDS, FileReader, Problem, merge_rows
 from edgebench.logstream import ReadLimits
-
-_RUN, _KEY = itemgetter("run"), itemgetter("key")
 
 __all__ = ["CASE_FIELDS", "LOG_SUFFIXES", "Logs", "Problem", "ReadLimits", "device_label",
            "find_log_files", "load"]
@@ -105,16 +102,7 @@ def load(paths: Iterable[str | os.PathLike], limits: ReadLimits = ReadLimits()) 
             logs.runs.setdefault(run_id, header)
         imported += reader.n_imported
         dup_keys += reader.n_repeated
-        keyed = dict(zip(zip(map(_RUN, reader.cases), map(_KEY, reader.cases)), reader.cases))
-        if len(keyed) == len(reader.cases) and cases.keys().isdisjoint(keyed):
-            cases.update(keyed)  # no key repeated: the same as the loop below, at C speed
-        else:
-            for row in reader.cases:
-                k = (row["run"], row["key"])
-                if k in cases:
-                    dup_keys += 1
-                    del cases[k]  # re-insert so the last line wins and keeps its file order
-                cases[k] = row
+        dup_keys += merge_rows(cases, reader.cases)
         logs.maxctx.extend(reader.maxctx)
         logs.ops.extend(reader.ops)
     if dup_keys:
