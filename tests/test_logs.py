@@ -280,7 +280,7 @@ def test_a_line_over_the_line_cap_is_skipped_by_name_and_the_flag_reads_it(tmp_p
     # Lines over the cap anywhere in a read (a small cap reads in larger blocks), numbered right.
     logs = load([tmp_path], ReadLimits(max_line_bytes=600))
     assert [p.line for p in logs.problems] == [2, 3, 4]  # each case line is over 600 bytes
-    with pytest.raises(UserError, match="cannot read memory size"):
+    with pytest.raises(UserError, match="--max-line-bytes: cannot read memory size"):
         run_validate_args(tmp_path, "--max-line-bytes", "lots")
 
 

@@ -25,11 +25,17 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_limits(args: argparse.Namespace):
     """`ReadLimits` from the flags of `add_limit_arguments` (UserError on a bad size)."""
+    from edgebench.errors import UserError
     from edgebench.logstream import ReadLimits
     from edgebench.sizes import parse_size
 
-    return ReadLimits(max_line_bytes=parse_size(args.max_line_bytes),
-                      max_log_bytes=parse_size(args.max_log_bytes))
+    sizes = {}
+    for flag in ("max_line_bytes", "max_log_bytes"):
+        try:
+            sizes[flag] = parse_size(getattr(args, flag))
+        except UserError as exc:
+            raise UserError(f"--{flag.replace('_', '-')}: {exc}") from None
+    return ReadLimits(**sizes)
 
 
 def main(args: argparse.Namespace) -> int:
