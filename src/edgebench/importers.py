@@ -25,7 +25,6 @@ to be finite and in its quantity's range (`edgebench.logvalues`), like edgebench
 from __future__ import annotations
 
 import csv
-import json
 import re
 from functools import partial
 from pathlib import Path
@@ -253,13 +252,7 @@ def llama_bench_rows(items: Iterable[tuple[int, dict[str, Any]]], name: str, num
         samples = o.get("samples_ns")
         if not isinstance(samples, list) or not samples:
             samples = [o["avg_ns"]] if isinstance(o.get("avg_ns"), (int, float)) else []
-        if not (isinstance(n_prompt, int) and isinstance(n_gen, int)) or not samples:
-            unit = [k for k in o if k.startswith("avg_") and k not in ("avg_ns", "avg_ts")]
-            why = (f"time in unknown unit {brief(unit[0])} (llama-bench writes avg_ns)" if unit
-                   else "needs integer n_prompt, n_gen and avg_ns or samples_ns")
-            issues.append((line, f"llama-bench result skipped: {why}", True))
-            continue
-        why = _llama_bench_error(n_prompt, n_gen, depth, samples)
+        why = _llama_bench_error(o, n_prompt, n_gen, depth, samples)
         if why:
             issues.append((line, f"llama-bench result skipped: {why}", True))
             continue
@@ -307,8 +300,13 @@ def _text(o: dict[str, Any], key: str) -> str | None:
     return v if type(v) is str else str(v) if type(v) in (int, float) else None
 
 
-def _llama_bench_error(n_prompt: Any, n_gen: Any, depth: Any, samples: list[Any]) -> str | None:
+def _llama_bench_error(o: dict[str, Any], n_prompt: Any, n_gen: Any, depth: Any,
+                       samples: list[Any]) -> str | None:
     """Why a llama-bench result's counts or times cannot be used (None when they can)."""
+    if not (isinstance(n_prompt, int) and isinstance(n_gen, int)) or not samples:
+        unit = [k for k in o if k.startswith("avg_") and k not in ("avg_ns", "avg_ts")]
+        return (f"time in unknown unit {brief(unit[0])} (llama-bench writes avg_ns)" if unit
+                else "needs integer n_prompt, n_gen and avg_ns or samples_ns")
     if not (int_in(n_prompt, 0, MAX_TOKENS) and int_in(n_gen, 0, MAX_TOKENS)
             and int_in(depth, 0, MAX_TOKENS)):
         return (f"n_prompt, n_gen and n_depth must be token counts from 0 to {MAX_TOKENS:,}, got "
