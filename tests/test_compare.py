@@ -288,3 +288,10 @@ def test_extreme_values_in_range_render_in_every_format_with_a_baseline(tmp_path
     assert ratios[("b", 1024)]["ratio"] == pytest.approx(1e18)
     assert ratios[("b", 1024)]["ci_lo"] is None  # a spread of 10^17 medians: no interval
     assert ratios[("c", 2048)]["ratio"] == pytest.approx(1e-18)
+
+
+def test_one_table_asked_for_says_nothing_absent_when_the_logs_have_cases(tmp_path, capsys):
+    write_logs(tmp_path)
+    assert run_compare(tmp_path, "--table", "crossover") == 0
+    out = capsys.readouterr().out
+    assert "Crossover" in out and "no measured cases" not in out

@@ -61,8 +61,9 @@ def blocks(path: Path, limits: ReadLimits, problem: Report) -> Iterator[tuple[in
             try:
                 chunk = fh.read(size)
             except (EOFError, OSError, zlib.error) as exc:
-                problem(None, f"gzip stream damaged or cut short ({exc}); the lines before it "
-                              "are read", False)
+                what = "gzip stream damaged or cut short" if path.name.endswith(".gz") else \
+                    "read error"
+                problem(None, f"{what} ({exc}); the lines before it are read", False)
                 break
             if not chunk:
                 break

@@ -66,8 +66,9 @@ def _compare(args: argparse.Namespace) -> int:
     if args.output:
         output.check_file(args.output)
     logs = load(args.logs, limits)
-    tables = [t for t in build_tables(logs, args.baseline, metrics) if t.name in wanted]
-    absent = _absent(wanted, {t.name for t in tables}, explicit=args.table != "all")
+    built = build_tables(logs, args.baseline, metrics)
+    tables = [t for t in built if t.name in wanted]
+    absent = _absent(wanted, {t.name for t in built}, explicit=args.table != "all")
     notes = logs.notes + absent
     # Rendered in pieces (a long table in blocks of rows), all before anything is written.
     if args.format == "json":
