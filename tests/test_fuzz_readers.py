@@ -204,6 +204,8 @@ def _check_file(path: Path, n_lines: int, capsys) -> None:
             assert _run(compare, [path, "--format", fmt, "--table", table] + extra) == 0
             out = capsys.readouterr()
             _check_printed(out.err, f"compare --format {fmt} (stderr)")
+            assert ("no measured cases" in out.out + out.err) == (
+                not logs.cases and table in ("all", "cases", "crossover"))
             if fmt == "json":
                 json.loads(out.out, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
             elif fmt == "csv":
