@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import json
 import subprocess
+from pathlib import Path
 
 import packaging.markers
 import pytest
@@ -13,10 +14,22 @@ import pytest
 from edgebench import env, stack
 from edgebench.cli import main
 
-# What scikit-build-core writes for pyproject's hf extra.
-EDGEBENCH_REQUIRES = ["numpy>=1.24", "packaging>=23", 'transformers>=5.5; extra == "hf"',
-                      'transformers<5.15; python_version < "3.11" and extra == "hf"']
-NVIDIA_JP6_TORCH = "2.5.0a0+872d972e41.nv24.08"
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+# What scikit-build-core writes for pyproject's hf extra (test_fake_metadata_is_pyprojects checks it).
+EDGEBENCH_REQUIRES = ["numpy>=1.24", "packaging>=23", 'transformers>=5.17; extra == "hf"',
+                      'transformers<5.20; python_version < "3.11" and extra == "hf"']
+NVIDIA_JP6_TORCH = "2.5.0a0+872d972e41.nv24.08"  # NVIDIA's wheel for JetPack 6.1: below 2.5.0
+AI_LAB_TORCH = "2.8.0"  # a JetPack 6 build from the Jetson AI Lab index
+JP6_INDEX_FIX = "install a newer torch: pip install --upgrade torch --index-url https://pypi.jetson-ai-lab.io/jp6/cu126"
+R36_4 = "# R36 (release), REVISION: 4.3, GCID: 1, BOARD: generic"  # JetPack 6.2
+R36_3 = "# R36 (release), REVISION: 3.0, GCID: 1, BOARD: generic"  # JetPack 6.0
+R38 = "# R38 (release), REVISION: 2.0, GCID: 1, BOARD: generic"  # JetPack 7 (Thor)
 
 
 def _tf_requires(torch_floor: str) -> list[str]:
@@ -59,57 +72,118 @@ def _python(monkeypatch, version: str):
         "python_version": ".".join(version.split(".")[:2]), "python_full_version": version})
 
 
-def test_a_working_stack_passes(installed):
+def _board(root, release: str):
+    """Make the faked sysfs root a Jetson with this /etc/nv_tegra_release."""
+    (root / "etc").mkdir(exist_ok=True)
+    (root / "etc/nv_tegra_release").write_text(release + "\n")
+
+
+def test_fake_metadata_is_pyprojects():
+    """EDGEBENCH_REQUIRES holds what pyproject's hf extra says, on Python 3.10 and on 3.12."""
+    from packaging.requirements import Requirement
+    hf = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]["hf"]
+    for python in ("3.10", "3.12"):
+        env = {"python_version": python, "python_full_version": python + ".0", "extra": "hf"}
+
+        def spec(lines):
+            reqs = [Requirement(r) for r in lines]
+            return {(r.name, str(r.specifier)) for r in reqs if r.marker is None or r.marker.evaluate(env)}
+        assert spec(hf) == spec(r for r in EDGEBENCH_REQUIRES if "transformers" in r)
+
+
+def test_a_working_stack_passes(installed, monkeypatch):
     installed(torch="2.13.0+cpu", transformers=("5.24.0", "2.6"))
+    _python(monkeypatch, "3.12.3")
     c = stack.check()
-    assert c["ok"] and not c["problems"] and c["supported"] == ">=5.5"
+    assert c["ok"] and not c["problems"] and c["supported"] == ">=5.17"
     stack.require_runnable()
 
 
-def test_transformers_below_the_range_is_reported_with_the_fix(installed):
-    installed(torch="2.13.0+cpu", transformers=("5.3.0", "2.4"))
+def test_transformers_below_the_range_is_reported_with_the_fix(installed, monkeypatch):
+    # 5.16.1: zamba2-2.7b does not build (pyproject's comment on the floor)
+    installed(torch="2.13.0+cpu", transformers=("5.16.1", "2.5"))
+    _python(monkeypatch, "3.12.3")
     c = stack.check()
     assert not c["ok"]
-    assert "transformers 5.3.0 is outside the range edgebench supports" in c["problems"][0]
-    assert c["fix"] == "pip install 'transformers>=5.5'"
+    assert c["problems"] == ["transformers 5.16.1 is outside the range edgebench supports on Python 3.12 (>=5.17)"]
+    assert c["fix"] == "pip install 'transformers>=5.17'"
 
 
 def test_the_range_is_read_for_this_python(installed, monkeypatch):
-    installed(torch=NVIDIA_JP6_TORCH, transformers=("5.14.1", "2.4"))
+    # Python 3.10 (JetPack 6) is capped below 5.20, which would disable a torch 2.5.x
+    installed(torch="2.5.1", transformers=("5.19.1", "2.5"))
     _python(monkeypatch, "3.10.12")
-    assert str(stack.supported_transformers()) == "<5.15,>=5.5"
-    assert stack.check()["ok"]
+    assert str(stack.supported_transformers()) == "<5.20,>=5.17"
+    assert stack.check()["ok"] and stack.check()["supported"] == ">=5.17,<5.20"
     _python(monkeypatch, "3.12.3")
-    assert str(stack.supported_transformers()) == ">=5.5"
+    assert str(stack.supported_transformers()) == ">=5.17"
 
 
-def test_jetson_transformers_that_disables_nvidia_torch(installed, monkeypatch):
-    # JetPack 6: 5.19 needs torch >= 2.5.0, and 2.5.0a0 sorts below it: transformers runs without torch
-    installed(torch=NVIDIA_JP6_TORCH, transformers=("5.19.0", "2.5"))
+def test_jetpack6_nvidia_torch_gets_the_torch_upgrade(installed, monkeypatch, tmp_path):
+    # JetPack 6.1's NVIDIA torch 2.5.0a0 sorts below 2.5.0, which every supported transformers (5.17+)
+    # needs: pip's pick on Python 3.10 (5.19) runs without torch, and no transformers fixes that
+    installed(torch=NVIDIA_JP6_TORCH, transformers=("5.19.1", "2.5"))
     _python(monkeypatch, "3.10.12")
+    _board(tmp_path, R36_4)
     c = stack.check()
     assert not c["ok"]
-    assert any("outside the range edgebench supports on Python 3.10 (<5.15,>=5.5)" in p for p in c["problems"])
-    assert any(f"disables the installed torch {NVIDIA_JP6_TORCH}" in p for p in c["problems"])
-    assert c["fix"] == "pip install 'transformers<5.15,>=5.5'"  # keeps NVIDIA's torch
-
-
-def test_disabled_torch_is_caught_inside_the_range_too(installed):
-    # a Python 3.11+ machine with NVIDIA's torch 2.5.0a0 and transformers 5.20 (needs torch 2.6)
-    installed(torch=NVIDIA_JP6_TORCH, transformers=("5.20.2", "2.6"))
-    c = stack.check()
-    assert c["problems"] == [f"transformers 5.20.2 needs torch>=2.6 and disables the installed torch "
+    assert c["problems"] == [f"transformers 5.19.1 needs torch>=2.5 and disables the installed torch "
                              f"{NVIDIA_JP6_TORCH} (it then runs without torch)"]
-    assert c["fix"] == "pip install 'transformers<5.15,>=5.5'"
+    assert stack.transformers_for_torch(NVIDIA_JP6_TORCH) is None
+    assert c["fix"].startswith(f"no supported transformers accepts torch {NVIDIA_JP6_TORCH}; {JP6_INDEX_FIX}")
+    assert "then pip install" not in c["fix"]  # 5.19.1 is in range: the torch upgrade is the whole fix
 
 
-def test_a_torch_no_supported_transformers_accepts(installed):
-    # JetPack 6.0's torch 2.4.0a0 is below every supported release's floor (5.5 needs 2.4.0)
-    installed(torch="2.4.0a0+07cecf4168.nv24.05", transformers=("5.5.0", "2.4"))
+def test_jetpack6_torch_upgrade_then_transformers_in_range(installed, monkeypatch, tmp_path):
+    installed(torch=NVIDIA_JP6_TORCH, transformers=("5.24.0", "2.6"))
+    _python(monkeypatch, "3.10.12")
+    _board(tmp_path, R36_4)
+    c = stack.check()
+    assert len(c["problems"]) == 2 and "outside the range" in c["problems"][0]
+    assert JP6_INDEX_FIX in c["fix"] and c["fix"].endswith("; then pip install 'transformers>=5.17,<5.20'")
+
+
+def test_jetpack6_ai_lab_torch_works(installed, monkeypatch, tmp_path):
+    installed(torch=AI_LAB_TORCH, transformers=("5.19.1", "2.5"))
+    _python(monkeypatch, "3.10.12")
+    _board(tmp_path, R36_4)
+    assert stack.check()["ok"]
+    stack.require_runnable()
+    assert stack.transformers_for_torch(AI_LAB_TORCH) == "transformers>=5.17,<5.20"
+
+
+def test_torch_2_5_final_on_python_3_10(installed, monkeypatch):
+    # 5.20 (the newest for 3.10 without the cap) needs torch 2.6: keep 2.5.1 with 5.17-5.19
+    installed(torch="2.5.1", transformers=("5.20.2", "2.6"))
+    _python(monkeypatch, "3.10.12")
+    c = stack.check()
+    assert c["problems"] == [
+        "transformers 5.20.2 is outside the range edgebench supports on Python 3.10 (>=5.17,<5.20)",
+        "transformers 5.20.2 needs torch>=2.6 and disables the installed torch 2.5.1 (it then runs without torch)"]
+    assert c["fix"] == "pip install 'transformers>=5.17,<5.20'"
+
+
+def test_disabled_torch_is_caught_inside_the_range_too(installed, monkeypatch):
+    # Python 3.11+ with torch 2.5.1 and transformers 5.24 (needs torch 2.6)
+    installed(torch="2.5.1", transformers=("5.24.0", "2.6"))
+    _python(monkeypatch, "3.12.3")
+    c = stack.check()
+    assert c["problems"] == ["transformers 5.24.0 needs torch>=2.6 and disables the installed torch "
+                             "2.5.1 (it then runs without torch)"]
+    assert c["fix"] == "pip install 'transformers>=5.17,<5.20'"
+
+
+def test_a_torch_no_supported_transformers_accepts(installed, monkeypatch, tmp_path):
+    # JetPack 6.0's torch 2.4.0a0: below every supported release's floor; its CUDA 12.2 runs no
+    # JetPack 6.1+ build either, so the fix starts with a JetPack upgrade
+    installed(torch="2.4.0a0+07cecf4168.nv24.05", transformers=("5.17.0", "2.5"))
+    _python(monkeypatch, "3.10.12")
+    _board(tmp_path, R36_3)
     c = stack.check()
     assert not c["ok"]
     assert c["fix"].startswith("no supported transformers accepts torch 2.4.0a0+07cecf4168.nv24.05; "
-                               "install a newer torch:")
+                               "install a newer torch: upgrade to JetPack 6.1 or later")
+    assert stack.JETPACK6_INDEX in c["fix"]
 
 
 def test_a_torch_version_that_does_not_parse_is_not_judged(installed):
@@ -125,10 +199,9 @@ def test_from_a_source_tree_only_the_torch_pair_is_checked(installed):
 @pytest.mark.parametrize("tree,expect,automatic", [
     ({}, "pip install torch --index-url https://download.pytorch.org/whl/cpu", True),
     ({"proc/driver/nvidia/version": "NVRM version: 580.65"}, "pip install torch", True),
-    ({"etc/nv_tegra_release": "# R36 (release), REVISION: 4.3, GCID: 1, BOARD: generic"},
-     stack.JETPACK6_TORCH, False),
-    ({"etc/nv_tegra_release": "# R38 (release), REVISION: 2.0, GCID: 1, BOARD: generic"},
-     "pip install torch --index-url https://download.pytorch.org/whl/cu130", True),
+    ({"etc/nv_tegra_release": R36_4}, "pip install torch --index-url https://pypi.jetson-ai-lab.io/jp6/cu126", True),
+    ({"etc/nv_tegra_release": R36_3}, "upgrade to JetPack 6.1 or later", False),
+    ({"etc/nv_tegra_release": R38}, "pip install torch --index-url https://download.pytorch.org/whl/cu130", True),
 ])
 def test_torch_install_command_per_machine(tree, expect, automatic, monkeypatch, tmp_path):
     monkeypatch.setenv("EDGEBENCH_SYSFS_ROOT", str(tmp_path))
@@ -140,32 +213,39 @@ def test_torch_install_command_per_machine(tree, expect, automatic, monkeypatch,
     assert (args is not None) == automatic
     if args:
         assert " ".join(args) in shown
+        up_shown, up_args = stack.torch_install(upgrade=True)  # what a fix runs over an installed torch
+        assert up_args == ["--upgrade", *args] and " ".join(up_args) in up_shown
 
 
 def test_install_torch_entry_point(installed, monkeypatch, tmp_path, capsys):
     calls = []
     monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
-    installed(torch="2.5.0a0+nv24.08")
+    installed(torch=NVIDIA_JP6_TORCH)
     assert stack.main(["--install-torch"]) == 0 and not calls  # a torch is here: kept
     installed()
     assert stack.main(["--install-torch"]) == 0
     assert calls[-1][-3:] == ["torch", "--index-url", stack.CPU_INDEX]
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc/nv_tegra_release").write_text("# R36 (release), REVISION: 4.3, GCID: 1\n")
-    assert stack.main(["--install-torch"]) == 1 and len(calls) == 1  # JetPack 6: by hand
-    assert stack.JETPACK6_TORCH in capsys.readouterr().err
+    _board(tmp_path, R36_4)  # JetPack 6.1/6.2: Jetson AI Lab's torch
+    assert stack.main(["--install-torch"]) == 0
+    assert calls[-1][-3:] == ["torch", "--index-url", "https://pypi.jetson-ai-lab.io/jp6/cu126"]
+    assert calls[-1][1:4] == ["-m", "pip", "install"]
+    _board(tmp_path, R36_3)  # JetPack 6.0: by hand (upgrade JetPack first)
+    capsys.readouterr()
+    assert stack.main(["--install-torch"]) == 1 and len(calls) == 2
+    assert "upgrade to JetPack 6.1 or later" in capsys.readouterr().err
 
 
-def test_env_shows_the_problem_and_fix(installed, capsys):
-    installed(torch=NVIDIA_JP6_TORCH, transformers=("5.20.2", "2.6"))
+def test_env_shows_the_problem_and_fix(installed, monkeypatch, capsys):
+    installed(torch="2.5.1", transformers=("5.20.2", "2.6"))
+    _python(monkeypatch, "3.12.3")
     pk = env.packages(deep=False)
     tf = pk["transformers"]
     assert tf["ok"] is False and "disables the installed torch" in tf["why"]
-    assert tf["fix"] == "pip install 'transformers<5.15,>=5.5'" and tf["supported"] == ">=5.5"
+    assert tf["fix"] == "pip install 'transformers>=5.17,<5.20'" and tf["supported"] == ">=5.17"
     assert pk["mamba_ssm"]["fix"].startswith("edgebench kernels build --install")
     assert main(["env", "--json"]) == 0
     snap = json.loads(capsys.readouterr().out)
-    assert snap["packages"]["transformers"]["fix"] == "pip install 'transformers<5.15,>=5.5'"
+    assert snap["packages"]["transformers"]["fix"] == "pip install 'transformers>=5.17,<5.20'"
 
 
 def test_env_without_torch_gives_this_machines_command(installed):
@@ -175,11 +255,11 @@ def test_env_without_torch_gives_this_machines_command(installed):
 
 
 def test_run_refuses_before_any_case(installed, tmp_path, capsys):
-    installed(torch=NVIDIA_JP6_TORCH, transformers=("5.20.2", "2.6"))
+    installed(torch="2.5.1", transformers=("5.20.2", "2.6"))
     log = tmp_path / "out.jsonl"
     assert main(["run", "-m", "tiny-llama", "-c", "32", "-n", "2", "-r", "1", "-o", str(log)]) == 2
     err = capsys.readouterr().err
-    assert "disables the installed torch" in err and "pip install 'transformers<5.15,>=5.5'" in err
+    assert "disables the installed torch" in err and "pip install 'transformers>=5.17,<5.20'" in err
     assert not log.exists() or not log.read_text().strip()
 
 
