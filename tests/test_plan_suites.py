@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+from pathlib import Path
 import os
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def no_workers(monkeypatch):
 
 
 def _lines(path):
-    return [json.loads(x) for x in open(path) if x.strip()]
+    return [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
 
 
 @pytest.mark.parametrize("device", ["cuda", "cpu"])

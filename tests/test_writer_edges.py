@@ -309,6 +309,7 @@ def test_a_second_writer_is_refused_at_once_naming_the_first(tmp_path, capsys):
     finally:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
     assert path.read_bytes() == b""
     LogWriter(path).close()  # the lock went with the process
 
@@ -330,6 +331,7 @@ def test_wait_lock_waits_for_the_other_writer(tmp_path, capsys):
         assert time.monotonic() - t0 > 0.5
         log.write(header())
     proc.wait()
+    proc.stdout.close()
     assert "waiting for the process (pid" in capsys.readouterr().err
 
 
@@ -340,7 +342,8 @@ def test_a_path_that_is_not_utf8_is_written_and_read_back(tmp_path):
     with LogWriter(path) as log:
         log.write({**header(), "argv": ["run", "-o", str(path)]})
         log.write(case(32))
-    raw = open(os.fsencode(path), "rb").read()
+    with open(os.fsencode(path), "rb") as fh:
+        raw = fh.read()
     raw.decode("utf-8")  # valid UTF-8: the surrogates went out as JSON escapes
     assert lines(path)[0]["argv"][-1] == str(path)  # and read back as the same string
     with LogWriter(path) as log:
@@ -353,6 +356,7 @@ def test_run_under_the_c_locale_writes_a_non_ascii_log_path(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "edgebench", "run", *TINY, "-o", out], env=env,
                           capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
-    head, rec = (json.loads(x) for x in open(out, "rb"))
+    with open(out, "rb") as fh:
+        head, rec = (json.loads(x) for x in fh.read().splitlines())
     assert os.fsencode(head["argv"][-1]) == out and os.fsencode(head["spec"]["output"]) == out
     assert rec["status"] == "ok"
