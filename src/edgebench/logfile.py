@@ -152,9 +152,9 @@ class FileReader:
             self.runs.setdefault(run, obj)
         elif kind == "maxctx":
             return self._maxctx(n, obj)
-        else:
+        elif kind == "ops":
             return self._ops(n, obj)
-        return True
+        return True  # "interrupted": a note for readers of the file; no table shows it
 
     def _maxctx(self, n: int, obj: dict[str, Any]) -> bool:
         model = obj.get("model")

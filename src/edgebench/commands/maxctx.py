@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--timeout", type=float, default=900, help="seconds after which a probe is killed")
     p.add_argument("-o", "--output", default=None, help="JSONL log to append the results to")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="stream each probe's worker output live; by default it goes to LOG.workers/ "
+                        "beside the log and a failed probe prints its last lines")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -64,7 +67,11 @@ def main(args: argparse.Namespace) -> int:
     cap = budget or total
     run_id = records.new_run_id()
     from edgebench import zygote as zygotes
-    zyg = zygotes.open_for(list(presets.values()), (args.backend,))
+    from edgebench.workerlog import WorkerLogs
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    wlogs = WorkerLogs(out, say, args.verbose)
+    zyg = zygotes.open_for(list(presets.values()), (args.backend,),
+                           output=None if args.verbose else wlogs.path("preload"))
     with isolate.sigterm_as_interrupt(), records.LogWriter(out) as log, (zyg or contextlib.nullcontext()):
         log.write({"type": "run", "run": run_id, "t": records.utc_now(), "edgebench": env["edgebench"],
                    "argv": sys.argv[1:], "env": env, "spec": {"maxctx": vars(args) | {"_main": None}},
@@ -82,9 +89,13 @@ def main(args: argparse.Namespace) -> int:
                                # reps 0: the cold prefill alone; whether it fits is all a probe asks
                                "device": device, "reps": 0, "warmup": 0, "budget_bytes": budget,
                                "telemetry": False}
-                    r = isolate.run_isolated(runner.CASE_TARGET, payload, timeout_s=args.timeout, zygote=zyg)
-                    print(f"  {name} [{mode}] ctx={ctx}: {r['status']}"
-                          + (f" ({r.get('reason')})" if r["status"] != "ok" else ""), file=sys.stderr, flush=True)
+                    worker_out = wlogs.path("maxctx", name, mode, f"ctx{ctx}")
+                    r = isolate.run_isolated(runner.CASE_TARGET, payload, timeout_s=args.timeout, zygote=zyg,
+                                             output=worker_out, echo=wlogs.echo)
+                    wlogs.keep(worker_out)
+                    say(f"  {name} [{mode}] ctx={ctx}: {r['status']}"
+                        + (f" ({r.get('reason')})" if r["status"] != "ok" else ""))
+                    wlogs.show_tail(worker_out, r["status"])
                     if r["status"] == "ok" and r.get("mem"):
                         mems[ctx] = r["mem"]
                     if r["status"] == "killed" and "timed out" in str(r.get("reason")):

@@ -26,7 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     how.add_argument("--ops-trace", action="store_true",
                      help="with --profile ops: also write each profile as a gzip'd Chrome trace "
                           "(every kernel by name) in LOG.traces/ beside the log")
-    how.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    say = how.add_mutually_exclusive_group()
+    say.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    say.add_argument("-v", "--verbose", action="store_true",
+                     help="stream each worker's output (library messages, warnings) live; by default "
+                          "it goes to LOG.workers/ beside the log and a failed case prints its last lines")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -50,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
         args.suite = suite
     spec: Spec = spec_from_args(args)
     opts = runner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
-                             power_rate_hz=args.power_rate, quiet=args.quiet,
+                             power_rate_hz=args.power_rate, quiet=args.quiet, verbose=args.verbose,
                              profile_ops=args.profile == "ops", ops_trace=args.ops_trace)
     out, recs = runner.run(spec, opts, suite=suite, env=env)
     if recs:
