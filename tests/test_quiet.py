@@ -121,7 +121,8 @@ def test_worker_logs_naming_keep_and_tail(tmp_path, capsys):
     logs.show_tail(path, "ok")
     assert said == []
     logs.show_tail(path, "error")
-    assert said[0].startswith("  the worker's output, 20 lines") and said[1:] == [f"  | line {i}" for i in range(10, 30)]
+    assert said[0].startswith("  the worker's output, 20 lines")
+    assert said[1:] == [f"  | line {i}" for i in range(10, 30)]
 
 
 def test_default_cpu_like_run_prints_only_edgebench_lines(tmp_path):
@@ -141,8 +142,8 @@ def test_default_cpu_like_run_prints_only_edgebench_lines(tmp_path):
 
 def test_a_killed_case_shows_its_tail_and_names_its_file(tmp_path):
     log = tmp_path / "k.jsonl"
-    proc = _edgebench("run", "-m", "tiny-mamba2", "-c", "32", "-n", "100000", "-r", "1", "--warmup", "0",
-                      "--timeout", "3", "-o", str(log))
+    proc = _edgebench("run", "-m", "tiny-mamba2", "-c", "32", "-n", "100000", "-r", "1",
+                      "--warmup", "0", "--timeout", "3", "-o", str(log))
     assert proc.returncode == 0, proc.stderr[-3000:]
     case = [json.loads(x) for x in log.read_text().splitlines() if '"type":"case"' in x][0]
     assert case["status"] == "killed" and case["reason"] == "timed out after 3 s"

@@ -22,7 +22,8 @@ kill it together with anything it started (compiler workers), and results travel
 survives a SIGKILL. stdin is closed. With `output=PATH` the worker's stdout and stderr (file
 descriptors 1 and 2, so C libraries' lines too) go to that file, and `echo` (for -v) gets each line as
 it is written (`edgebench.workerlog`); without it the worker shares the parent's terminal. Library
-chatter is turned down in every worker (`workerlog.QUIET_ENV`; the user's own settings win). The parent imports nothing heavy and never touches CUDA.
+chatter is turned down in every worker (`workerlog.QUIET_ENV`; the user's own settings win). The
+parent imports nothing heavy and never touches CUDA.
 
 Every wait is bounded: a worker that outlives its timeout gets SIGTERM (it prints where each thread
 was), then SIGKILL; one that survives even that is left behind with the case recorded as killed. A
@@ -106,7 +107,7 @@ def _wait(proc, timeout_s: float | None, follow: Follower | None) -> int:
     while True:
         left = None if deadline is None else deadline - time.monotonic()
         try:
-            return proc.wait(timeout=ECHO_INTERVAL_S if left is None else max(0.0, min(ECHO_INTERVAL_S, left)))
+            return proc.wait(timeout=ECHO_INTERVAL_S if left is None else min(ECHO_INTERVAL_S, max(0.0, left)))
         except subprocess.TimeoutExpired:
             follow.pump()
             if left is not None and left <= ECHO_INTERVAL_S:

@@ -164,7 +164,9 @@ class Zygote:
             return "the preloaded process was closed"
         rc = self._proc.poll()
         if rc is not None:
-            return f"the preloaded process died ({'signal ' + str(-rc) if rc < 0 else 'exit code ' + str(rc)})"
+            how = f"exit code {rc}" if rc >= 0 else "SIGKILL: the kernel's OOM killer?" \
+                if rc == -9 else f"signal {-rc}"
+            return f"the preloaded process died ({how})"
         if _stopped(self._proc.pid):
             return "the preloaded process was stopped (SIGSTOP)"
         return None
@@ -183,7 +185,9 @@ class Zygote:
                     raise subprocess.TimeoutExpired("edgebench.zygote", timeout)
                 continue
             chunk = os.read(self._fd, 4096)
-            if not chunk:
+            if not chunk:  # the pipe closed: the zygote is gone (its exit status follows at once)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(timeout=1.0)
                 raise ZygoteLost(self._lost() or "the preloaded process exited")
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
