@@ -140,10 +140,11 @@ def test_default_cpu_like_run_prints_only_edgebench_lines(tmp_path):
     assert [c["status"] for c in cases] == ["ok"] * 4 and not any("worker_log" in c for c in cases)
 
 
-def test_a_killed_case_shows_its_tail_and_names_its_file(tmp_path):
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_killed_case_shows_its_tail_and_names_its_file(tmp_path, verbose):
     log = tmp_path / "k.jsonl"
     proc = _edgebench("run", "-m", "tiny-mamba2", "-c", "32", "-n", "100000", "-r", "1",
-                      "--warmup", "0", "--timeout", "3", "-o", str(log))
+                      "--warmup", "0", "--timeout", "3", "-o", str(log), *(["-v"] if verbose else []))
     assert proc.returncode == 0, proc.stderr[-3000:]
     case = [json.loads(x) for x in log.read_text().splitlines() if '"type":"case"' in x][0]
     assert case["status"] == "killed" and case["reason"] == "timed out after 3 s"
@@ -151,10 +152,14 @@ def test_a_killed_case_shows_its_tail_and_names_its_file(tmp_path):
     dump = (tmp_path / case["worker_log"]).read_text()
     assert "most recent call first" in dump  # where the worker was when its timeout came
     err = proc.stderr
-    assert "the worker's output, " in err and case["worker_log"] in err, err
     shown = [line for line in err.splitlines() if line.startswith("  | ")]
-    assert shown[0].startswith("  | Current thread") and "most recent call first" in shown[0]
-    assert len(shown) == workerlog.TAIL_LINES and shown[1].startswith('  |   File "'), shown
+    if verbose:  # -v: the whole output streamed as it came, no tail repeated after
+        assert "the worker's output, " not in err
+        assert [line[4:] for line in shown][-len(dump.splitlines()):] == dump.splitlines()
+    else:
+        assert "the worker's output, " in err and case["worker_log"] in err, err
+        assert shown[0].startswith("  | Current thread") and "most recent call first" in shown[0]
+        assert len(shown) == workerlog.TAIL_LINES and shown[1].startswith('  |   File "'), shown
 
 
 def test_progress_bar_on_a_terminal_is_not_torn(tmp_path):

@@ -72,7 +72,8 @@ def fork_unsafe_reason() -> str | None:
 
 
 class _Child:
-    """A forked worker, with the subset of Popen's interface that `isolate` uses."""
+    """A forked worker, with the subset of Popen's interface that `isolate` uses (pid, returncode,
+    wait: TimeoutExpired, or ZygoteLost when the zygote cannot report the exit)."""
 
     def __init__(self, zygote: "Zygote", pid: int):
         self._zygote, self.pid, self.returncode = zygote, pid, None
@@ -81,12 +82,6 @@ class _Child:
         if self.returncode is None:
             self.returncode = self._zygote._await_exit(self.pid, timeout)
         return self.returncode
-
-    def poll(self) -> int | None:
-        try:
-            return self.wait(0)
-        except subprocess.TimeoutExpired:
-            return None
 
 
 def _stopped(pid: int) -> bool:
@@ -164,8 +159,7 @@ class Zygote:
             return "the preloaded process was closed"
         rc = self._proc.poll()
         if rc is not None:
-            how = f"exit code {rc}" if rc >= 0 else "SIGKILL: the kernel's OOM killer?" \
-                if rc == -9 else f"signal {-rc}"
+            how = "SIGKILL: the kernel's OOM killer?" if rc == -9 else f"return code {rc}"
             return f"the preloaded process died ({how})"
         if _stopped(self._proc.pid):
             return "the preloaded process was stopped (SIGSTOP)"
@@ -173,6 +167,8 @@ class Zygote:
 
     def _line(self, timeout: float | None) -> str:
         """The zygote's next line; TimeoutExpired after `timeout` s, ZygoteLost as soon as it is gone."""
+        if self._proc is None:
+            raise ZygoteLost("the preloaded process was closed")
         deadline = None if timeout is None else time.monotonic() + timeout
         while b"\n" not in self._buf:
             left = HEALTH_CHECK_S if deadline is None else max(0.0, deadline - time.monotonic())
@@ -199,17 +195,15 @@ class Zygote:
         if self._proc is None:
             return
         proc, self._proc = self._proc, None
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # EOF ends the zygote's loop
         if not kill:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=KILL_WAIT_S)
         if proc.poll() is None:
             proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=KILL_WAIT_S)
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
         os.close(self._fd)
 
     def __enter__(self) -> "Zygote":
