@@ -93,20 +93,23 @@ def main(args: argparse.Namespace) -> int:
                     r = isolate.run_isolated(runner.CASE_TARGET, payload, timeout_s=args.timeout, zygote=zyg,
                                              output=worker_out, echo=wlogs.echo)
                     wlogs.keep(worker_out)
+                    if r["status"] == "ok" and r.get("mem"):
+                        mems[ctx] = r["mem"]
+                    # too slow is not "does not fit": a timeout stops the search
+                    timeout = r["status"] == "killed" and "timed out" in str(r.get("reason"))
+                    finished.append((ctx, "timeout" if timeout else r["status"]))
                     say(f"  {name} [{mode}] ctx={ctx}: {r['status']}"
                         + (f" ({r.get('reason')})" if r["status"] != "ok" else ""))
                     wlogs.show_tail(worker_out, r["status"])
-                    if r["status"] == "ok" and r.get("mem"):
-                        mems[ctx] = r["mem"]
-                    if r["status"] == "killed" and "timed out" in str(r.get("reason")):
-                        return "timeout"  # too slow is not "does not fit": it stops the search
-                    return r["status"]
+                    return finished[-1][1]
 
                 t0 = time.monotonic()
                 trail: list[tuple[int, str]] = []
+                finished: list[tuple[int, str]] = []  # = trail, plus a probe printed but not yet in it
                 try:
                     res = maxctx.search(probe, start, limit, resolution, trail)
                 except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (isolate.Terminated): keep the probes
+                    trail.extend(finished[len(trail):])
                     res = maxctx.partial(trail, resolution, f"interrupted ({str(exc) or 'Ctrl-C'})")
                     interrupted = exc
                 else:
