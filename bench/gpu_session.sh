@@ -23,9 +23,18 @@ setup() {
     echo "edgebench already built from these sources ($hash)"; return 0
   fi
   if ls .whl/*.whl >/dev/null 2>&1; then $PY -m pip install -q --no-deps --no-index .whl/*.whl || return 1; fi
+  # As a user installs (the machine reaches no registry, so --no-index: every dependency must already be
+  # there, and pip must not touch its torch); --no-deps only where that fails, and the log says so.
   # Only the local architecture: the full list is for wheels users install, not for this check.
-  EDGEBENCH_CUDA=ON EDGEBENCH_CUDA_ARCHS=90-real $PY -m pip install -q --no-build-isolation --no-deps . \
-    > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; return 1; }
+  local t0=$SECONDS
+  if ! EDGEBENCH_CUDA=ON EDGEBENCH_CUDA_ARCHS=90-real $PY -m pip install --no-build-isolation --no-index \
+      '.[hf]' > "$OUT/build.log" 2>&1; then
+    echo "pip install --no-index '.[hf]' failed (a dependency missing here?); retrying with --no-deps"
+    grep -i -E "error|no matching" "$OUT/build.log" | head -5
+    EDGEBENCH_CUDA=ON EDGEBENCH_CUDA_ARCHS=90-real $PY -m pip install -q --no-build-isolation --no-deps . \
+      >> "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; return 1; }
+  fi
+  echo "install: $((SECONDS - t0)) s; torch after install: $($PY -c 'import torch; print(torch.__version__)')"
   touch "$STATE/built-$hash"
   $PY -c "import edgebench.probe as p; print('probe backend:', p.backend, p.why)"
 }
@@ -205,6 +214,39 @@ for line in open(sys.argv[1]):
         print(r["model"], r["ctx"], r.get("decode_mode", "eager"), r["status"],
               {k: v for k, v in e.items() if "vs" in k or k.endswith("_j")})
 PYEOF
+}
+# Session 4 (H200) stages.
+firstrun() {  # what a new user runs: `edgebench run` with no arguments, from an empty directory
+  log "first contact: edgebench run (no arguments)"
+  local dir; dir=$(mktemp -d); local t0=$SECONDS
+  local eb; eb=$(command -v edgebench) || { echo "edgebench is not on PATH after the install"; eb="$PY -m edgebench"; }
+  (cd "$dir" && timeout "${1:-420}" $eb run > "$OUT/firstrun.txt" 2> "$OUT/firstrun.err"; echo "exit $?" >> "$OUT/firstrun.txt")
+  echo "wall: $((SECONDS - t0)) s" | tee -a "$OUT/firstrun.txt"
+  cp "$dir"/edgebench-logs/*.jsonl "$OUT/" 2>/dev/null; cp -r "$dir"/edgebench-logs/*.workers "$OUT/" 2>/dev/null
+  tail -20 "$OUT/firstrun.txt"; echo "stderr lines: $(wc -l < "$OUT/firstrun.err")"; head -20 "$OUT/firstrun.err"
+}
+newtf() {  # the newest transformers (carried as .whl-tf/*.whl) beside the machine's own: the GPU tests again
+  log "transformers from .whl-tf"
+  $PY -m pip install -q --no-index --no-deps --target /tmp/newtf .whl-tf/*.whl || return 1
+  PYTHONPATH=/tmp/newtf timeout "${1:-240}" $PY -m pytest -q -m gpu -p no:cacheprovider -W error::FutureWarning \
+    tests/test_decode_correctness.py tests/test_loaders.py > "$OUT/gpu_tests_newtf.txt" 2>&1
+  PYTHONPATH=/tmp/newtf $PY -c "import transformers; print('transformers', transformers.__version__)"
+  tail -8 "$OUT/gpu_tests_newtf.txt"
+}
+
+memssm() {  # issue 12: the memory model of the mamba_ssm backend against measured peaks, 16K-224K, both logits modes
+  log "mamba_ssm memory: measured vs modelled"
+  timeout "${1:-150}" $PY -m edgebench run -m mamba-790m,mamba2-780m --backend mamba_ssm -c 16k,64k,224k \
+    --logits last,all -n 4 -r 1 --warmup 0 --decode-mode eager --no-telemetry --timeout 90 \
+    -o "$STATE/memssm.jsonl" >> "$STATE/memssm.txt" 2>&1
+  grep "^\[" "$STATE/memssm.txt" | tail -12
+  # the search the issue saw (mamba-790m [all] under 24 GiB): its start and its "model:" figure are mamba_ssm's now
+  timeout "${2:-70}" $PY -m edgebench maxctx -m mamba-790m --backend mamba_ssm --memory-budget 24GiB --logits all \
+    --resolution 4k --limit 512k --timeout 60 -o "$STATE/memssm_maxctx.jsonl" >> "$STATE/memssm_maxctx.txt" 2>&1
+  grep -v "^ " "$STATE/memssm_maxctx.txt" | tail -2
+  timeout 60 $PY -m pytest -q -m gpu tests/test_memory_model.py -p no:cacheprovider 2>&1 | tail -3
+  $PY bench/memfit_table.py "$STATE/memssm.jsonl" "$STATE/memssm_maxctx.jsonl" --ctx all --backend mamba_ssm \
+    | tee "$OUT/memssm_table.md"
 }
 keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces
   cp -r "$STATE"/*.jsonl "$STATE"/*.txt "$STATE"/*.traces "$OUT/" 2>/dev/null

@@ -109,3 +109,25 @@ def test_models_command_json_lists_every_preset(capsys):
     assert data["hymba-1.5b"]["params"] is None and data["hymba-1.5b"]["params_why"]
     assert main(["models", "--family", "ssm"]) == 0
     assert "mamba-130m" in capsys.readouterr().out
+
+
+def test_a_transformers_that_cannot_build_a_preset_is_named_not_a_crash(monkeypatch, capsys):
+    """transformers 5.5 fails inside `from_config` for zamba2-2.7b (its tie_weights check): `param_count`
+    names the version and the upgrade, and `edgebench models` lists the preset without a count."""
+    transformers = pytest.importorskip("transformers", reason="transformers is needed to build the meta model")
+
+    def broken(*args, **kwargs):
+        raise ValueError("There is an issue with your definition of `tie_weights_keys`")
+    p = catalog.get("zamba2-2.7b")
+    catalog.param_count.cache_clear()
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_config", broken)
+    try:
+        with pytest.raises(UserError, match=rf"transformers {transformers.__version__} cannot build zamba2-2.7b "
+                                            r"\(zamba2\); upgrade it: pip install -U transformers \(ValueError"):
+            catalog.param_count(p)
+        from edgebench.commands import models as cmd
+        row = next(r for r in cmd.rows("hybrid") if r["name"] == "zamba2-2.7b")
+    finally:
+        catalog.param_count.cache_clear()
+    assert row["params"] is None
+    assert row["params_why"] == f"transformers {transformers.__version__} cannot build zamba2-2.7b (zamba2)"

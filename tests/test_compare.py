@@ -189,3 +189,109 @@ def test_compare_rejects_bad_arguments(tmp_path):
         run_compare(tmp_path, "--metric", "latency")
     with pytest.raises(UserError, match="unknown table"):
         run_compare(tmp_path, "--table", "everything")
+
+
+MAXCTX_LINE = {"v": 1, "type": "maxctx", "run": "m1", "model": "qwen", "mode": "last",
+               "max_ok_ctx": 40960, "min_fail_ctx": 45056, "trail": [[40960, "ok"], [45056, "oom"]]}
+RUN_LINE = {"v": 1, "type": "run", "run": "m1", "t": "2026-11-22T10:00:00+00:00"}
+
+
+@pytest.mark.parametrize("content", ["maxctx", "empty", "header", "newer", "ops"])
+def test_logs_without_cases_give_their_tables_and_no_measured_cases(tmp_path, capsys, content):
+    lines = {"maxctx": [RUN_LINE, MAXCTX_LINE], "empty": [], "header": [RUN_LINE],
+             "newer": [dict(RUN_LINE, v=99)],
+             "ops": [RUN_LINE, {"v": 1, "type": "ops", "run": "m1", "key": "k", "phase": "decode",
+                                "shares": {"gemm": 1.0}}]}[content]
+    log = tmp_path / "a.jsonl"
+    log.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    for fmt in ("table", "md", "csv", "json"):
+        for table in ("all", "cases", "crossover", "maxctx", "ops"):
+            assert run_compare(log, "--format", fmt, "--table", table) == 0
+            out = capsys.readouterr().out
+            if fmt in ("table", "md") and table in ("all", "cases", "crossover"):
+                assert "no measured cases in these logs" in out
+            if fmt == "json":
+                names = [t["name"] for t in json.loads(out)["tables"]]
+                assert names == ([table] if content == table else ["maxctx"] if content ==
+                                 "maxctx" and table == "all" else ["ops"] if content == "ops"
+                                 and table == "all" else [])
+    assert run_compare(log) == 0
+    text = capsys.readouterr().out
+    assert ("Max context" in text) == (content == "maxctx")
+    assert ("Operator breakdown" in text) == (content == "ops")
+    assert run_compare(log, "--table", "maxctx") == 0
+    assert content == "maxctx" or "no max-context search (maxctx) records" in \
+        capsys.readouterr().out
+
+
+def test_output_errors_are_one_line_with_the_fix(tmp_path, capsys):
+    write_logs(tmp_path)
+    with pytest.raises(UserError, match=r"is a folder; give a file name, e\.g\. "):
+        run_compare(tmp_path, "-o", tmp_path)
+    with pytest.raises(UserError, match="folder .*nope does not exist"):
+        run_compare(tmp_path, "-o", tmp_path / "nope" / "x.md")
+    with pytest.raises(UserError, match="cannot write /dev/full: No space left on device; free "
+                                        r"space on that disk or write elsewhere \(-o PATH\)"):
+        run_compare(tmp_path, "-o", "/dev/full")
+    from edgebench import cli
+    assert cli.main(["compare", str(tmp_path), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgebench compare: error: -o ") and err.count("\n") == 1
+
+
+def test_log_text_reaches_the_terminal_escaped(tmp_path, capsys):
+    base = {"v": 1, "type": "case", "run": "e1", "ctx": 1024, "status": "oom",
+            "device": "GPU\x1b]0;pwned\x07", "reason": "boom\x1b[2J\rspoof"}
+    lines = [dict(base, model="[red]x[/]"), dict(base, model="\x1b[31mred"),
+             dict(base, model="[/]"), dict(base, model="ok", status=["\x1b[5m"])]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (tmp_path / "b.csv").write_text("model_name,prefill_time_seconds,\x1b[2Jcol\nm,1,2\n")
+    for fmt in ("table", "md", "csv"):
+        assert run_compare(tmp_path, "--format", fmt) == 0
+        cap = capsys.readouterr()
+        assert "\x1b" not in cap.out + cap.err and "\x07" not in cap.out and "\r" not in cap.out
+        assert "[red]x[/]" in cap.out and "\\x1b[31mred" in cap.out and "[/]" in cap.out
+        assert "boom\\x1b[2J\\x0dspoof" in cap.out
+    assert run_compare(tmp_path, "--format", "json") == 0
+    doc = json.loads(capsys.readouterr().out)  # JSON keeps the text, escaped as JSON does
+    assert "\x1b[31mred" in {r["model"] for r in doc["tables"][0]["rows"]}
+    from edgebench.commands import validate
+    parser = argparse.ArgumentParser()
+    validate.add_arguments(parser)
+    assert validate.main(parser.parse_args([str(tmp_path)])) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "status ['\\x1b[5m']" in out and "unknown column '\\x1b[2Jcol'" \
+        in out
+
+
+def test_extreme_values_in_range_render_in_every_format_with_a_baseline(tmp_path):
+    """The bounds of the reader's ranges (1e-6 .. 1e12 ms, spreads as wide as allowed): every
+    ratio and interval the tables derive from them is a finite number or absent."""
+    base = {"v": 1, "type": "case", "run": "x1", "ctx": 1024, "status": "ok"}
+    lines = [dict(base, model="a", prefill_ms={"median": 1e-6, "p10": 0, "p90": 1e12, "n": 2},
+                  tpot_ms={"median": 1e12, "p10": 0.0, "p90": 1e12, "stdev": 1e12, "n": 2}),
+             dict(base, model="b", prefill_ms={"median": 1e12, "p10": 1e-6, "p90": 1e12, "n": 2},
+                  tpot_ms={"median": 1e-6, "n": 3, "stdev": 1e12}),
+             dict(base, model="a", ctx=2048, prefill_ms={"median": 1e12},
+                  raw={"prefill_ms": [1e12, 1e12]}),
+             dict(base, model="c", ctx=2048, prefill_ms={"median": 1e-6},
+                  raw={"prefill_ms": [1e-6, 1e-6]})]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    for fmt in ("table", "md", "csv"):
+        assert run_compare(tmp_path, "--baseline", "a", "--format", fmt, "-o",
+                           tmp_path / f"out.{fmt}") == 0
+    assert run_compare(tmp_path, "--baseline", "a", "--format", "json", "-o",
+                       tmp_path / "out.json") == 0
+    doc = json.loads((tmp_path / "out.json").read_text(),
+                     parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    ratios = {(r["model"], r["ctx"]): r["prefill_ms_ratio"] for r in doc["tables"][0]["rows"]}
+    assert ratios[("b", 1024)]["ratio"] == pytest.approx(1e18)
+    assert ratios[("b", 1024)]["ci_lo"] is None  # a spread of 10^17 medians: no interval
+    assert ratios[("c", 2048)]["ratio"] == pytest.approx(1e-18)
+
+
+def test_one_table_asked_for_says_nothing_absent_when_the_logs_have_cases(tmp_path, capsys):
+    write_logs(tmp_path)
+    assert run_compare(tmp_path, "--table", "crossover") == 0
+    out = capsys.readouterr().out
+    assert "Crossover" in out and "no measured cases" not in out

@@ -177,11 +177,12 @@ def test_orjson_refused_lines_read_as_the_stdlib_reads_them(tmp_path, monkeypatc
         return json.dumps([reader.cases, [str(p) for p in reader.problems]], sort_keys=True,
                           default=str)
 
-    assert logfile._fast_objects(text.encode()) is None  # orjson refuses: the stdlib decides
+    # orjson refuses: the stdlib decides
+    assert logfile._fast_objects(text.encode(), text.count("\n")) is None
     assert read(text, True) == read(text, False)
     assert len(json.loads(read(text, True))[0]) == 5
     clean = "\n".join([json.dumps(header("r1", "t")), good, good.replace('|1024', '|x')]) + "\n"
-    assert logfile._fast_objects(clean.encode()) is not None
+    assert logfile._fast_objects(clean.encode(), clean.count("\n")) is not None
     assert read(clean, True) == read(clean, False)
     # Blank lines, CRLF, a bad line and a cut last line take the careful path, numbered alike.
     messy = "\r\n".join([good, "", "  ", good.replace('|1024', '|y'), "{bad", good[:40]])

@@ -97,3 +97,45 @@ def test_json_that_is_not_llama_bench(tmp_path):
     logs = load([tmp_path])
     reasons = sorted(p.reason for p in logs.problems)
     assert "not a recognised log" in reasons[0] and reasons[1].startswith("not JSON")
+
+
+def test_csv_cells_out_of_range_or_huge_are_reported_per_row(tmp_path):
+    (tmp_path / "gen.csv").write_text(
+        "model_name,input_seq_length,prefill_time_seconds,tpot_seconds,device\n"
+        "gen_a_cuda_256_1,inf,0.05,0.03,Orin\n"              # 2: ctx inf: from the name instead
+        "gen_b_cuda_512_1,512,1e999,0.03,Orin\n"             # 3: prefill past float range
+        "c,-5,nan,0.03,Orin\n"                               # 4: negative ctx, NaN time
+        f"gen_d_cuda_1,1024,0.1,0.03,{'x' * 300_000}\n"      # 5: a field past csv's limit
+        "gen_e_cuda_1,2048,0.1,0.02,Orin\n")
+    logs = load([tmp_path])
+    rows = {r["model"]: r for r in logs.cases}
+    assert rows["a"]["ctx"] == 256 and rows["e"]["ctx"] == 2048
+    assert rows["b"]["prefill_ms"] is None and rows["b"]["tpot_ms"]["median"] == 30.0
+    assert rows["d"]["device"] == "x" * 300_000 and "c" not in rows
+    text = "\n".join(str(p) for p in logs.problems)
+    assert "gen.csv:2: column input_seq_length 'inf' is not a number from 0 to" in text
+    assert "gen.csv:3: column prefill_time_seconds '1e999' is not a number" in text
+    assert "gen.csv:4: column input_seq_length '-5'" in text
+    assert "gen.csv:4: row without a model name or context length: skipped" in text
+    from edgebench.report.render import render_json
+    from edgebench.report.tables import build_tables
+    json.loads(render_json(build_tables(logs)), parse_constant=lambda c: pytest.fail(c))
+
+
+def test_llama_bench_results_with_unusable_counts_or_times_are_skipped_by_name(tmp_path):
+    objs = json.loads((FOREIGN / "llama_bench.json").read_text())
+    first = objs[0]
+    bad = [dict(first, n_prompt=0, n_gen=0), dict(first, n_depth="5"),
+           dict(first, samples_ns=[1.0, "NaN-ish"]), dict(first, model_type=[["deep"]])]
+    text = "".join(json.dumps(o) + "\n" for o in bad) + json.dumps(first).replace(
+        '"avg_ns": ', '"avg_ns": NaN, "x": ') + "\n"
+    (tmp_path / "llama.jsonl").write_text(text)
+    (tmp_path / "deep.json").write_text("[" * 50_000 + "]" * 50_000)
+    logs = load([tmp_path])
+    reasons = {(p.file.rsplit("/", 1)[-1], p.line): p.reason for p in logs.problems}
+    assert "nothing was timed" in reasons[("llama.jsonl", 1)]
+    assert "n_depth must be token counts" in reasons[("llama.jsonl", 2)]
+    assert "times must be numbers of ns" in reasons[("llama.jsonl", 3)]
+    assert reasons[("deep.json", None)] == ("not JSON (nested too deeply to read); expected "
+                                           "llama-bench -o json output")
+    assert [r["model"] for r in logs.cases] == ["unknown", "qwen2-1b"]  # lines 4 and 5 kept

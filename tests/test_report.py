@@ -77,3 +77,67 @@ def test_page_renders_in_headless_chromium(built, tmp_path):
     assert "<td class=\"txt\">mamba</td>" in dom and "~" in dom
     assert "40,960" in dom  # max-context table
     assert "55.0%" in dom  # operator share of the SSM scan
+
+
+def run_report(*argv) -> int:
+    parser = argparse.ArgumentParser()
+    report.add_arguments(parser)
+    return report.main(parser.parse_args([str(a) for a in argv]))
+
+
+def test_a_log_without_cases_gives_its_tables_and_says_so(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    import json
+    lines = [{"v": 1, "type": "run", "run": "m1", "t": "2026-11-22T10:00:00+00:00"},
+             {"v": 1, "type": "maxctx", "run": "m1", "model": "qwen", "mode": "last",
+              "max_ok_ctx": 40960, "min_fail_ctx": 45056}]
+    (tmp_path / "maxctx.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert run_report(tmp_path / "maxctx.jsonl", "-o", tmp_path / "out") == 0
+    assert "no measured cases in these logs" in capsys.readouterr().out
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert 'data-table="maxctx"' in page and "40,960" in page
+
+
+def test_output_errors_are_one_line_with_the_fix(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import errno
+
+    from edgebench.errors import UserError
+    write_logs(tmp_path)
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(UserError, match="file.txt is a file, not a folder; this command writes "
+                                        "several files"):
+        run_report(tmp_path, "-o", tmp_path / "file.txt")
+    with pytest.raises(UserError, match="cannot write /dev/full/x: Not a directory"):
+        run_report(tmp_path, "-o", "/dev/full/x")
+    (tmp_path / "out" / "report.html").mkdir(parents=True)  # the page's name taken by a folder
+    with pytest.raises(UserError, match="report.html: Is a directory; that is a folder"):
+        run_report(tmp_path, "-o", tmp_path / "out")
+    import matplotlib.figure
+
+    def full(self, path, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    with pytest.raises(UserError, match=r"cannot write .*\.png: No space left on device; free "
+                                        "space on that disk or write elsewhere"):
+        run_report(tmp_path, "-o", tmp_path / "out2")
+
+
+def test_plot_text_is_plain_text(tmp_path, capsys):
+    """Model and device names with `$` (matplotlib math), markup and escapes draw as written."""
+    pytest.importorskip("matplotlib")
+    import json
+    rows = []
+    for model in ("a$b", "$\\frac$", "[red]x[/]\x1b[31m"):
+        for ctx in (1024, 4096):
+            rows.append({"v": 1, "type": "case", "run": "p1", "model": model, "ctx": ctx,
+                         "status": "ok", "device": "GPU $x$ \x1b[2J",
+                         "prefill_ms": {"median": ctx / 100}, "tpot_ms": {"median": 2.0},
+                         "mem": {"peak_allocated_bytes": ctx * 1000}})
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+    assert run_report(tmp_path / "a.jsonl", "-o", tmp_path / "out") == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and len(list((tmp_path / "out").glob("*.png"))) == 3
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "\x1b" not in page and "GPU $x$ \\x1b[2J" in page

@@ -11,13 +11,15 @@ import time
 import pytest
 
 from edgebench.cli import main
+from edgebench.errors import UserError
 
 TINY = ["-m", "tiny-llama,tiny-mamba2", "-c", "32", "-n", "2", "-r", "1", "--warmup", "0",
         "-t", "float32", "--device", "cpu", "-q"]
 
 
 def _lines(path):
-    return [json.loads(x) for x in open(path) if x.strip()]
+    with open(path) as fh:  # closed: an unclosed file is a ResourceWarning, and warnings are errors
+        return [json.loads(x) for x in fh if x.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def test_log_has_header_and_one_compact_line_per_case(first_log):
         assert c["prefill_ms"]["n"] == 1 and c["prefill_ms"]["median"] > 0
         assert c["tpot_ms"]["n"] == 2
         assert c["kernels"] is not None
-    raw_len = [len(x) for x in open(first_log) if '"type":"case"' in x]
+    raw_len = [len(x) for x in first_log.read_text().splitlines(keepends=True) if '"type":"case"' in x]
     assert max(raw_len) < 1024, raw_len
 
 
@@ -53,7 +55,7 @@ def test_rerun_with_same_output_resumes(first_log, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["-m", "qwen2.5-05b"], "qwen2.5-0.5b"),  # unknown model: suggests the close name
     (["-m", "tiny-llama", "-c", "64k-1k*2"], "64k-1k*2"),
-    (["-m", "qwen2.5-0.5b", "-c", "64k"], "--allow-long-ctx"),
+    (["-m", "qwen2.5-0.5b", "-c", "64k", "--strict-ctx"], "exceeds its 32768-token limit"),
     (["-m", "tiny-llama", "-c", "32", "-n", "2", "-o", "/proc/edgebench/log.jsonl"], "cannot write the log"),
 ])
 def test_bad_input_fails_fast_with_a_clear_message(argv, message, capsys):
@@ -61,6 +63,21 @@ def test_bad_input_fails_fast_with_a_clear_message(argv, message, capsys):
     assert main(["run", *argv]) == 2
     assert message in capsys.readouterr().err
     assert time.monotonic() - t0 < 10  # before any model loads
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "-m", "tiny-llama", "-c", "32", "--timeout", "nan"], "timeout_s must be a positive number"),
+    (["run", "-m", "tiny-llama", "-c", "32", "--timeout", "1e10"], "from 1 to 604800"),
+    (["run", "-m", "tiny-llama", "-c", "32", "--power-rate", "inf"], "--power-rate must be a positive number"),
+    (["run", "-m", "tiny-llama", "-c", "1-4k+1", "-n", "1-4k+1", "-b", "1-64+1"], "--max-cases 1073741824"),
+    (["maxctx", "-m", "tiny-llama", "--device", "cpu", "--timeout", "inf"], "--timeout must be a positive number"),
+])
+def test_bad_numbers_fail_before_the_log_is_touched(tmp_path, argv, message, capsys):
+    path = tmp_path / "log.jsonl"
+    t0 = time.monotonic()
+    assert main([*argv, "-o", str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not path.exists() and time.monotonic() - t0 < 10
 
 
 def test_a_failing_case_is_recorded_and_the_sweep_goes_on(tmp_path):
@@ -84,8 +101,12 @@ def test_sigterm_mid_sweep_leaves_a_valid_log(tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and '"type":"case"' not in (path.read_text() if path.exists() else ""):
         time.sleep(0.2)
+    from edgebench.logwriter import LogWriter
+    with pytest.raises(UserError, match=f"another process \\(pid {proc.pid}: .*is writing the log"):
+        LogWriter(path)  # the run holds its log for as long as it runs
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
+    LogWriter(path).close()  # and lets go when it ends
     lines = _lines(path)  # every line parses
     done = [x for x in lines if x["type"] == "case"]
     assert 1 <= len(done) < 6

@@ -1,11 +1,12 @@
 """Sweep lists and ranges, Spec validation, TOML spec files, CLI overrides, planning and sharding."""
 import argparse
 import textwrap
+import time
 
 import pytest
 
 from edgebench.errors import UserError
-from edgebench.spec import Case, Spec, parse_list, shard
+from edgebench.spec import MAX_CASES, Case, Spec, parse_list, shard
 from edgebench.specfile import SPEC_FILE_KEYS, add_sweep_arguments, spec_from_args
 from edgebench.suites import list_suites, load
 
@@ -87,6 +88,61 @@ def test_plan_order_is_model_major_with_ascending_ctx():
     assert cases[6].decode_mode == "eager"
     assert len({c.key() for c in cases}) == len(cases)
     assert spec.plan() == cases
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e10, 0.5, 0, -3, "60"])
+def test_timeout_is_a_finite_number_of_seconds_from_1_s_to_7_days(value):
+    with pytest.raises(UserError, match="timeout_s must be a positive number of seconds from 1 to 604800"):
+        Spec(timeout_s=value)
+    assert Spec(timeout_s=1).timeout_s == 1.0 and Spec(timeout_s=7 * 86400).timeout_s == 604800.0
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e10"])
+def test_timeout_in_a_spec_file_or_flag_is_checked_before_any_work(tmp_path, value):
+    path = tmp_path / "s.toml"
+    path.write_text(f"[sweep]\nmodels = ['tiny-llama']\ntimeout_s = {value}\n")
+    with pytest.raises(UserError, match="timeout_s must be a positive number"):
+        Spec.from_toml(str(path))
+    with pytest.raises(UserError, match="command line: timeout_s must be a positive number"):
+        spec_from_args(_parser().parse_args(["-m", "x", f"--timeout={value}"]))
+
+
+def test_a_typo_that_plans_a_billion_cases_is_refused_fast_with_the_count():
+    t0 = time.monotonic()
+    spec = Spec(models="tiny-llama", ctx="1-4k+1", gen="1-4k+1", batch="1-64+1")
+    with pytest.raises(UserError) as info:
+        spec.plan()
+    assert "plans 1,073,741,824 cases (64 batch sizes x 4,096 gen lengths x 4,096 contexts)" in str(info.value)
+    assert "--max-cases 1073741824" in str(info.value)
+    with pytest.raises(UserError, match="it counts 1,000,000,000,000 values, more than the 1,000,000"):
+        parse_list("1-1000000000000+1")
+    with pytest.raises(UserError, match="more than the 1,000,000"):
+        parse_list("1-600k+1,600k-1200k+1")
+    assert time.monotonic() - t0 < 2
+
+
+def test_max_cases_raises_the_limit_from_a_flag_over_a_spec_file(tmp_path):
+    assert MAX_CASES == 10_000
+    with pytest.raises(UserError, match="plans 10,100 cases"):
+        Spec(models="m", ctx="1-101+1", gen="1-100+1").plan()
+    assert len(Spec(models="m", ctx="1-101+1", gen="1-100+1", max_cases=10_100).plan()) == 10_100
+    path = tmp_path / "s.toml"
+    path.write_text("[sweep]\nmodels = ['m']\nctx = '1-101+1'\ngen = '1-100+1'\n")
+    with pytest.raises(UserError, match="--max-cases 10100"):
+        spec_from_args(_parser().parse_args(["--spec", str(path)])).plan()
+    spec = spec_from_args(_parser().parse_args(["--spec", str(path), "--max-cases", "20000"]))
+    assert spec.max_cases == 20_000 and len(spec.plan()) == 10_100
+    with pytest.raises(UserError, match="max_cases must be an integer >= 1"):
+        Spec(max_cases=0)
+
+
+def test_spec_file_that_is_not_utf8_is_a_clear_error(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_bytes(b"[sweep]\nmodels = ['caf\xe9']\n")
+    with pytest.raises(UserError, match=r"is not UTF-8 text \(byte 0xe9 at offset 22\); save it as UTF-8"):
+        Spec.from_toml(str(path))
+    path.write_bytes("\ufeff[sweep]\nmodels = ['a']\n".encode())  # a BOM from a Windows editor is fine
+    assert Spec.from_toml(str(path)).models == ["a"]
 
 
 def test_plan_without_models():

@@ -66,7 +66,7 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
 
     mem = PhaseMemory(device, index)
     predicted = memory_model.predict(preset, c["ctx"], batch=c["batch"], dtype=c["dtype"],
-                                     logits=c["logits"], gen=c["gen"])
+                                     logits=c["logits"], gen=c["gen"], backend=c["backend"])
     if telemetry:
         telemetry.begin()
     with torch.inference_mode():

@@ -13,14 +13,15 @@ import os
 import platform
 import socket
 
-from edgebench import __version__, probe
+from edgebench import __version__, probe, stack
 
-# Python packages that matter, with the command that gets each.
+# Python packages that matter, with the command that gets each (torch: the one for this machine).
+_KERNELS_FIX = "edgebench kernels build --install  (compiles them against the installed torch for this GPU)"
 PACKAGES = {
-    "torch": "pip install torch  (Jetson: NVIDIA's JetPack torch wheel)",
+    "torch": None,
     "transformers": "pip install 'edgebench[hf]'",
-    "mamba_ssm": "pip install 'edgebench[ssm]'  (or: edgebench kernels build --install)",
-    "causal_conv1d": "pip install 'edgebench[ssm]'  (or: edgebench kernels build --install)",
+    "mamba_ssm": _KERNELS_FIX,
+    "causal_conv1d": _KERNELS_FIX,
     "flash_attn": "pip install flash-attn --no-build-isolation",
     "triton": "pip install triton  (comes with CUDA torch on x86-64)",
     "pynvml": "pip install 'edgebench[nvml]'",
@@ -52,7 +53,7 @@ def packages(deep: bool = True) -> dict:
         version = _dist_version(module)
         entry = {"ok": version is not None, "version": version, "why": None, "fix": None}
         if version is None:
-            entry.update(why="not installed", fix=fix)
+            entry.update(why="not installed", fix=fix or stack.torch_install_command())
         elif deep and module in ("mamba_ssm", "causal_conv1d"):
             # mamba_ssm cannot be imported at all without its compiled selective_scan_cuda; then
             # transformers silently falls back to the slow PyTorch reference for every SSM model.
@@ -65,9 +66,14 @@ def packages(deep: bool = True) -> dict:
             if ok:
                 ok, why = _importable(module)
             if not ok:
-                entry.update(ok=False, why=f"installed but does not import ({why})",
-                             fix="edgebench kernels build --install  (builds it for this GPU)")
+                entry.update(ok=False, why=f"installed but does not import ({why})", fix=_KERNELS_FIX)
         out[module] = entry
+    # transformers outside the supported range, or one that disables the installed torch: the fix
+    # installs a transformers that works with the torch that is here (never another torch)
+    st = stack.check()
+    out["transformers"]["supported"] = st["supported"]
+    if not st["ok"]:
+        out["transformers"].update(ok=False, why="; ".join(st["problems"]), fix=st["fix"])
     torch_entry = out["torch"]
     if torch_entry["ok"] and deep:
         import torch

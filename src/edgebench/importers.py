@@ -19,16 +19,22 @@ Supported:
   reported and skipped.
 
 Problems come back as (line or None, reason, skipped) tuples; one bad row never stops the rest.
+Files are read within the caps of `ReadLimits` (`edgebench.logstream`); every number is checked
+to be finite and in its quantity's range (`edgebench.logvalues`), like edgebench's own lines.
 """
 from __future__ import annotations
 
 import csv
-import json
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable
 
 from edgebench.analysis.stats import summarize
+from edgebench.logstream import LOG_FLAG, ReadLimits, text_lines
+from edgebench.logvalues import (MAX_BATCH, MAX_BYTES, MAX_MS, MAX_TOKENS, MIN_MS, NON_FINITE,
+                                 brief, in_range, int_in, json_error, loads)
+from edgebench.sizes import format_bytes
 
 GEN_COLUMNS = ("model_name", "input_seq_length", "output_tokens", "prefill_time_seconds",
                "decode_time_seconds", "total_time_seconds", "tpot_seconds",
@@ -63,69 +69,109 @@ def blank_row(**values: Any) -> dict[str, Any]:
     return row
 
 
-def import_file(path: Path) -> tuple[list[dict[str, Any]], list[Issue]]:
+def import_file(path: Path, limits: ReadLimits = ReadLimits()
+                ) -> tuple[list[dict[str, Any]], list[Issue]]:
     """Rows and problems of one foreign file (CSV or JSON), by its content, not its name."""
     if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-        except ValueError as exc:
-            return [], [(None, f"not JSON ({exc}); expected llama-bench -o json output", True)]
-        if isinstance(data, list) and data and all(is_llama_bench(o) for o in data):
-            return llama_bench_rows(list(enumerate(data, 1)), str(path), numbered="result #")
+        return _import_json(path, limits)
+    issues: list[Issue] = []
+    # Lines within the caps; a CSV field may span lines (quoted), up to the line cap.
+    reader = csv.DictReader(text_lines(path, limits, lambda *issue: issues.append(issue)))
+    rows: list[dict[str, str]] = []
+    header: list[str] = []
+    old_limit = csv.field_size_limit(max(csv.field_size_limit(), limits.max_line_bytes))
+    try:
+        header = reader.fieldnames = [h.strip() for h in (reader.fieldnames or [])]
+        rows.extend(reader)
+    except csv.Error as exc:
+        issues.append((reader.line_num or None, f"CSV not readable ({exc}): the rows from here "
+                                                "on skipped", True))
+    finally:
+        csv.field_size_limit(old_limit)
+    if "prefill_time_seconds" in header or "tpot_seconds" in header or "input_seq_length" in header:
+        rows, more = _ssm_generation(rows, header, str(path))
+    elif "total_memory_mb" in header or "kv_cache_mb" in header:
+        rows, more = _ssm_memory(rows, header, str(path))
+    else:
+        rows, more = [], [(1, "CSV columns not recognised (" + ",".join(map(brief, header[:6]))
+                           + "...); expected the SSM characterization generation or memory CSV",
+                           True)]
+    return rows, issues + more
+
+
+def _import_json(path: Path, limits: ReadLimits) -> tuple[list[dict[str, Any]], list[Issue]]:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limits.max_log_bytes + 1)
+    except OSError as exc:
+        return [], [(None, f"cannot read the file ({exc.strerror or exc}): skipped", True)]
+    if len(data) > limits.max_log_bytes:
+        return [], [(None, f"JSON file larger than {format_bytes(limits.max_log_bytes)}: not "
+                           f"read; raise the limit with {LOG_FLAG} to read it", True)]
+    try:
+        data, non_finite = loads(data.decode("utf-8", errors="replace"))
+    except ValueError as exc:
+        return [], [(None, f"not JSON ({json_error(exc)}); expected llama-bench -o json output",
+                     True)]
+    if not (isinstance(data, list) and data and all(is_llama_bench(o) for o in data)):
         return [], [(None, "JSON file is not a recognised log (llama-bench -o json is a list of "
                            "objects with n_prompt, n_gen, avg_ns)", True)]
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        reader.fieldnames = header
-        rows = list(reader)
-    if "prefill_time_seconds" in header or "tpot_seconds" in header or "input_seq_length" in header:
-        return _ssm_generation(rows, header, str(path))
-    if "total_memory_mb" in header or "kv_cache_mb" in header:
-        return _ssm_memory(rows, header, str(path))
-    return [], [(1, "CSV columns not recognised (" + ",".join(header[:6]) + "...); expected the "
-                    "SSM characterization generation or memory CSV", True)]
+    rows, issues = llama_bench_rows(list(enumerate(data, 1)), str(path), numbered="result #")
+    return rows, ([(None, NON_FINITE, False)] if non_finite else []) + issues
 
 
 def _header_issues(header: list[str], known: tuple[str, ...]) -> list[Issue]:
     out: list[Issue] = []
     for col in header:
         if col not in known:
-            out.append((1, f"unknown column {col!r} (unit or name not in the SSM characterization "
-                           "format): ignored, the other columns used", False))
+            out.append((1, f"unknown column {brief(col)} (unit or name not in the SSM "
+                           "characterization format): ignored, the other columns used", False))
     return out
 
 
-def _float(text: str | None) -> float | None:
-    try:
-        x = float(text) if text not in (None, "") else None
-    except ValueError:
+def _number(row: dict[str, str], line: int, issues: list[Issue], col: str, lo: float,
+            hi: float) -> float | None:
+    """A numeric cell of a CSV row; one that is not a finite number from lo to hi is reported
+    (ignored, the rest of the row used) and read as None."""
+    text = row.get(col)
+    if text is None or not str(text).strip():
         return None
-    return x if x is None or x == x else None
+    try:
+        x = float(text)
+    except (TypeError, ValueError):
+        x = None
+    if x is None or not lo <= x <= hi:  # NaN and infinities fail too
+        issues.append((line, f"column {col} {brief(text)} is not a number from {lo:g} to "
+                             f"{hi:g}: ignored", False))
+        return None
+    return x
 
 
 def _parse_name(name: str) -> tuple[str, str | None, int | None]:
     m = _NAME_RE.fullmatch(name.strip())
     if not m:
         return name.strip(), None, None
-    return m.group("model"), m.group("dev"), int(m.group("ctx")) if m.group("ctx") else None
+    ctx = m.group("ctx")
+    return m.group("model"), m.group("dev"), int(ctx) if ctx and len(ctx) <= 12 else None
 
 
 def _ssm_generation(rows: list[dict[str, str]], header: list[str], name: str):
     issues = _header_issues(header, GEN_COLUMNS)
     groups: dict[tuple, dict[str, Any]] = {}
     for i, r in enumerate(rows, 2):
+        num = partial(_number, r, i, issues)
         model, dev, name_ctx = _parse_name(r.get("model_name") or "")
-        seq = _float(r.get("input_seq_length"))
+        seq = num("input_seq_length", 0, MAX_TOKENS)
         ctx = int(seq) if seq is not None else name_ctx
-        prefill_s, tpot_s = _float(r.get("prefill_time_seconds")), _float(r.get("tpot_seconds"))
+        prefill_s = num("prefill_time_seconds", MIN_MS / 1e3, MAX_MS / 1e3)
+        tpot_s = num("tpot_seconds", MIN_MS / 1e3, MAX_MS / 1e3)
         if not model or ctx is None:
             issues.append((i, "row without a model name or context length: skipped", True))
             continue
         if prefill_s is None and tpot_s is None:
             issues.append((i, "row without prefill_time_seconds or tpot_seconds: skipped", True))
             continue
-        gen = _float(r.get("output_tokens"))
+        gen = num("output_tokens", 0, MAX_TOKENS)
         device = (r.get("device") or "").strip() or dev
         g = groups.setdefault((model, ctx, device), {"gen": int(gen) if gen else None,
                                                      "prefill": [], "tpot": [], "t": []})
@@ -151,14 +197,16 @@ def _ssm_memory(rows: list[dict[str, str]], header: list[str], name: str):
     issues = _header_issues(header, MEM_COLUMNS)
     out = []
     for i, r in enumerate(rows, 2):
+        num = partial(_number, r, i, issues)
         model, dev, name_ctx = _parse_name(r.get("model_name") or "")
-        seq = _float(r.get("seq_len"))
+        seq = num("seq_len", 0, MAX_TOKENS)
         ctx = int(seq) if seq is not None else name_ctx
-        total, reserved = _float(r.get("total_memory_mb")), _float(r.get("reserved_memory_mb"))
+        total = num("total_memory_mb", 0, MAX_BYTES / _MIB)
+        reserved = num("reserved_memory_mb", 0, MAX_BYTES / _MIB)
         if not model or ctx is None or (total is None and reserved is None):
             issues.append((i, "row without model, seq_len or memory columns: skipped", True))
             continue
-        batch = _float(r.get("batch_size"))
+        batch = num("batch_size", 1, MAX_BATCH)
         out.append(blank_row(
             source="ssm-char", file=name, run=f"ssm-char-mem:{Path(name).name}",
             key=f"{model}|ssm-char|ctx={ctx}|mem", model=model, family=guess_family(model),
@@ -204,10 +252,8 @@ def llama_bench_rows(items: Iterable[tuple[int, dict[str, Any]]], name: str, num
         samples = o.get("samples_ns")
         if not isinstance(samples, list) or not samples:
             samples = [o["avg_ns"]] if isinstance(o.get("avg_ns"), (int, float)) else []
-        if not (isinstance(n_prompt, int) and isinstance(n_gen, int)) or not samples:
-            unit = [k for k in o if k.startswith("avg_") and k not in ("avg_ns", "avg_ts")]
-            why = (f"time in unknown unit {unit[0]!r} (llama-bench writes avg_ns)" if unit
-                   else "needs integer n_prompt, n_gen and avg_ns or samples_ns")
+        why = _llama_bench_error(o, n_prompt, n_gen, depth, samples)
+        if why:
             issues.append((line, f"llama-bench result skipped: {why}", True))
             continue
         if n_prompt > 0 and n_gen > 0:
@@ -218,22 +264,21 @@ def llama_bench_rows(items: Iterable[tuple[int, dict[str, Any]]], name: str, num
             issues.append((line, f"llama-bench pp{n_prompt} @ d{depth} times {n_prompt} tokens "
                                  f"after {depth} cached: no edgebench equivalent, skipped", True))
             continue
-        arch_size, _, dtype = str(o.get("model_type") or "unknown").partition(" ")
+        arch_size, _, dtype = (_text(o, "model_type") or "unknown").partition(" ")
         size, _, dtype = dtype.partition(" ")
         model = f"{arch_size}-{size}".lower() if size else arch_size.lower()
-        device = str(o.get("gpu_info") or o.get("cpu_info") or "").strip() or None
+        device = (_text(o, "gpu_info") or _text(o, "cpu_info") or "").strip() or None
         ctx = n_prompt if n_prompt > 0 else depth
         row = merged.get((device, model, dtype, ctx))
         if row is None:
-            backend = "llama.cpp/" + str(o.get("backends") or "?")
+            backend = "llama.cpp/" + (_text(o, "backends") or "?")
             row = merged[(device, model, dtype, ctx)] = blank_row(
                 source="llama-bench", file=name,
-                run=f"llama-bench:{o.get('build_commit', '?')}:{o.get('test_time', '?')}",
+                run=f"llama-bench:{_text(o, 'build_commit') or '?'}:{_text(o, 'test_time') or '?'}",
                 key=f"{model}|{backend}|{dtype}|ctx={ctx}", device_name=device, model=model,
                 family=guess_family(model), backend=backend, dtype=dtype or None, ctx=ctx,
                 batch=1, status="ok")
-        per = [s / 1e6 / (n_gen if n_prompt == 0 else 1) for s in samples
-               if isinstance(s, (int, float))]
+        per = [s / 1e6 / (n_gen if n_prompt == 0 else 1) for s in samples]
         if n_prompt > 0:
             row["prefill_ms"], row["prefill_raw_ms"] = summarize(per), per if len(per) > 1 else None
         else:
@@ -247,3 +292,29 @@ def llama_bench_rows(items: Iterable[tuple[int, dict[str, Any]]], name: str, num
         for r in rows[1:]:
             r["run"] = rows[0]["run"]
     return rows, issues
+
+
+def _text(o: dict[str, Any], key: str) -> str | None:
+    """A string field of a llama-bench result (numbers as text); None for anything else."""
+    v = o.get(key)
+    return v if type(v) is str else str(v) if type(v) in (int, float) else None
+
+
+def _llama_bench_error(o: dict[str, Any], n_prompt: Any, n_gen: Any, depth: Any,
+                       samples: list[Any]) -> str | None:
+    """Why a llama-bench result's counts or times cannot be used (None when they can)."""
+    if not (isinstance(n_prompt, int) and isinstance(n_gen, int)) or not samples:
+        unit = [k for k in o if k.startswith("avg_") and k not in ("avg_ns", "avg_ts")]
+        return (f"time in unknown unit {brief(unit[0])} (llama-bench writes avg_ns)" if unit
+                else "needs integer n_prompt, n_gen and avg_ns or samples_ns")
+    if not (int_in(n_prompt, 0, MAX_TOKENS) and int_in(n_gen, 0, MAX_TOKENS)
+            and int_in(depth, 0, MAX_TOKENS)):
+        return (f"n_prompt, n_gen and n_depth must be token counts from 0 to {MAX_TOKENS:,}, got "
+                f"{brief(n_prompt)}, {brief(n_gen)}, {brief(depth)}")
+    if n_prompt == 0 and n_gen == 0:
+        return "n_prompt and n_gen are both 0: nothing was timed"
+    per = n_gen if n_prompt == 0 else 1
+    if not all(in_range(s, MIN_MS * 1e6 * per, MAX_MS * 1e6 * per) for s in samples):
+        return (f"times must be numbers of ns, from {MIN_MS * 1e6:g} to {MAX_MS * 1e6:g} per "
+                f"token timed, got {brief(samples)}")
+    return None

@@ -1,13 +1,14 @@
 """Read logs from many files and devices into one validated, deduplicated set.
 
-`load(paths) -> Logs` takes files and folders (searched recursively) holding edgebench JSONL logs
+`load(paths, limits) -> Logs` takes files and folders (searched recursively) holding edgebench JSONL logs
 (`*.jsonl`, `*.jsonl.gz`) and the foreign logs `edgebench.importers` understands (`*.csv`, `*.json`,
 and llama-bench JSONL lines met inside a `*.jsonl`). Every line is checked against the schema in
 `edgebench.records`; a line that cannot be used is skipped and reported as a `Problem`
 (`file:line: reason`), a usable line with an unusable field is kept without that field and reported
 too (`skipped=False`). A file written by a newer schema is skipped whole with a message saying how to
-upgrade. Nothing in a log's content raises; only unusable arguments (a missing path, no logs at all)
-raise `UserError`.
+upgrade. Files are streamed within the caps of `ReadLimits` (bytes per line, bytes per file after
+decompression: `edgebench.logstream`). Nothing in a log's content raises; only unusable arguments
+(a missing path, no logs at all) raise `UserError`.
 
 Runs are merged across files and deduplicated by run id; within a run a case key seen twice keeps
 the last line. Cases come out as flat rows (`CASE_FIELDS`) with the device attached: the case's
@@ -18,18 +19,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterable
 
 from edgebench import importers
 from edgebench.errors import UserError
-from edgebench.logfile import CASE_FIELDS, FileReader, Problem
+from edgebench.logfile import CASE_FIELDS, FileReader, Problem, merge_rows
+from edgebench.logstream import ReadLimits
 
-_RUN, _KEY = itemgetter("run"), itemgetter("key")
-
-__all__ = ["CASE_FIELDS", "LOG_SUFFIXES", "Logs", "Problem", "device_label", "find_log_files",
-           "load"]
+__all__ = ["CASE_FIELDS", "LOG_SUFFIXES", "Logs", "Problem", "ReadLimits", "device_label",
+           "find_log_files", "load"]
 
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".json")
 
@@ -76,7 +75,7 @@ def find_log_files(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list
     return list(files), empty
 
 
-def load(paths: Iterable[str | os.PathLike]) -> Logs:
+def load(paths: Iterable[str | os.PathLike], limits: ReadLimits = ReadLimits()) -> Logs:
     """Read, validate, merge and deduplicate every log under `paths` (see the module docstring)."""
     paths = list(paths)
     if not paths:
@@ -89,7 +88,7 @@ def load(paths: Iterable[str | os.PathLike]) -> Logs:
     run_files: dict[str, str] = {}
     dup_keys = imported = 0
     for path in files:
-        reader = FileReader(str(path))
+        reader = FileReader(str(path), limits)
         reader.read(path)
         logs.problems.extend(reader.problems)
         logs.lines_read[reader.name] = reader.n_used
@@ -102,16 +101,8 @@ def load(paths: Iterable[str | os.PathLike]) -> Logs:
             run_files.setdefault(run_id, reader.name)
             logs.runs.setdefault(run_id, header)
         imported += reader.n_imported
-        keyed = dict(zip(zip(map(_RUN, reader.cases), map(_KEY, reader.cases)), reader.cases))
-        if len(keyed) == len(reader.cases) and cases.keys().isdisjoint(keyed):
-            cases.update(keyed)  # no key repeated: the same as the loop below, at C speed
-        else:
-            for row in reader.cases:
-                k = (row["run"], row["key"])
-                if k in cases:
-                    dup_keys += 1
-                    del cases[k]  # re-insert so the last line wins and keeps its file order
-                cases[k] = row
+        dup_keys += reader.n_repeated
+        dup_keys += merge_rows(cases, reader.cases)
         logs.maxctx.extend(reader.maxctx)
         logs.ops.extend(reader.ops)
     if dup_keys:

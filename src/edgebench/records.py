@@ -1,4 +1,5 @@
-"""The log schema and the crash-safe JSONL writer.
+"""The log schema: record types, case keys, compact case lines and the JSON line format
+(`edgebench.logwriter` writes them).
 
 One self-describing JSON object per line, no whitespace. Every line has `v` (schema version) and
 `type`, one of:
@@ -10,12 +11,15 @@ One self-describing JSON object per line, no whitespace. Every line has `v` (sch
            tokens), `batch`, `decode_mode` (eager | graph), `logits` (last | all), `status` (ok | oom
            | error | killed | skipped), `reason` (null when ok), `device` (name), and when ok:
            `prefill_ms` and `tpot_ms` as Stats objects, `cold_ms`, `kernels`, `mem`, optional
-           `energy`, `throttle`, `raw` (only with --raw); when not ok, `worker_log`: the file
+           `energy`, `throttle`, `raw` (only with --raw). `beyond_trained_ctx` (default false,
+           written only when true): ctx + gen passed the model's trained length (random weights:
+           timing and memory stay meaningful, outputs do not). When not ok, `worker_log`: the file
            holding the worker's stdout and stderr, relative to the log's folder (see workerlog.py).
 - `maxctx` a max-context search result: `model`, `mode`, `max_ok_ctx`, `min_fail_ctx`, `probes`,
            `resolution`, `wall_s`, `budget_bytes`, `trail` (ctx, status pairs), `limited_by`,
-           `stopped` (why it ended early, e.g. "interrupted (received SIGTERM)"), and where measured
-           `mem_at_max_ok` (the passing probe's `mem` object at `max_ok_ctx`).
+           `stopped` (why it ended early, e.g. "interrupted (received SIGTERM)"), where measured
+           `mem_at_max_ok` (the passing probe's `mem` object at `max_ok_ctx`), and
+           `beyond_trained_ctx: true` where `max_ok_ctx` + gen passed the model's trained length.
 - `ops`    an operator breakdown: `key`, `phase` (prefill | decode), `shares` (category -> fraction of
            GPU time), `top` (kernel, category, ms), `kernel_ms`, `wall_ms`, on CUDA
            `profiler_total_ms` and `categorised_vs_total_pct`, for a graph decode `replay_scopes`
@@ -30,10 +34,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import uuid
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 SCHEMA_VERSION = 1
 RECORD_TYPES = ("run", "case", "maxctx", "ops", "interrupted")
@@ -58,7 +60,8 @@ def new_run_id() -> str:
 
 # Schema v1 defaults of the case fields: a case line leaves out a field with its default value and
 # every reader restores it (`expand_case`, `logfile`).
-CASE_DEFAULTS = {"backend": "hf", "dtype": "bfloat16", "batch": 1, "logits": "last", "attn": "sdpa"}
+CASE_DEFAULTS = {"backend": "hf", "dtype": "bfloat16", "batch": 1, "logits": "last", "attn": "sdpa",
+                 "beyond_trained_ctx": False}
 # Fields a case line leaves out because a reader derives them (see `expand_case`).
 # mean W = J per prompt (or token) / the phase's median time per prompt (or token).
 _DERIVED_ENERGY = {"prefill_mean_w": ("prefill_j", "prefill_ms"), "decode_mean_w": ("decode_j_per_token", "tpot_ms")}
@@ -70,7 +73,7 @@ def compact_case(rec: dict[str, Any]) -> dict[str, Any]:
     Dropped: `key` (= case_key of the fields and device), `reason` when ok, mean power (= energy /
     phase time), NVML per-process memory when within 1% of device-level use, and the case fields
     that hold their schema default (`CASE_DEFAULTS`: backend hf, dtype bfloat16, batch 1, logits
-    last, attn sdpa)."""
+    last, attn sdpa, beyond_trained_ctx false)."""
     out = {k: v for k, v in rec.items() if not (k == "reason" and v is None and rec.get("status") == "ok")
            and not (k in CASE_DEFAULTS and v == CASE_DEFAULTS[k] and type(v) is type(CASE_DEFAULTS[k]))}
     out.pop("key", None)
@@ -129,66 +132,3 @@ def _finite(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_finite(v) for v in x]
     return x
-
-
-class LogWriter:
-    """Append-only JSONL writer: one line per record, flushed and fsynced, so a killed process loses
-    at most the record being written. Opening an existing log appends (resume)."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8")
-        # A previous process killed mid-write can leave a partial last line: start on a fresh line.
-        if self._fh.tell() > 0:
-            with open(self.path, "rb") as fh:
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":
-                    self._fh.write("\n")
-
-    def write(self, record: dict[str, Any]) -> None:
-        record.setdefault("v", SCHEMA_VERSION)
-        self._fh.write(dumps(record) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        self._fh.close()
-
-    def __enter__(self) -> "LogWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def iter_lines(path: str | os.PathLike) -> Iterable[tuple[int, dict[str, Any] | None, str | None]]:
-    """Yield (line number, record or None, problem or None) for each non-blank line of a JSONL file.
-    Never raises on content; a corrupt line comes back as (n, None, reason)."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield n, None, f"not JSON ({exc.msg} at column {exc.colno})"
-                continue
-            if not isinstance(obj, dict):
-                yield n, None, "not a JSON object"
-                continue
-            yield n, obj, None
-
-
-def finished_keys(path: str | os.PathLike) -> set[str]:
-    """Keys of cases already recorded in a log (any terminal status), for resuming a sweep."""
-    if not Path(path).exists():
-        return set()
-    keys = set()
-    for _, obj, _ in iter_lines(path):
-        if obj and obj.get("type") == "case":
-            case = expand_case(obj)
-            if all(k in case for k in KEY_FIELDS):
-                keys.add(case["key"])
-    return keys

@@ -13,7 +13,6 @@ import os
 import socket
 import sys
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from edgebench import records
@@ -33,38 +32,45 @@ class RunOptions:
     quiet: bool = False
     verbose: bool = False  # stream worker output live instead of keeping it to <log>.workers/
     extra_header: dict[str, Any] = field(default_factory=dict)
+    wait_lock: bool = False  # wait for another process writing the same log instead of refusing
+
+    def __post_init__(self) -> None:
+        from edgebench.spec import check_number
+        self.power_rate_hz = check_number(self.power_rate_hz, "--power-rate", 0.1, 10_000, "Hz")
 
 
 def default_output(suite: str | None) -> str:
     return os.path.join("edgebench-logs", f"{socket.gethostname()}-{suite or 'sweep'}.jsonl")
 
 
-def validate(spec: Spec, cases: list[Case]) -> dict[str, Any]:
-    """Resolve every model and check context limits before anything loads. Returns the presets."""
-    from edgebench.models import catalog
-    presets = {name: catalog.resolve(name) for name in spec.models}
-    for case in cases:
-        pre = presets[case.model]
-        limit = pre.position_limit
-        if limit and case.ctx + case.gen > limit and not spec.allow_long_ctx:
-            hint = (" pass --allow-long-ctx to run past it anyway (RoPE extrapolation: timing and "
-                    "memory stay meaningful, outputs do not)") if pre.rope else ""
-            raise UserError(f"{case.model}: context {case.ctx} + {case.gen} generated tokens exceeds "
-                            f"its {limit}-token limit;{hint or ' lower -c'}")
-        if case.backend not in pre.backends:
-            raise UserError(f"{case.model} has no {case.backend} backend (it has: "
-                            f"{', '.join(pre.backends)})")
-    return presets
+def validate(spec: Spec, cases: list[Case], device: str | None = None) -> dict[str, Any]:
+    """Resolve every model and check every case before anything loads (`edgebench.plan.check`: with a
+    device, also what runs on CUDA only). Returns the presets."""
+    from edgebench import plan
+    return plan.check(spec, cases, device)
 
 
-def check_output(path: str) -> None:
-    p = Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with open(p, "a", encoding="utf-8"):
-            pass
-    except OSError as exc:
-        raise UserError(f"cannot write the log {path}: {exc.strerror}; choose another path with -o") from None
+def dry_run(spec: Spec, shard: str | None = None, suite: str | None = None) -> str:
+    """The plan as text (`edgebench.plan.describe`), checked as a run checks it, without loading a
+    model, importing torch or starting a worker: the device class is the forced --device, else
+    `plan.device_class`'s look at the system."""
+    from edgebench import plan, spec as specmod
+    cases = spec.plan()
+    if shard:
+        cases = specmod.shard(cases, shard)
+    device, how = plan.device_class(spec.device)
+    if spec.device.startswith("cuda"):
+        device = spec.device
+    presets = validate(spec, cases, device)
+    cases = [replace(c, dtype=resolve_dtype(c.dtype, device)) for c in cases]
+    return plan.describe(spec, cases, presets, device, how, suite, spec.output or default_output(suite))
+
+
+def check_output(path: str, wait_lock: bool = False) -> None:
+    """Refuse, before any work, a log path that could not be appended to and read back, or that
+    another process is writing (see `edgebench.logpath`)."""
+    from edgebench import logpath
+    logpath.check_path(path, wait=wait_lock)
 
 
 def resolve_device(spec_device: str, env: dict) -> str:
@@ -93,37 +99,49 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
     cases = spec.plan()
     if opts.shard:
         cases = specmod.shard(cases, opts.shard)
-    presets = validate(spec, cases)
+    presets = validate(spec, cases, None if spec.device == "auto" else spec.device)
     out = spec.output or default_output(suite)
-    check_output(out)
+    check_output(out, opts.wait_lock)
     say = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
     env = env or snapshot_env()
     device = resolve_device(spec.device, env)
     device_name = env["gpus"][int(device.split(":")[1])]["name"] if device.startswith("cuda") \
         else f"CPU ({env['host']['machine']})"
+    if spec.device == "auto":
+        validate(spec, cases, device)  # what the device found here can run
     if spec.memory_budget_bytes:
         _check_budget(spec, presets, env, device)
 
-    done = records.finished_keys(out)
-    cases = [replace(c, dtype=resolve_dtype(c.dtype, device)) for c in cases]
-    todo = [c for c in cases if _key(c, device_name) not in done]
-    if done and len(todo) < len(cases):
-        say(f"resuming {out}: {len(cases) - len(todo)} of {len(cases)} cases already recorded")
-    if not todo:
-        print(f"nothing to do: all {len(cases)} cases are in {out} (use -o NEW.jsonl to measure again)",
-              file=sys.stderr)
-        return out, []
-
-    run_id = records.new_run_id()
-    written: list[dict] = []
     from edgebench import zygote as zygotes
-    from edgebench.workerlog import WorkerLogs
-    wlogs = WorkerLogs(out, say, opts.verbose)
-    preload_out = None if opts.verbose else wlogs.path("preload")
-    zyg = zygotes.open_for([presets[m] for m in dict.fromkeys(c.model for c in todo)],
-                           tuple({c.backend for c in todo}), output=preload_out)
-    with isolate.sigterm_as_interrupt(), records.LogWriter(out) as log, (zyg or contextlib.nullcontext()):
+    from edgebench.logwriter import LogWriter
+    log = LogWriter(out, wait=opts.wait_lock)  # locked from here to the end of the sweep
+    try:
+        done = log.finished_keys()
+        cases = [replace(c, dtype=resolve_dtype(c.dtype, device)) for c in cases]
+        todo = [c for c in cases if _key(c, device_name) not in done]
+        if done and len(todo) < len(cases):
+            say(f"resuming {out}: {len(cases) - len(todo)} of {len(cases)} cases already recorded")
+        if not todo:
+            print(f"nothing to do: all {len(cases)} cases are in {out} (use -o NEW.jsonl to measure again)",
+                  file=sys.stderr)
+            log.close()
+            return out, []
+
+        from edgebench import plan
+        for line in plan.warnings(todo, presets, device):  # shown under -q too: they say what records mean
+            print(f"warning: {line}", file=sys.stderr, flush=True)
+        run_id = records.new_run_id()
+        written: list[dict] = []
+        from edgebench.workerlog import WorkerLogs
+        wlogs = WorkerLogs(out, say, opts.verbose)
+        preload_out = None if opts.verbose else wlogs.path("preload")
+        zyg = zygotes.open_for([presets[m] for m in dict.fromkeys(c.model for c in todo)],
+                               tuple({c.backend for c in todo}), output=preload_out)
+    except BaseException:
+        log.close()
+        raise
+    with isolate.sigterm_as_interrupt(), log, (zyg or contextlib.nullcontext()):
         log.write({"type": "run", "run": run_id, "t": records.utc_now(), "edgebench": env["edgebench"],
                    "argv": sys.argv[1:], "device": device_name, "env": env, "spec": spec.to_dict(),
                    "shard": opts.shard, "workers": zygotes.describe(zyg), **opts.extra_header})
@@ -137,7 +155,8 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                 series = (case.model, case.backend, case.dtype, case.decode_mode, case.logits,
                           case.attn, case.batch, case.gen)
                 rec = {"type": "case", "run": run_id, "key": _key(case, device_name), **case.to_dict(),
-                       "family": pre.family, "device": device_name}
+                       "family": pre.family, "device": device_name,
+                       "beyond_trained_ctx": plan.beyond_trained(case.ctx, case.gen, pre)}
                 worker_out = None
                 if series in failed:
                     rec.update(status="skipped", reason=f"a shorter context ended {failed[series]}")
@@ -171,8 +190,7 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                 bar.advance(rec)
                 if worker_out is not None:
                     wlogs.show_tail(worker_out, rec["status"])
-    if preload_out is not None:
-        wlogs.keep(preload_out)  # removed when the preloaded process printed nothing
+    wlogs.finish(preload_out)
     return out, written
 
 
@@ -196,7 +214,7 @@ def snapshot_env() -> dict:
 
     from edgebench import isolate, workerlog
     with tempfile.TemporaryDirectory(prefix="edgebench-env-") as tmp:
-        output = Path(tmp) / "worker.txt"  # library notices stay off the terminal
+        output = os.path.join(tmp, "worker.txt")  # library notices stay off the terminal
         env = isolate.run_isolated("edgebench.env:snapshot_for_run", {"deep": True}, timeout_s=300,
                                    output=output)
         if env.pop("status", None) != "ok":

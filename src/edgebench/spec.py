@@ -8,6 +8,10 @@ Swept numbers take llama-bench style lists and ranges (grammar in `RANGE_GRAMMAR
 `Spec(models="a,b", ctx="1k-4k*2")` works). `Spec.plan()` is the cartesian product as `Case`s in a fixed
 order: model (as given), backend, dtype, decode_mode, logits, attn (as given), then batch, gen and
 ctx ascending, so contexts grow within a model and a runner can skip longer ones after an OOM.
+A list holds at most `LIST_MAX` values (a range is counted before it is expanded) and a plan at most
+`max_cases` cases (`MAX_CASES` unless raised; counted before it is built), so a `+1` typed for `*2`
+is refused with the count instead of planning a billion cases. A timeout is a number of seconds in
+`TIMEOUT_RANGE_S` (`check_number`).
 `shard(cases, "i/N")` takes every N-th case starting at the i-th, 1-based like job arrays.
 
 Model names without a "/" are preset names and are lowercased; names with a "/" (hub ids, local
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -34,6 +39,9 @@ DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half
 DECODE_MODES = ("eager", "graph")
 LOGITS_MODES = ("last", "all")
 ATTN_KINDS = ("sdpa", "eager", "flash_attention_2")
+LIST_MAX = 1_000_000  # values in one swept list
+MAX_CASES = 10_000  # cases in one plan unless max_cases raises it
+TIMEOUT_RANGE_S = (1.0, 7 * 24 * 3600.0)
 _RANGE_RE = re.compile(r"([^-*+]+)-([^-*+]+)([*+])(.+)")
 _DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
 _SHARD_RE = re.compile(r"(\d+)/(\d+)")
@@ -49,11 +57,24 @@ def parse_list(text: str | int | list, parse: Callable[[str], int] = parse_count
             values.append(parse(piece))
             continue
         for item in str(piece).split(","):
-            values.extend(_parse_item(item.strip(), str(piece), parse))
+            values.extend(_parse_item(item.strip(), str(piece), parse, LIST_MAX - len(values)))
     return list(dict.fromkeys(values))
 
 
-def _parse_item(item: str, whole: str, parse: Callable[[str], int]) -> list[int]:
+def check_number(value: Any, name: str, low: float, high: float, unit: str, note: str = "") -> float:
+    """`value` as a float when it is a finite number from `low` to `high` (in `unit`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise UserError(f"{name} must be a positive number of {unit} from {low:g} to {high:g}{note}, "
+                        f"got {value!r}")
+    return float(value)
+
+
+def check_timeout(value: Any, name: str) -> float:
+    """A per-case timeout in seconds: finite, from 1 s to 7 days."""
+    return check_number(value, name, *TIMEOUT_RANGE_S, unit="seconds", note=" (7 days)")
+
+
+def _parse_item(item: str, whole: str, parse: Callable[[str], int], room: int) -> list[int]:
     def bad(why: str) -> UserError:
         return UserError(f"bad list item {item!r} in {whole!r}: {why}; grammar: {RANGE_GRAMMAR}")
 
@@ -90,6 +111,10 @@ def _parse_item(item: str, whole: str, parse: Callable[[str], int]) -> list[int]
         raise bad(str(exc)) from None
     if step < 1:
         raise bad("STEP must be at least 1")
+    count = (last - first) // step + 1
+    if count > room:
+        raise bad(f"it counts {count:,} values, more than the {LIST_MAX:,} a list may hold "
+                  "(+STEP adds, *FACTOR multiplies)")
     return list(range(first, last + 1, step))
 
 
@@ -149,8 +174,11 @@ class Spec:
     output: str | None = None
     device: str = "auto"
     memory_budget_bytes: int | None = None
-    allow_long_ctx: bool = False
+    # Contexts past a model's trained length run by default (flagged `beyond_trained_ctx` in their
+    # records); strict_ctx refuses them at planning instead.
+    strict_ctx: bool = False
     timeout_s: float | None = None
+    max_cases: int = MAX_CASES
 
     def __post_init__(self) -> None:
         self.models = [n if "/" in n else n.lower() for n in _names(self.models, "models")] \
@@ -166,11 +194,11 @@ class Spec:
                 raise UserError(f"{name} values must be at least {lowest}, got {values}; "
                                 f"fix the {name} list")
             setattr(self, name, values)
-        for name, lowest in (("reps", 1), ("warmup", 0)):
+        for name, lowest in (("reps", 1), ("warmup", 0), ("max_cases", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
                 raise UserError(f"{name} must be an integer >= {lowest}, got {value!r}")
-        for name in ("raw", "allow_long_ctx"):
+        for name in ("raw", "strict_ctx"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.device, str) or not _DEVICE_RE.fullmatch(self.device):
@@ -178,18 +206,25 @@ class Spec:
         if self.memory_budget_bytes is not None:
             self.memory_budget_bytes = parse_size(self.memory_budget_bytes)
         if self.timeout_s is not None:
-            if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, (int, float)) \
-                    or self.timeout_s <= 0:
-                raise UserError(f"timeout_s must be a positive number of seconds, "
-                                f"got {self.timeout_s!r}")
-            self.timeout_s = float(self.timeout_s)
+            self.timeout_s = check_timeout(self.timeout_s, "timeout_s")
         if self.output is not None:
             self.output = str(self.output)
 
     def plan(self) -> list[Case]:
-        """Every case of the sweep, in the documented order."""
+        """Every case of the sweep, in the documented order; counted first and refused above
+        `max_cases`."""
         if not self.models:
             raise UserError("no models to run; pass -m MODEL[,MODEL...] or a spec/suite with models")
+        lists = {"models": self.models, "backends": self.backends, "dtypes": self.dtypes,
+                 "decode modes": self.decode_modes, "logits modes": self.logits, "attention kinds": self.attn,
+                 "batch sizes": self.batch, "gen lengths": self.gen, "contexts": self.ctx}
+        count = math.prod(len(v) for v in lists.values())
+        if count > self.max_cases:
+            sizes = " x ".join(f"{len(v):,} {k}" for k, v in lists.items() if len(v) > 1)
+            raise UserError(f"this sweep plans {count:,} cases ({sizes}), more than the limit of "
+                            f"{self.max_cases:,}; a range stepping +1 where *2 was meant does this "
+                            f"(1-4k+1 is 4,096 values, 1-4k*2 is 13): check the lists, or pass "
+                            f"--max-cases {count} to run them all")
         combos = itertools.product(self.models, self.backends, self.dtypes, self.decode_modes,
                                    self.logits, self.attn, sorted(self.batch), sorted(self.gen),
                                    sorted(self.ctx))

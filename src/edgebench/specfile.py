@@ -4,6 +4,8 @@ A spec file has an optional top-level `description` string and one `[sweep]` tab
 `Spec` field names (`SPEC_FILE_KEYS`), except that the memory budget is written `memory_budget =
 "24GiB"` (a size string or a number of bytes). Lists may be TOML arrays or list/range strings
 (`ctx = "1k-64k*2"`). A relative `output` is relative to the working directory, not to the file.
+`allow_long_ctx` (`LEGACY_KEYS`) is still accepted and has no effect: running past a model's trained
+length became the default; `strict_ctx = true` refuses it.
 
 `add_sweep_arguments(parser)` adds llama-bench style flags (`-m`, `-c`, `-n`, `-r`, ...) whose
 defaults are `argparse.SUPPRESS`, so only flags the user typed appear in the namespace;
@@ -28,15 +30,23 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 _FIELDS = [f.name for f in dataclasses.fields(Spec)]
 SPEC_FILE_KEYS = tuple("memory_budget" if n == "memory_budget_bytes" else n for n in _FIELDS)
+# Keys older spec files may hold, accepted and ignored (with why).
+LEGACY_KEYS = {"allow_long_ctx": "contexts past the trained length run by default now"}
 
 
 def spec_from_mapping(table: dict[str, Any], where: str) -> Spec:
     """A Spec from a `[sweep]`-style mapping; unknown keys are an error listing the valid ones."""
-    unknown = sorted(set(table) - set(SPEC_FILE_KEYS))
+    unknown = sorted(set(table) - set(SPEC_FILE_KEYS) - set(LEGACY_KEYS))
     if unknown:
         raise UserError(f"unknown key(s) {', '.join(unknown)} in {where}; "
                         f"valid keys: {', '.join(SPEC_FILE_KEYS)}")
     values = dict(table)
+    if not isinstance(values.pop("allow_long_ctx", False), bool):
+        raise UserError(f"allow_long_ctx in {where} must be true or false (it has no effect: "
+                        f"{LEGACY_KEYS['allow_long_ctx']}; strict_ctx = true refuses them)")
+    if table.get("allow_long_ctx") and table.get("strict_ctx"):
+        raise UserError(f"{where} sets both allow_long_ctx and strict_ctx; keep strict_ctx = true "
+                        "to refuse contexts past the trained length, or drop it to run them")
     if "memory_budget" in values:
         values["memory_budget_bytes"] = values.pop("memory_budget")
     try:
@@ -63,9 +73,12 @@ def parse_spec_text(text: str, where: str) -> tuple[Spec, str]:
 def read_spec_file(path: str | Path) -> Spec:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise UserError(f"cannot read spec file {str(p)!r} ({exc.strerror}); check the path") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"spec file {str(p)!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                        f"offset {exc.start}); save it as UTF-8") from None
     return parse_spec_text(text, str(p))[0]
 
 
@@ -82,18 +95,19 @@ _FLAGS = (
     (("--attn",), "attn", f"attention kinds: {', '.join(ATTN_KINDS)}"),
     (("-r", "--reps"), "reps", "timed repetitions per case"),
     (("--warmup",), "warmup", "untimed warm-up repetitions per case"),
-    (("-o", "--output"), "output", "JSONL log path (appends; a rerun resumes)"),
+    (("-o", "--output"), "output", "log path, *.jsonl or *.jsonl.gz (appends; a rerun resumes)"),
     (("--device",), "device", "auto, cpu, cuda or cuda:N"),
     (("--memory-budget",), "memory_budget_bytes", "cap on device memory, e.g. 24GiB or 8GB"),
-    (("--timeout",), "timeout_s", "seconds after which a case is killed"),
+    (("--timeout",), "timeout_s", "seconds after which a case is killed (1 to 604800)"),
+    (("--max-cases",), "max_cases", "refuse a sweep that plans more cases than this"),
 )
-_INT_FIELDS = {"reps", "warmup"}
+_INT_FIELDS = {"reps", "warmup", "max_cases"}
 _METAVARS = {"reps": "N", "warmup": "N", "output": "PATH", "device": "DEVICE",
-             "memory_budget_bytes": "SIZE", "timeout_s": "SECONDS"}
+             "memory_budget_bytes": "SIZE", "timeout_s": "SECONDS", "max_cases": "N"}
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the sweep flags, plus --spec, --suite, --raw and --allow-long-ctx, to a parser."""
+    """Add the sweep flags, plus --spec, --suite, --raw, --strict-ctx and --allow-long-ctx."""
     defaults = Spec()
     group = parser.add_argument_group("what to sweep (lists and ranges accepted)")
     group.add_argument("--spec", default=argparse.SUPPRESS, metavar="FILE",
@@ -109,9 +123,13 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                            help=f"{text} (default: {shown if shown not in ('', None) else 'none'})")
     group.add_argument("--raw", dest="raw", action="store_true", default=argparse.SUPPRESS,
                        help="keep raw per-repetition samples in the log")
+    group.add_argument("--strict-ctx", dest="strict_ctx", action="store_true", default=argparse.SUPPRESS,
+                       help="refuse contexts (+ generated tokens) past a model's trained length; by "
+                            "default they run with a warning and `beyond_trained_ctx` in the record")
     group.add_argument("--allow-long-ctx", dest="allow_long_ctx", action="store_true",
                        default=argparse.SUPPRESS,
-                       help="run contexts beyond a model's trained length (RoPE models)")
+                       help="run contexts past a model's trained length: now the default, accepted "
+                            "for old scripts")
 
 
 def spec_from_args(args: Any, base: Spec | None = None) -> Spec:
@@ -120,6 +138,9 @@ def spec_from_args(args: Any, base: Spec | None = None) -> Spec:
     suite_name = getattr(args, "suite", None)
     if spec_path and suite_name:
         raise UserError("give either --spec FILE or --suite NAME, not both")
+    if getattr(args, "allow_long_ctx", False) and getattr(args, "strict_ctx", False):
+        raise UserError("--allow-long-ctx and --strict-ctx contradict each other; give --strict-ctx "
+                        "to refuse contexts past the trained length, or neither to run them")
     if spec_path:
         base = read_spec_file(spec_path)
     elif suite_name:

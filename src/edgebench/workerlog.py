@@ -4,7 +4,7 @@ live copy for -v, and the environment that keeps library chatter out of it.
 A sweep writing `results.jsonl` puts each worker's stdout and stderr (file descriptors 1 and 2, so
 C-level lines such as Kineto's reach it too) in `results.jsonl.workers/<model>-ctx<N>-<mode>-<key>.txt`
 (key: the case's `key`, see `records.case_key`), and the preloaded parent's own in `preload.txt` there.
-A file the worker left empty is removed. A failed case's record names its file (`worker_log`, relative
+A file the worker left empty is removed, and the folder too when it ends empty. A failed case's record names its file (`worker_log`, relative
 to the log's folder), and an error or a kill prints its last `TAIL_LINES` lines.
 """
 from __future__ import annotations
@@ -101,6 +101,17 @@ class WorkerLogs:
             return None
         return os.path.relpath(path, self.log_dir) if path.parent == self.log_dir / self.dir.name \
             else str(path)
+
+    def finish(self, *paths: Path | None) -> None:
+        """At the end of a sweep: these files (e.g. the preloaded process's) kept only when written
+        to, and the folder removed when no worker wrote anything."""
+        for path in paths:
+            if path is not None:
+                self.keep(path)
+        try:
+            self.dir.rmdir()
+        except OSError:  # not empty (or never made): kept
+            pass
 
     def show_tail(self, path: Path, status: str) -> None:
         """For an error or a kill, the last lines of the worker's output (unless -v streamed them)."""

@@ -31,16 +31,22 @@
   the longest context that fit 8 GiB, bench/results/h100-2026-11-22c); the larger of the two is
   within -7% .. -0.5% of them. Zamba2's layer transients exceed its logits, so its limit does not
   depend on the logits mode, as measured.
-`kv_bytes_per_token(preset, dtype)` and `state_bytes(preset, dtype)` are the per-token and the
+`backend="mamba_ssm"` (Mamba and Mamba-2 presets) predicts mamba_ssm's MambaLMHeadModel instead:
+its own parameters, states and logits in the model dtype (no float32 state, no logits upcast), and its
+fused kernels' transients; `edgebench.analysis.mamba_ssm_memory` says what each term holds.
+`kv_bytes_per_token(preset, dtype)` and `state_bytes(preset, dtype, backend)` are the per-token and the
 constant parts, batch 1. `longest_fit(preset, budget_bytes, ...)` bisects the longest context whose
-predicted `total_bytes` fits a budget. Only the standard library is imported here except `param_count`.
+predicted `total_bytes` fits a budget. Only the standard library is imported here except `param_count`,
+the backend names and the mamba_ssm terms.
 """
 from __future__ import annotations
 
 import dataclasses
 
+from edgebench.analysis import mamba_ssm_memory
 from edgebench.errors import UserError
 from edgebench.models.catalog import Preset, param_count
+from edgebench.models.loaders import BACKENDS
 
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 FP32_STATE_BYTES = 4
@@ -178,19 +184,32 @@ def kv_bytes_per_token(preset: Preset, dtype: str = "bfloat16") -> int:
     return 2 * lay.attn_layers * lay.kv_heads * lay.head_dim * _dtype_bytes(dtype)
 
 
-def state_bytes(preset: Preset, dtype: str = "bfloat16") -> int:
+def state_bytes(preset: Preset, dtype: str = "bfloat16", backend: str = "hf") -> int:
+    if _backend(preset, backend) == "mamba_ssm":
+        return mamba_ssm_memory.footprint(preset, _dtype_bytes(dtype), FP32_STATE_BYTES)["state"]
     lay = _layout(preset)
     per_layer = lay.conv_dim * lay.d_conv * _dtype_bytes(dtype) + lay.ssm_state_elems * FP32_STATE_BYTES
     return lay.mamba_layers * per_layer
 
 
+def _backend(preset: Preset, backend: str) -> str:
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == "mamba_ssm" and not preset.mamba_ssm:
+        raise UserError(f"{preset.name} has no mamba_ssm backend (it has: {', '.join(preset.backends)}); "
+                        f"mamba_ssm serves the Mamba and Mamba-2 presets only")
+    return backend
+
+
 def predict(preset: Preset, ctx: int, batch: int = 1, dtype: str = "bfloat16", logits: str = "last",
-            gen: int = 0) -> dict[str, int]:
+            gen: int = 0, backend: str = "hf") -> dict[str, int]:
     if logits not in ("last", "all"):
         raise UserError(f"logits must be 'last' or 'all', not {logits!r}")
     if ctx < 1 or batch < 1 or gen < 0:
         raise UserError(f"ctx and batch must be >= 1 and gen >= 0 (got ctx={ctx}, batch={batch}, gen={gen})")
     nbytes = _dtype_bytes(dtype)
+    if _backend(preset, backend) == "mamba_ssm":
+        return _total(_predict_mamba_ssm(preset, ctx, batch, nbytes, ctx if logits == "all" else 1))
     lay = _layout(preset)
     c = preset.config
     vocab = c.get("vocab_size", 0)
@@ -217,16 +236,29 @@ def predict(preset: Preset, ctx: int, batch: int = 1, dtype: str = "bfloat16", l
         "activation_bytes": batch * ctx * (residual + widest),
         "head_bytes": head,
     }
+    return _total(out)
+
+
+def _predict_mamba_ssm(preset: Preset, ctx: int, batch: int, nbytes: int, positions: int) -> dict[str, int]:
+    m = mamba_ssm_memory.footprint(preset, nbytes, FP32_STATE_BYTES)
+    return {"weights_bytes": m["weights"], "kv_bytes": 0, "ssm_state_bytes": batch * m["state"],
+            "logits_bytes": batch * positions * m["vocab"] * nbytes,
+            "activation_bytes": batch * ctx * m["live_per_token"],
+            "head_bytes": batch * ctx * m["hidden"] * nbytes}
+
+
+def _total(out: dict[str, int]) -> dict[str, int]:
     out["total_bytes"] = (out["weights_bytes"] + out["kv_bytes"] + out["ssm_state_bytes"]
-                          + max(out["activation_bytes"], out["logits_bytes"] + head))
+                          + max(out["activation_bytes"], out["logits_bytes"] + out["head_bytes"]))
     return out
 
 
 def longest_fit(preset: Preset, budget_bytes: int, *, dtype: str = "bfloat16", logits: str = "last",
-                lo: int = 1024, hi: int = 1 << 20, resolution: int = 1024) -> int | None:
+                lo: int = 1024, hi: int = 1 << 20, resolution: int = 1024, backend: str = "hf") -> int | None:
     """The longest context in [lo, hi] (to within `resolution`) whose predicted peak fits
     `budget_bytes`; None when even `lo` does not fit."""
-    fits = lambda ctx: predict(preset, ctx, dtype=dtype, logits=logits)["total_bytes"] <= budget_bytes  # noqa: E731
+    fits = lambda ctx: predict(preset, ctx, dtype=dtype, logits=logits,  # noqa: E731
+                               backend=backend)["total_bytes"] <= budget_bytes
     if not fits(lo):
         return None
     while hi - lo > resolution:

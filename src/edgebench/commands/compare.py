@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("table", "md", "csv", "json"), default="table")
     parser.add_argument("-o", "--output", metavar="FILE", default=None,
                         help="write here instead of standard output")
+    from edgebench.commands.validate import add_limit_arguments
+
+    add_limit_arguments(parser)
 
 
 def selected_tables(text: str) -> tuple[str, ...]:
@@ -51,41 +54,61 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from edgebench.commands.validate import read_limits
     from edgebench.logs import load
-    from edgebench.report import render
+    from edgebench.logvalues import printable
+    from edgebench.report import output, render
     from edgebench.report.tables import build_tables, parse_metrics
 
     metrics = parse_metrics(args.metric)
     wanted = selected_tables(args.table)
-    logs = load(args.logs)
-    tables = [t for t in build_tables(logs, args.baseline, metrics) if t.name in wanted]
+    limits = read_limits(args)
+    if args.output:
+        output.check_file(args.output)
+    logs = load(args.logs, limits)
+    built = build_tables(logs, args.baseline, metrics)
+    tables = [t for t in built if t.name in wanted]
+    absent = _absent(wanted, {t.name for t in built}, explicit=args.table != "all")
+    notes = logs.notes + absent
     # Rendered in pieces (a long table in blocks of rows), all before anything is written.
     if args.format == "json":
         parts = list(render.iter_json(tables, {"problems": [str(p) for p in logs.problems],
-                                               "notes": logs.notes}))
+                                               "notes": notes}))
     elif args.format == "csv":
         parts = list(render.iter_csv(tables))
     elif args.format == "md":
-        parts = list(render.iter_markdown(tables))
+        parts = list(render.iter_markdown(tables)) + [f"{a}\n" for a in absent]
     else:
         import shutil
 
         width = None if args.output or not sys.stdout.isatty() else shutil.get_terminal_size().columns
-        parts = list(render.iter_text(tables, width)) if tables else [
-            "no measured cases in these logs\n"]
+        parts = list(render.iter_text(tables, width)) + [f"{a}\n" for a in absent]
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.writelines(parts)
+        output.write_file(args.output, parts)
     else:
-        sys.stdout.writelines(parts)
+        output.write_stdout(parts)
     # Problems go to stderr so csv/json on stdout stays machine-readable.
+    err = []
     if logs.problems:
         shown = logs.problems[:20]
-        for p in shown:
-            print(f"skipped: {p}" if p.skipped else f"warning: {p}", file=sys.stderr)
+        err += [f"skipped: {p}" if p.skipped else f"warning: {p}" for p in shown]
         if len(logs.problems) > len(shown):
-            print(f"... and {len(logs.problems) - len(shown)} more problems (edgebench validate "
-                  "lists them all)", file=sys.stderr)
-    for note in logs.notes:
-        print(f"note: {note}", file=sys.stderr)
+            err.append(f"... and {len(logs.problems) - len(shown)} more problems (edgebench "
+                       "validate lists them all)")
+    err += [f"note: {note}" for note in (notes if args.format == "csv" else logs.notes)]
+    for line in err:
+        print(printable(line), file=sys.stderr)
     return 0
+
+
+def _absent(wanted: tuple[str, ...], made: set[str], explicit: bool) -> list[str]:
+    """What to say for the tables asked for that the logs have nothing for: always when there are
+    no cases (a log of maxctx or ops records only, or none at all); for the maxctx and ops
+    tables only when named with --table."""
+    out = []
+    if {"cases", "crossover"} & set(wanted) and "cases" not in made:
+        out.append("no measured cases in these logs")
+    for name, what in (("maxctx", "max-context search"), ("ops", "operator breakdown")):
+        if explicit and name in wanted and name not in made:
+            out.append(f"no {what} ({name}) records in these logs")
+    return out

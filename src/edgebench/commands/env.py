@@ -67,6 +67,8 @@ def _render(s: dict) -> None:
         detail = e["version"] or ""
         if name == "torch" and e.get("version"):
             detail += f" (CUDA {e.get('cuda')}, GPU visible: {e.get('cuda_available')})"
+        if name == "transformers" and e.get("supported"):
+            detail += f" (edgebench supports {e['supported']})"
         if "compiled_kernels" in e:
             detail += f", compiled kernels import: {e['compiled_kernels']}"
         if e.get("why") and e["version"]:

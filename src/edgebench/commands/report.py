@@ -16,26 +16,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", metavar="MODEL", default=None,
                         help="model the others are divided by in the tables")
     parser.add_argument("--title", default="edgebench report", help="page title")
+    from edgebench.commands.validate import add_limit_arguments
+
+    add_limit_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from edgebench.commands.validate import read_limits
     from edgebench.logs import load
+    from edgebench.logvalues import printable
+    from edgebench.report import output
     from edgebench.report.html import build_page
     from edgebench.report.plots import draw_all
     from edgebench.report.tables import build_tables
 
-    logs = load(args.logs)
-    tables = build_tables(logs, args.baseline)
+    limits = read_limits(args)
     out = Path(args.output)
-    plots = draw_all(logs, out)
+    output.check_folder(out)
+    logs = load(args.logs, limits)
+    tables = build_tables(logs, args.baseline)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        plots = draw_all(logs, out)
+    except OSError as exc:
+        raise output.os_error(exc.filename or out, exc) from None
     page = out / "report.html"
-    page.write_text(build_page(logs, tables, plots, args.title), encoding="utf-8")
-    for p in plots:
-        print(p.path)
-    print(page)
+    output.write_file(page, [build_page(logs, tables, plots, args.title)])
+    lines = [str(p.path) for p in plots] + [str(page)]
+    if not logs.cases:
+        lines.append("no measured cases in these logs")
     if logs.problems:
-        print(f"{len(logs.problems)} problem lines (listed in the page; edgebench validate "
-              "shows them all)")
+        lines.append(f"{len(logs.problems)} problem lines (listed in the page; edgebench validate "
+                     "shows them all)")
+    output.write_stdout(printable(line) + "\n" for line in lines)
     return 0

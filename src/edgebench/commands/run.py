@@ -2,7 +2,8 @@
 
 With no arguments it runs the embedded default for whatever is here (a GPU: one model of each family
 at a few lengths; CPU only: the tiny presets of all three families) and says how to run the full
-characterization.
+characterization. A forced --device picks that default without asking a worker. `--dry-run` prints
+the plan and its estimated work (`edgebench.plan`) and exits without loading anything.
 """
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     say.add_argument("-v", "--verbose", action="store_true",
                      help="stream each worker's output (library messages, warnings) live; by default "
                           "it goes to LOG.workers/ beside the log and a failed case prints its last lines")
+    how.add_argument("--dry-run", action="store_true",
+                     help="print the plan (cases, estimated work, cases past a model's trained "
+                          "length) and exit: nothing is loaded, no worker starts")
+    how.add_argument("--wait-lock", action="store_true",
+                     help="if another process is writing the log, wait for it instead of refusing")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -39,23 +45,35 @@ def main(args: argparse.Namespace) -> int:
     if args.ops_trace and args.profile != "ops":
         raise UserError("--ops-trace writes the traces of --profile ops; add --profile ops")
 
-    from edgebench import runner
+    from edgebench import plan, runner
     from edgebench.spec import Spec
     from edgebench.specfile import spec_from_args
 
     suite = getattr(args, "suite", None)
     env = None
     if not (getattr(args, "spec", None) or suite or getattr(args, "models", None)):
-        env = runner.snapshot_env()
-        suite = "default-gpu" if env.get("gpus") else "default-cpu"
-        print(f"No models given: running the embedded default suite '{suite}'. For the full "
-              "characterization run: edgebench run --suite paper-desktop (paper-jetson on a Jetson); "
-              "list models with: edgebench models", file=sys.stderr)
+        requested = getattr(args, "device", "auto")
+        if args.dry_run or requested != "auto":  # no worker needed to know the device class
+            device_class, how = plan.device_class(requested)
+        else:
+            env = runner.snapshot_env()
+            device_class, how = ("cuda" if env.get("gpus") else "cpu"), "what a worker found"
+        suite = plan.DEFAULT_SUITES[device_class]
+        print(f"No models given: {'planning' if args.dry_run else 'running'} the embedded default "
+              f"suite '{suite}' (device {device_class}: {how}). For the full characterization run: "
+              "edgebench run --suite paper-desktop (paper-jetson on a Jetson); list models with: "
+              "edgebench models", file=sys.stderr)
         args.suite = suite
     spec: Spec = spec_from_args(args)
+    if args.dry_run:
+        print(runner.dry_run(spec, shard=args.shard, suite=suite))
+        return 0
     opts = runner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
                              power_rate_hz=args.power_rate, quiet=args.quiet, verbose=args.verbose,
-                             profile_ops=args.profile == "ops", ops_trace=args.ops_trace)
+                             profile_ops=args.profile == "ops", ops_trace=args.ops_trace,
+                             wait_lock=args.wait_lock)
+    from edgebench import stack
+    stack.require_runnable()  # torch installed, and a transformers that accepts it: else the fix, before any case
     out, recs = runner.run(spec, opts, suite=suite, env=env)
     if recs:
         _summary(recs)

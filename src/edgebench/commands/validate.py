@@ -9,20 +9,50 @@ HELP = "Check logs against the schema: list every unusable line as file:line, co
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("logs", nargs="+", metavar="LOGS",
                         help="log files or folders (*.jsonl, *.jsonl.gz, foreign *.csv / *.json)")
+    add_limit_arguments(parser)
+
+
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The reader's caps, shared by validate, compare and report."""
+    from edgebench.logstream import MAX_LINE_BYTES, MAX_LOG_BYTES  # light: no numpy
+
+    parser.add_argument("--max-line-bytes", metavar="SIZE", default=f"{MAX_LINE_BYTES >> 20}MiB",
+                        help="longest log line read; a longer one is skipped and reported")
+    parser.add_argument("--max-log-bytes", metavar="SIZE", default=f"{MAX_LOG_BYTES >> 30}GiB",
+                        help="most bytes read from one log file, after decompression; the rest "
+                             "is reported and not read")
+
+
+def read_limits(args: argparse.Namespace):
+    """`ReadLimits` from the flags of `add_limit_arguments` (UserError on a bad size)."""
+    from edgebench.errors import UserError
+    from edgebench.logstream import ReadLimits
+    from edgebench.sizes import parse_size
+
+    sizes = {}
+    for flag in ("max_line_bytes", "max_log_bytes"):
+        try:
+            sizes[flag] = parse_size(getattr(args, flag))
+        except UserError as exc:
+            raise UserError(f"--{flag.replace('_', '-')}: {exc}") from None
+    return ReadLimits(**sizes)
 
 
 def main(args: argparse.Namespace) -> int:
     from edgebench.logs import load
+    from edgebench.logvalues import printable
 
-    logs = load(args.logs)
-    for p in logs.problems:
-        print(f"{p}{'' if p.skipped else ' (line kept)'}")
-    for note in logs.notes:
-        print(f"note: {note}")
-    per_file = logs.problems_by_file()
+    logs = load(args.logs, read_limits(args))
+    out = [f"{p}{'' if p.skipped or p.line is None else ' (line kept)'}" for p in logs.problems]
+    out += [f"note: {note}" for note in logs.notes]
+    per_file = {printable(f): n for f, n in logs.problems_by_file().items()}
+    read = {printable(f): n for f, n in logs.lines_read.items()}
     width = max((len(f) for f in per_file), default=0)
     for f, n_bad in sorted(per_file.items()):
-        print(f"{f.ljust(width)}  {logs.lines_read.get(f, 0):>7} records read  {n_bad:>5} problems")
-    print(f"{len(logs.cases)} cases, {len(logs.runs)} runs, {len(logs.maxctx)} maxctx, "
-          f"{len(logs.ops)} ops records; {len(logs.problems)} problems")
+        out.append(f"{f.ljust(width)}  {read.get(f, 0):>7} records read  {n_bad:>5} problems")
+    out.append(f"{len(logs.cases)} cases, {len(logs.runs)} runs, {len(logs.maxctx)} maxctx, "
+               f"{len(logs.ops)} ops records; {len(logs.problems)} problems")
+    from edgebench.report.output import write_stdout
+
+    write_stdout(printable(line) + "\n" for line in out)
     return 1 if logs.has_invalid_lines else 0

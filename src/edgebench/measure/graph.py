@@ -2,22 +2,26 @@
 
 Eager decode in PyTorch is launch-bound (hundreds of small kernels per token); replaying a captured
 graph removes the per-kernel CPU launch cost, which is what a deployed engine does. Two routes:
-- hf: a static cache (transformers' `StaticCache`, which lays out attention KV *and* linear-attention
-  / SSM states for hybrids with in-place updates) or, for pure SSMs, the model's own cache object whose
-  conv/recurrent states are updated in place. The captured step also does the greedy argmax and the
-  position increment, so one replay is one complete decode step.
+- hf: transformers' `StaticCache` (`models.hf_cache`), which lays out attention KV and the conv /
+  recurrent states of SSM and hybrid layers with in-place updates, passed under the keyword the loaded
+  model's forward takes (`Loaded.cache_api`). `hf_step` builds the step without CUDA, so the CPU tests
+  run the very step that is captured. It also does the greedy argmax and the position increment, so
+  one replay is one complete decode step.
 - mamba_ssm: its own graph decode (`mamba_ssm.utils.generation.update_graph_cache`).
 Capture time is cold-start cost and is reported as such, never mixed into the per-token samples.
 """
 from __future__ import annotations
 
-import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from edgebench.measure.phases import PhaseResult, _sync, timed_steps
+from edgebench.models import hf_cache
 from edgebench.probe import now_ns
 
 
-def _graph_warm(step, n: int):
+def warm_on_side_stream(step, n: int):
+    """Run `step` `n` times on a side stream, as capture needs (lazy allocations happen here)."""
     import torch
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
@@ -27,15 +31,56 @@ def _graph_warm(step, n: int):
     torch.cuda.current_stream().wait_stream(s)
 
 
-def _capture(step):
+def capture(step):
+    """Capture one call of `step` in a CUDA graph. Returns (graph, what the step returned: tensors the
+    graph rewrites on every replay, capture ms)."""
     import torch
     graph = torch.cuda.CUDAGraph()
     torch.cuda.synchronize()
     t0 = now_ns()
     with torch.cuda.graph(graph):
-        step()
+        out = step()
     torch.cuda.synchronize()
-    return graph, (now_ns() - t0) / 1e6
+    return graph, out, (now_ns() - t0) / 1e6
+
+
+@dataclass
+class HfStep:
+    """A prefilled static cache and the decode step over it. One `step()` feeds `tok` (batch, 1),
+    writes the greedy next token back into `tok`, advances `pos` and returns the step's logits
+    (batch, 1, vocab): one complete decode step, every tensor at a fixed address."""
+    cache: Any
+    tok: Any
+    pos: Any
+    step: Callable[[], Any]
+    prefill_logits: Any
+    kind: str = "StaticCache"
+
+
+def hf_step(loaded, ids, *, max_len: int) -> HfStep:
+    """Prefill `ids` into a static cache with room for `max_len` tokens and build the step that
+    `decode_graph_hf` captures. Needs no CUDA: on the CPU it runs eagerly with the same cache objects
+    (the decode-correctness tests). Call under `torch.inference_mode()`."""
+    import torch
+    model, api = loaded.model, loaded.cache_api
+    ctx = ids.shape[1]
+    cache = hf_cache.static_cache(model, max_len)
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=1,
+                **api.kwargs(cache, api.positions(0, ctx, ids.device)))
+    logits = out.logits
+    tok = logits[:, -1:].argmax(-1)
+    out = None
+    pos = torch.full((1,), ctx, dtype=torch.long, device=ids.device)
+    # cache_position only where the forward takes it; the static cache also keeps its own position.
+    kw = {"use_cache": True, "logits_to_keep": 1,
+          **api.kwargs(cache, pos if api.takes_cache_position else None)}
+
+    def step():
+        lg = model(input_ids=tok, **kw).logits
+        tok.copy_(lg[:, -1:].argmax(-1))
+        pos.add_(1)
+        return lg
+    return HfStep(cache, tok, pos, step, logits)
 
 
 def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str, after=None,
@@ -44,40 +89,18 @@ def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str, after=No
     `step` once as its reference); the static cache leaves room for its `after_steps` extra tokens
     and that one step."""
     import torch
-    model = loaded.model
-    params = inspect.signature(model.forward).parameters
-    batch, ctx = ids.shape
+    ctx = ids.shape[1]
     warm = max(warmup, 2)
-    kw: dict = {"use_cache": True, "logits_to_keep": 1}
     with torch.inference_mode():
-        if "cache_params" in params:  # Mamba, Mamba2, FalconMamba: states updated in place
-            out = model(input_ids=ids, **kw)
-            cache_kw = {"cache_params": out.cache_params}
-            kind = "model cache (in-place SSM states)"
-        else:
-            from transformers import StaticCache
-            cache = StaticCache(config=model.config, max_cache_len=ctx + gen + warm + 2 + after_steps)
-            out = model(input_ids=ids, past_key_values=cache,
-                        cache_position=torch.arange(ctx, device=ids.device), **kw)
-            cache_kw = {"past_key_values": cache}
-            kind = "StaticCache"
-        tok = out.logits[:, -1:].argmax(-1)
-        out = None
-        pos = torch.full((1,), ctx, dtype=torch.long, device=ids.device)
-        pos_kw = {"cache_position": pos} if "cache_position" in params else {}
-
-        def step():
-            o = model(input_ids=tok, **cache_kw, **pos_kw, **kw)
-            tok.copy_(o.logits[:, -1:].argmax(-1))
-            pos.add_(1)
-
+        parts = hf_step(loaded, ids, max_len=ctx + gen + warm + 2 + after_steps)
+        step = parts.step
         t0 = now_ns()
-        _graph_warm(step, warm)
+        warm_on_side_stream(step, warm)
         _sync(device)
         warm_ms = (now_ns() - t0) / 1e6
-        graph, capture_ms = _capture(step)
+        graph, _, capture_ms = capture(step)
         samples, window = timed_steps(graph.replay, gen, device)
-        extra = {"graph_cache": kind, "window_ns": window}
+        extra = {"graph_cache": parts.kind, "window_ns": window}
         if after is not None:  # the eager step lends the replay its module scopes (opsreplay)
             extra["after"] = after(graph.replay, step)
         del graph

@@ -76,29 +76,37 @@ def measure_prefill(loaded, ids, *, reps: int, warmup: int, logits: str, device:
     return PhaseResult(samples, {"first_prefill_ms": first_ms}, {"window_ns": (t0, now_ns())})
 
 
+def eager_step(loaded, ids):
+    """Prefill `ids` and build the eager decode step: each call feeds the current token through
+    `loaded.decode`, keeps the greedy next token for the following call (as generation does) and
+    returns the step's logits (batch, 1, vocab). Returns (step, the prefill's last logits)."""
+    logits, cache = loaded.prefill(ids, logits="last")
+    state = {"tok": logits[:, -1:].argmax(-1), "cache": cache}
+    cache = None
+    decode = loaded.decode
+
+    def step():
+        lg, state["cache"] = decode(state["tok"], state["cache"])
+        state["tok"] = lg[:, -1:].argmax(-1)
+        return lg
+    return step, logits
+
+
 def measure_decode_eager(loaded, ids, *, gen: int, warmup: int, device: str,
                          after: Callable[[Callable[[], Any]], Any] | None = None,
                          after_steps: int = 0) -> PhaseResult:
-    """Prefill `ids`, then time `gen` single-token decode steps one by one (greedy argmax feeds the
-    next step, as generation does). Warm-up steps run at the same depth on a separate prefill.
+    """Prefill `ids`, then time `gen` single-token decode steps one by one (`eager_step`).
+    Warm-up steps run at the same depth on a separate prefill.
     `after(step)` runs after the timed steps (the operator profile); the dynamic cache grows, so
     `after_steps` needs no room reserved here."""
     import torch
-    prefill, decode = loaded.prefill, loaded.decode
     with torch.inference_mode():
-        logits, cache = prefill(ids, logits="last")
-        tok = logits[:, -1:].argmax(-1)
-        (logits, cache), first_ms = timed_once_ms(lambda: decode(tok, cache), device)
+        step, _ = eager_step(loaded, ids)
+        _, first_ms = timed_once_ms(step, device)
         for _ in range(max(warmup, 1)):
-            logits, cache = decode(tok, cache)
-        logits = cache = None
-        logits, cache = prefill(ids, logits="last")
-        state = {"tok": logits[:, -1:].argmax(-1), "cache": cache}
-        logits = cache = None
-
-        def step():
-            lg, state["cache"] = decode(state["tok"], state["cache"])
-            state["tok"] = lg[:, -1:].argmax(-1)
+            step()
+        step = None
+        step, _ = eager_step(loaded, ids)
         _sync(device)
         samples, window = timed_steps(step, gen, device)
         extra = {"window_ns": window}

@@ -7,7 +7,8 @@ Contract:
   `local_dir` set, family inferred from `model_type`); a hub id (`org/name`) that is not a local
   directory raises `UserError`: edgebench never downloads.
 - `param_count(preset)` builds the transformers model on the `meta` device (no memory, no init) and
-  counts parameters once each (`Module.parameters()` already yields a tied tensor once). Cached.
+  counts parameters once each (`Module.parameters()` already yields a tied tensor once). Cached. A
+  transformers that cannot build the preset raises `UserError` naming its version and the upgrade.
 - `Preset.hf_config()` builds the transformers config object (transformers imported lazily).
 
 Preset fields: `family` (transformer | ssm | hybrid), `source` ({"hf": repo id, "paper": ...}),
@@ -86,9 +87,8 @@ class Preset:
                 f"copy it here and pass the directory: -m /path/to/{self.source.get('hf', '').split('/')[-1]}")
         try:
             return AutoConfig.for_model(self.model_type, **self.config)
-        except ValueError as exc:
-            raise UserError(f"transformers cannot build '{self.model_type}' for {self.name}: {exc}; "
-                            f"upgrade transformers (pip install -U 'transformers>=5.5')") from exc
+        except Exception as exc:  # an unknown model_type, or a config this release rejects (5.5: nemotron_h "-")
+            raise cannot_build(self, exc) from exc
 
 
 @functools.lru_cache(maxsize=1)
@@ -169,8 +169,22 @@ def param_count(preset: Preset) -> int:
         import torch
         from transformers import AutoModelForCausalLM
     except ImportError as exc:
-        raise MissingDependency("torch + transformers", "pip install 'edgebench[hf]'", str(exc)) from exc
+        from edgebench.stack import torch_install_command
+        raise MissingDependency("torch + transformers", "pip install 'edgebench[hf]', and for torch: "
+                                f"{torch_install_command()}", str(exc)) from exc
     cfg = preset.hf_config()
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(cfg, trust_remote_code=preset.remote_code)
+    try:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(cfg, trust_remote_code=preset.remote_code)
+    except Exception as exc:  # a transformers release that cannot build this architecture (e.g. 5.5: zamba2-2.7b)
+        raise cannot_build(preset, exc) from exc
     return sum(p.numel() for p in model.parameters())
+
+
+def cannot_build(preset: Preset, exc: Exception) -> UserError:
+    """The error for a transformers that cannot build a preset: its version, the cause, the fix."""
+    import transformers
+    cause = " ".join(f"{type(exc).__name__}: {exc}".split())
+    cause = cause if len(cause) <= 160 else cause[:157] + "..."
+    return UserError(f"transformers {transformers.__version__} cannot build {preset.name} ({preset.model_type}); "
+                     f"upgrade it: pip install -U transformers ({cause})")

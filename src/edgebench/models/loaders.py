@@ -12,27 +12,26 @@ Contract:
 - `Loaded.prefill(input_ids, logits="last"|"all") -> (logits, cache)` and
   `Loaded.decode(token_ids, cache) -> (logits, cache)`. "last" keeps one position
   (`logits_to_keep=1` / `num_last_tokens=1`, what generation does); "all" keeps every position.
-  For transformers >= 5.5 the cache is `out.cache_params` (Mamba, Mamba2, FalconMamba) or
-  `out.past_key_values` (all others); `cache_position` is passed only where the installed model's
-  forward still takes it. For `mamba_ssm` the cache is its `InferenceParams`.
+  For `hf` the cache keyword and output (`cache` / `cache_params` / `past_key_values`, by transformers
+  version) come from `hf_cache.detect`, once per load, kept as `Loaded.cache_api`. For `mamba_ssm` the
+  cache is its `InferenceParams`.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import inspect
 import time
 from pathlib import Path
 from typing import Any
 
 from edgebench.errors import MissingDependency, UserError
+from edgebench.models import hf_cache
 from edgebench.models.catalog import Preset
 
 BACKENDS = ("hf", "mamba_ssm")
 DTYPES = ("bfloat16", "float16", "float32")
 ATTN_KINDS = ("sdpa", "eager", "flash_attention_2")
 LOGITS_MODES = ("last", "all")
-_CACHE_PARAMS_TYPES = frozenset({"mamba", "mamba2", "falcon_mamba"})
 _WEIGHT_GLOBS = ("*.safetensors", "*.bin", "*.pt")
 
 
@@ -45,10 +44,10 @@ class Loaded:
     attn: str | None
     vocab_size: int
     info: dict[str, Any]
+    cache_api: hf_cache.CacheApi | None = None  # hf backend: how its forward takes and returns the cache
     # Position of the next token; only needed by models whose forward takes cache_position, and by
     # mamba_ssm's InferenceParams.seqlen_offset.
     _pos: int = 0
-    _takes_cache_position: bool = False
     max_new_tokens: int = 4096
 
     def prefill(self, input_ids, logits: str = "last"):
@@ -68,12 +67,11 @@ class Loaded:
                 params.seqlen_offset += seq_len
                 self._pos = seq_len
                 return out.logits, params
-            kwargs = {"use_cache": True, "logits_to_keep": 1 if logits == "last" else 0}
-            if self._takes_cache_position:
-                kwargs["cache_position"] = torch.arange(seq_len, device=input_ids.device)
-            out = self.model(input_ids=input_ids, **kwargs)
+            api = self.cache_api
+            out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1 if logits == "last" else 0,
+                             **api.kwargs(None, api.positions(0, seq_len, input_ids.device)))
         self._pos = seq_len
-        return out.logits, self._cache_of(out)
+        return out.logits, api.of(out)
 
     def decode(self, token_ids, cache):
         import torch
@@ -85,18 +83,11 @@ class Loaded:
                 cache.seqlen_offset += n
                 self._pos += n
                 return out.logits, cache
-            key = "cache_params" if self.preset.model_type in _CACHE_PARAMS_TYPES else "past_key_values"
-            kwargs = {key: cache, "use_cache": True, "logits_to_keep": 1}
-            if self._takes_cache_position:
-                kwargs["cache_position"] = torch.arange(self._pos, self._pos + n, device=token_ids.device)
-            out = self.model(input_ids=token_ids, **kwargs)
+            api = self.cache_api
+            out = self.model(input_ids=token_ids, use_cache=True, logits_to_keep=1,
+                             **api.kwargs(cache, api.positions(self._pos, n, token_ids.device)))
         self._pos += n
-        return out.logits, self._cache_of(out)
-
-    def _cache_of(self, out):
-        if self.preset.model_type in _CACHE_PARAMS_TYPES:
-            return out.cache_params
-        return out.past_key_values
+        return out.logits, api.of(out)
 
 
 def _check_args(preset: Preset, backend: str, device: str, dtype: str, attn: str) -> None:
@@ -122,7 +113,8 @@ def load(preset: Preset, backend: str = "hf", device: str = "cuda", dtype: str =
     try:
         import torch
     except ImportError as exc:
-        raise MissingDependency("torch", "pip install 'edgebench[hf]'", str(exc)) from exc
+        from edgebench.stack import torch_install_command
+        raise MissingDependency("torch", torch_install_command(), str(exc)) from exc
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("device cuda asked for but torch sees no CUDA GPU; use --device cpu "
                         "(and the tiny-* presets) or check the driver and the torch build")
@@ -142,9 +134,9 @@ def load(preset: Preset, backend: str = "hf", device: str = "cuda", dtype: str =
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     info = {"weights": weights, "init_s": round(time.perf_counter() - t0, 3), "params": params,
             "param_bytes": param_bytes, "device": device}
-    takes_pos = backend == "hf" and "cache_position" in inspect.signature(model.forward).parameters
+    api = hf_cache.detect(model) if backend == "hf" else None
     return Loaded(model=model, preset=preset, backend=backend, dtype=dtype, attn=attn_used,
-                  vocab_size=vocab_size, info=info, _takes_cache_position=takes_pos)
+                  vocab_size=vocab_size, info=info, cache_api=api)
 
 
 def _load_hf(preset: Preset, device: str, torch_dtype, attn: str):

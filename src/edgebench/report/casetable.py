@@ -19,6 +19,7 @@ from edgebench.analysis.stats import (median_rel_se_columns, ratio_ci, ratio_cis
                                       stats_fields)
 
 CHUNK_ROWS = 4096
+MAX_REL_SE = 100.0
 _FIELDS = ("device", "source", "model", "backend", "dtype", "batch", "decode_mode", "logits", "ctx",
            "status", "reason", "prefill_ms", "tpot_ms", "prefill_raw_ms", "tpot_raw_ms",
            "peak_allocated_bytes", "prefill_j", "decode_j_per_token")
@@ -198,6 +199,8 @@ class CaseColumns:
         """RatioCI of each row / its baseline row (b_at, -1 = none), in table order: bootstrap
         where both kept raw samples, else the normal approximation from the Stats objects."""
         med, se = self.arrays[f"med.{metric}"], self.arrays[f"se.{metric}"]
+        # A spread past MAX_REL_SE times the median gives no interval (its bounds would overflow).
+        se = np.where(se <= MAX_REL_SE, se, np.nan)
         bi = np.array(b_at, dtype=np.intp)
         has_b = bi >= 0
         bi = np.where(has_b, bi, 0)

@@ -1,5 +1,6 @@
 """One self-contained HTML page: the compare tables and the PNG plots inlined as base64 data URIs,
-CSS inline, no scripts and no external assets, so the file can be mailed or archived alone."""
+CSS inline, no scripts and no external assets, so the file can be mailed or archived alone. Text
+from the logs is HTML-escaped, its control characters shown as escapes (`logvalues.printable`)."""
 from __future__ import annotations
 
 import base64
@@ -7,6 +8,7 @@ import html
 from pathlib import Path
 
 from edgebench.logs import Logs
+from edgebench.logvalues import printable
 from edgebench.report.plots import Plot
 from edgebench.report.render import render_html
 from edgebench.report.tables import Table
@@ -36,11 +38,12 @@ def _img(plot: Plot) -> str:
 def build_page(logs: Logs, tables: list[Table], plots: list[Plot],
                title: str = "edgebench report", max_problems: int = 200) -> str:
     devices = sorted({r["device"] for r in logs.cases})
+    title = printable(title)
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
              f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>",
              f"<p>{len(logs.cases)} cases from {len(logs.runs)} runs on {len(devices)} devices: "
-             f"{html.escape(', '.join(devices))}</p>"]
+             f"{html.escape(printable(', '.join(devices)))}</p>"]
     for kind, heading in _KIND_TITLES:
         mine = [p for p in plots if p.kind == kind]
         if mine:
@@ -50,7 +53,7 @@ def build_page(logs: Logs, tables: list[Table], plots: list[Plot],
     if logs.problems:
         shown = logs.problems[:max_problems]
         parts.append(f'<h2 id="problems">Skipped or partly used lines ({len(logs.problems)})</h2>'
-                     '<ul class="problems">' + "".join(f"<li>{html.escape(str(p))}</li>"
+                     '<ul class="problems">' + "".join(f"<li>{html.escape(printable(str(p)))}</li>"
                                                        for p in shown) + "</ul>")
         if len(logs.problems) > len(shown):
             parts.append(f"<p class=\"note\">... and {len(logs.problems) - len(shown)} more; "

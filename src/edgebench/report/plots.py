@@ -4,6 +4,8 @@
 prefill vs context and TPOT vs context (log-log, one line per model), peak memory vs context with
 out-of-memory cases marked, energy per token vs context (decode J/token, prefill J per prompt
 token), and operator shares as stacked bars (prefill and decode, per model and context).
+Text from the logs (devices, models, categories) is drawn as plain text: control characters
+escaped (`logvalues.printable`), no math parsing of `$`, cut to `LABEL_CHARS`.
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from typing import Any
 
 from edgebench.errors import MissingDependency
 from edgebench.logs import Logs
+from edgebench.logvalues import printable, shorten
 from edgebench.report.tables import OPS_ORDER, METRICS, series_labels, latest_cases, setting_of
 
 _MARKERS = "osD^v<>ph*"
+LABEL_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,12 @@ def _pyplot():
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "device"
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:LABEL_CHARS] or "device"
+
+
+def _text(text: str) -> str:
+    """Log text as a plot shows it: escaped, and cut short when long."""
+    return shorten(printable(text), LABEL_CHARS)
 
 
 def _series(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -54,7 +63,7 @@ def _series(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, An
         label = labels[id(r)]
         if len(settings_per_device[r["device"]]) > 1:
             label = f"{label} ({setting_of(r)})"
-        out.setdefault(r["device"], {}).setdefault(label, []).append(r)
+        out.setdefault(_text(r["device"]), {}).setdefault(_text(label), []).append(r)
     for per in out.values():
         for rs in per.values():
             rs.sort(key=lambda r: r["ctx"])
@@ -64,6 +73,11 @@ def _series(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, An
 def draw_all(logs: Logs, out_dir: str | Path) -> list[Plot]:
     plt = _pyplot()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with plt.rc_context({"text.parse_math": False}):  # a `$` in a model name is just a `$`
+        return _draw_all(plt, logs, out_dir)
+
+
+def _draw_all(plt, logs: Logs, out_dir: str | Path) -> list[Plot]:
     out = _Namer(Path(out_dir))
     rows, _ = latest_cases(logs)
     plots: list[Plot] = []
@@ -211,19 +225,20 @@ def _ops_plots(plt, out: _Namer, logs: Logs) -> list[Plot]:
     plots = []
     by_device: dict[str, list[dict[str, Any]]] = {}
     for rec in logs.ops:
-        by_device.setdefault(rec["device"], []).append(rec)
+        by_device.setdefault(_text(rec["device"]), []).append(rec)
     for device, recs in sorted(by_device.items()):
         recs.sort(key=lambda r: (r["phase"] != "prefill", r["model"], r["ctx"] or 0, str(r.get("decode_mode"))))
         cats = {c for r in recs for c in r["shares"]}
         cats = [c for c in OPS_ORDER if c in cats] + sorted(cats - set(OPS_ORDER))
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(recs) + 2.5), 4.8))
-        names = [f"{r['model']}\n{r['phase']}" + (f" {r['ctx']}" if r["ctx"] else "")
-                 + (f"\n{r['decode_mode']}" if r.get("decode_mode") else "") for r in recs]
+        # matplotlib refuses images past 2^16 pixels a side: many bars are drawn narrower
+        fig, ax = plt.subplots(figsize=(min(max(6.0, 0.9 * len(recs) + 2.5), 500.0), 4.8))
+        names = [f"{_text(r['model'])}\n{r['phase']}" + (f" {r['ctx']}" if r["ctx"] else "")
+                 + (f"\n{_text(r['decode_mode'])}" if r.get("decode_mode") else "") for r in recs]
         bottom = [0.0] * len(recs)
         cmap = plt.get_cmap("tab10")
         for i, c in enumerate(cats):
             vals = [100.0 * float(r["shares"].get(c) or 0.0) for r in recs]
-            ax.bar(range(len(recs)), vals, bottom=bottom, label=c, color=cmap(i % 10))
+            ax.bar(range(len(recs)), vals, bottom=bottom, label=_text(c), color=cmap(i % 10))
             bottom = [b + v for b, v in zip(bottom, vals)]
         ax.set_xticks(range(len(recs)), names, fontsize=7)
         ax.set_ylabel("share of GPU kernel time (%)")

@@ -6,7 +6,10 @@ shown as a percentage, "ratio" for a `RatioCI` shown as `1.23x` or `~1.02x` when
 includes 1. Missing values show as "-" (empty in CSV, null in JSON).
 
 The terminal format uses rich up to `RICH_MAX_ROWS` rows per table; rich lays out about 500 rows a
-second, so longer tables are written as plain aligned text (same columns, no borders).
+second, so longer tables are written as plain aligned text (same columns, no borders); a cell
+longer than `TEXT_CELL_CHARS` is cut there in this format (the others keep it whole). Text from the
+logs is shown, never acted on: control characters are escaped in every format but JSON (which
+escapes them itself), and rich gets plain `Text` (a model named `[red]x[/]` is shown as written).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import io
 from typing import Any, Callable, Iterator
 
 from edgebench.analysis.stats import RatioCI
+from edgebench.logvalues import printable, printable_column, shorten
 from edgebench.report.render_data import (BLOCK_ROWS, _within, iter_csv, iter_json, render_csv,
                                           render_json, tables_as_json)
 from edgebench.report.tables import Column, Table
@@ -24,6 +28,7 @@ __all__ = ["MISSING", "RICH_MAX_ROWS", "format_cell", "iter_csv", "iter_json", "
            "render_text", "tables_as_json"]
 
 RICH_MAX_ROWS = 2000
+TEXT_CELL_CHARS = 200
 MISSING = "-"
 
 
@@ -70,8 +75,14 @@ def _column_cells(values: list[Any], col: Column) -> list[str]:
 
 
 def _columns(table: Table) -> list[list[str]]:
-    """Formatted cells, column-major; formatted a column at a time (one spec per column)."""
-    return [_column_cells(list(vals), c) for vals, c in zip(table.column_data(), table.columns)]
+    """Formatted cells, column-major; formatted a column at a time (one spec per column), control
+    characters escaped."""
+    return [printable_column(_column_cells(list(vals), c))
+            for vals, c in zip(table.column_data(), table.columns)]
+
+
+def _names(table: Table) -> list[str]:
+    return [printable(c.name) for c in table.columns]
 
 
 def _cells(table: Table) -> list[tuple[str, ...]]:
@@ -86,7 +97,7 @@ def iter_text(tables: list[Table], width: int | None = None) -> Iterator[str]:
             yield _rich(t, width)
         else:
             yield from _plain(t)
-        yield "".join(f"  {note}\n" for note in t.notes) + "\n"
+        yield "".join(f"  {printable(note)}\n" for note in t.notes) + "\n"
 
 
 def render_text(tables: list[Table], width: int | None = None) -> str:
@@ -96,20 +107,23 @@ def render_text(tables: list[Table], width: int | None = None) -> str:
 def _rich(t: Table, width: int | None) -> str:
     from rich.console import Console
     from rich.table import Table as RichTable
+    from rich.text import Text
 
-    rt = RichTable(title=t.title, title_justify="left")
-    for c in t.columns:
-        rt.add_column(c.name, justify="right" if c.fmt else "left", overflow="fold")
+    rt = RichTable(title=Text(t.title), title_justify="left")
+    for c, name in zip(t.columns, _names(t)):
+        rt.add_column(Text(name), justify="right" if c.fmt else "left", overflow="fold")
     for row in _cells(t):
-        rt.add_row(*row)
+        rt.add_row(*(Text(shorten(c, TEXT_CELL_CHARS)) for c in row))  # no markup, no emoji
     buf = io.StringIO()
-    Console(file=buf, width=width or 240, color_system=None, highlight=False).print(rt)
+    Console(file=buf, width=width or 240, color_system=None, highlight=False, markup=False,
+            emoji=False).print(rt)
     return buf.getvalue()
 
 
 def _plain(t: Table) -> Iterator[str]:
-    names = [c.name for c in t.columns]
-    columns = (_columns(t) if t.n_rows else []) or [()] * len(names)
+    names = _names(t)
+    columns = ([[shorten(c, TEXT_CELL_CHARS) for c in col] if max(map(len, col)) > TEXT_CELL_CHARS
+                else col for col in _columns(t)] if t.n_rows else []) or [()] * len(names)
     widths = [max(len(n), max(map(len, col), default=0)) for n, col in zip(names, columns)]
     line = "  ".join(f"{{:{'>' if c.fmt else '<'}{w}}}" for c, w in zip(t.columns, widths)).format
     yield f"{t.title}\n{line(*names).rstrip()}\n{line(*('-' * w for w in widths)).rstrip()}\n"
@@ -122,7 +136,7 @@ def iter_markdown(tables: list[Table]) -> Iterator[str]:
     """`render_markdown` in pieces (a long table in blocks of rows)."""
     for t in tables:
         yield f"### {t.title}\n\n"
-        yield "| " + " | ".join(c.name for c in t.columns) + " |\n"
+        yield "| " + " | ".join(n.replace("|", "\\|") for n in _names(t)) + " |\n"
         yield "|" + "|".join("---:" if c.fmt else "---" for c in t.columns) + "|\n"
         if t.n_rows:  # escape | a column at a time, only in the columns that hold one
             columns = [[v.replace("|", "\\|") for v in col] if "|" in "".join(col) else col
@@ -130,7 +144,7 @@ def iter_markdown(tables: list[Table]) -> Iterator[str]:
             rows = list(map(" | ".join, zip(*columns)))
             for start in range(0, len(rows), BLOCK_ROWS):
                 yield "| " + " |\n| ".join(rows[start:start + BLOCK_ROWS]) + " |\n"
-        yield "".join(f"\n_{n}_\n" for n in t.notes) + "\n"
+        yield "".join(f"\n_{printable(n)}_\n" for n in t.notes) + "\n"
 
 
 def render_markdown(tables: list[Table]) -> str:
@@ -142,12 +156,12 @@ def render_html(tables: list[Table]) -> str:
     for t in tables:
         parts.append(f'<h2 id="table-{t.name}">{html.escape(t.title)}</h2>')
         parts.append(f'<table class="data" data-table="{t.name}"><thead><tr>'
-                     + "".join(f"<th>{html.escape(c.name)}</th>" for c in t.columns)
+                     + "".join(f"<th>{html.escape(n)}</th>" for n in _names(t))
                      + "</tr></thead><tbody>")
         for row in _cells(t):
             parts.append("<tr>" + "".join(
                 f'<td class="{"num" if c.fmt else "txt"}">{html.escape(v)}</td>'
                 for v, c in zip(row, t.columns)) + "</tr>")
         parts.append("</tbody></table>")
-        parts.extend(f'<p class="note">{html.escape(n)}</p>' for n in t.notes)
+        parts.extend(f'<p class="note">{html.escape(printable(n))}</p>' for n in t.notes)
     return "\n".join(parts)

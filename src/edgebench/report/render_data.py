@@ -4,7 +4,9 @@ CSV writes the ratio as four columns (ratio, ci_lo, ci_hi, within_spread); JSON 
 Several tables in one CSV are separated by a blank line and a `# table: NAME` line. The text is the
 same, byte for byte, as `csv.writer` row by row and `json.dumps(..., separators=(",", ":"),
 allow_nan=False)` of `tables_as_json`: each column's numbers are written by one `orjson.dumps`
-call where orjson writes them as Python does (see `number_texts`), by the stdlib otherwise.
+call where orjson writes them as Python does (see `number_texts`), by the stdlib otherwise. CSV
+text cells and column names have their control characters (but tab and newline, which CSV quotes)
+escaped (`logvalues.printable`), as the terminal formats do; JSON escapes them itself.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import json
 from typing import Any, Iterator
 
 from edgebench.analysis.stats import RatioCI
+from edgebench.logvalues import printable
 from edgebench.report.tables import Table
 
 try:
@@ -169,7 +172,7 @@ class _CsvQuoter:
         if q is None:
             self.buf.seek(0)
             self.buf.truncate()
-            self.writer.writerow((s, "x"))
+            self.writer.writerow((printable(s, field=True), "x"))
             q = self.memo[s] = self.buf.getvalue()[:-3]  # less ",x\n"
         return q
 
@@ -189,8 +192,9 @@ class _CsvQuoter:
 def _csv_header(t: Table) -> list[str]:
     header: list[str] = []
     for c in t.columns:
-        header += ([c.name, f"{c.name}_ci_lo", f"{c.name}_ci_hi", f"{c.name}_within_spread"]
-                   if c.fmt == "ratio" else [c.name])
+        name = printable(c.name, field=True)
+        header += ([name, f"{name}_ci_lo", f"{name}_ci_hi", f"{name}_within_spread"]
+                   if c.fmt == "ratio" else [name])
     return header
 
 
@@ -222,7 +226,7 @@ def iter_csv(tables: list[Table]) -> Iterator[str]:
                 v = row[i]
                 out[i:i + 1] = ([v.ratio, v.lo, v.hi, v.within_spread] if v is not None
                                 else [None] * 4)
-            w.writerow(out)
+            w.writerow([printable(v, field=True) if type(v) is str else v for v in out])
         yield buf.getvalue()
 
 

@@ -9,6 +9,7 @@
   overtakes the other, with the bracketing measured points;
 - `maxctx`: the max-context search results;
 - `ops`: the operator breakdown (share of GPU time per category, per phase).
+With no case rows (a log of maxctx or ops records only) there are no cases and crossover tables.
 Cells hold raw values (None = not available); `Ratio` cells hold a `RatioCI`. Renderers format them.
 The cases and crossover tables are built a column at a time (`edgebench.report.casetable`,
 `edgebench.report.crosstable`): a comparison reaches 10^5 rows; the cases table keeps its cells
@@ -22,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 from edgebench.errors import UserError
 from edgebench.logs import Logs
+from edgebench.logvalues import brief
 from edgebench.report.casetable import (METRIC_NAMES, CaseColumns, cases_columns,
                                         series_label_column, setting_text)
 from edgebench.report.crosstable import crossover_rows
@@ -181,10 +183,12 @@ def build_tables(logs: Logs, baseline: str | None = None,
     if baseline is not None and not any(r["model"] == baseline for r in rows):
         models = sorted({r["model"] for r in rows})
         raise UserError(f"baseline model {baseline!r} is not in the logs; models there: "
-                        f"{', '.join(models[:20])}")
-    cases = CaseColumns(rows)
-    tables = [_cases_table(cases, baseline, metrics, superseded),
-              _crossover_table(cases, metrics), _maxctx_table(logs), _ops_table(logs)]
+                        f"{', '.join(map(brief, models[:20]))}")
+    tables = [_maxctx_table(logs), _ops_table(logs)]
+    if rows:  # a log of maxctx or ops records only (or none) has no case tables
+        cases = CaseColumns(rows)
+        tables[:0] = [_cases_table(cases, baseline, metrics, superseded),
+                      _crossover_table(cases, metrics)]
     # An empty crossover table still says how many pairs were compared and that none crossed.
     return [t for t in tables if t is not None and (t.n_rows or t.name == "crossover")]
 
