@@ -83,3 +83,35 @@ def uses_cuda(payload):
     import torch
     x = torch.ones(1024, device="cuda")
     return {"sum": float(x.sum().item()), "device": torch.cuda.get_device_name(0)}
+
+
+def prints_then_raises(payload):
+    """Output through Python's streams and straight to the file descriptors (as C libraries write)."""
+    import sys
+    print("python stdout line", flush=True)
+    print("python stderr line", file=sys.stderr, flush=True)
+    os.write(1, b"fd1 line from C\n")
+    os.write(2, b"fd2 line from C\n")
+    for i in range(30):
+        print(f"noise {i}")
+    raise ValueError("failed after printing")
+
+
+def prints_slowly(payload):
+    print("first line", flush=True)
+    time.sleep(payload["sleep_s"])
+    print("second line")  # no flush: a worker's stdout is line-buffered even into a file
+    return {"done": True}
+
+
+def reports_env(payload):
+    return {name: os.environ.get(name) for name in payload["names"]}
+
+
+def runs_profiler(payload):
+    """torch.profiler once, as `case` does for kernel counts (Kineto prints its USDT lines here)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]):
+        torch.ones(8).sum()
+    return {"profiled": True}

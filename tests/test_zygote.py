@@ -26,7 +26,7 @@ def zyg():
 def test_every_outcome_matches_a_spawned_worker(zyg):
     ok = run_isolated(T + "returns", {"x": 21}, zygote=zyg)
     assert ok["status"] == "ok" and ok["doubled"] == 42
-    assert ok["pid"] not in (os.getpid(), zyg._proc.pid)
+    assert ok["pid"] not in (os.getpid(), zyg.pid)
     assert run_isolated(T + "raises_runtime_oom_text", {}, zygote=zyg)["status"] == "oom"
     err = run_isolated(T + "raises_value_error", {}, zygote=zyg)
     assert err["status"] == "error" and err["reason"].startswith("ValueError: bad shape (1, 2)")
@@ -49,11 +49,77 @@ def test_timeout_kills_the_forked_worker_and_the_zygote_goes_on(zyg):
 
 def test_a_zygote_that_dies_mid_case_gives_a_killed_record_then_spawning(zyg):
     import threading
-    threading.Timer(1.0, lambda: os.kill(zyg._proc.pid, signal.SIGKILL)).start()
+    threading.Timer(1.0, lambda: os.kill(zyg.pid, signal.SIGKILL)).start()
     record = run_isolated(T + "sleeps", {"sleep_s": 20}, timeout_s=30, zygote=zyg)
     assert record["status"] == "killed" and "preloaded" in record["reason"]
-    assert not zyg.ok and "died" in zyg.why
+    assert not zyg.ok and "died" in zyg.why and "OOM killer" in record["reason"]
     assert run_isolated(T + "returns", {"x": 1}, zygote=zyg)["doubled"] == 2  # spawned now
+
+
+def _bounded(call, limit_s: float, zyg):
+    """call() in a thread; fails (and frees it by killing the zygote) if it has not returned in limit_s."""
+    import threading
+    out = {}
+    thread = threading.Thread(target=lambda: out.setdefault("r", call()), daemon=True)
+    t0 = time.monotonic()
+    thread.start()
+    thread.join(limit_s)
+    if thread.is_alive():
+        os.kill(zyg.pid, signal.SIGKILL)
+        thread.join(30)
+        pytest.fail(f"still waiting after {limit_s} s: the wait on the stopped zygote has no bound")
+    return out["r"], time.monotonic() - t0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads process states from /proc")
+def test_a_zygote_stopped_mid_case_gives_a_killed_record_then_spawning(zyg, tmp_path):
+    """SIGSTOP on the fork server while its child runs: the child's exit is never reported. The case
+    ends as killed within its timeout (not never), the zygote is replaced by spawning, nothing is left."""
+    import threading
+    pid = zyg.pid
+    threading.Timer(1.0, lambda: os.kill(pid, signal.SIGSTOP)).start()
+    record, elapsed = _bounded(
+        lambda: run_isolated(T + "sleeps", {"sleep_s": 3}, timeout_s=8, zygote=zyg), 60, zyg)
+    assert record["status"] == "killed" and "stopped" in record["reason"], record
+    assert "preloaded" in record["reason"] and elapsed < 20
+    assert not zyg.ok and "stopped" in zyg.why
+    assert not _alive(pid)  # the stopped zygote was killed, not left behind
+    assert run_isolated(T + "returns", {"x": 3}, zygote=zyg)["doubled"] == 6  # spawned now
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads process states from /proc")
+def test_a_zygote_stopped_between_cases_is_replaced_at_once(zyg):
+    pid = zyg.pid
+    os.kill(pid, signal.SIGSTOP)
+    record, elapsed = _bounded(lambda: run_isolated(T + "returns", {"x": 4}, zygote=zyg), 60, zyg)
+    assert record["status"] == "ok" and record["doubled"] == 8
+    assert elapsed < 15  # not the 60 s answer timeout
+    assert not zyg.ok and "stopped" in zyg.why and not _alive(pid)
+
+
+def test_a_zygote_stopped_during_its_preload_is_given_up(monkeypatch):
+    """A preload that never answers because the zygote was stopped: detected, not READY_TIMEOUT_S later."""
+    original, stopped = zygote.Zygote._line, []
+
+    def stop_first(self, timeout):  # the first read waits for READY: stop the zygote just before
+        if not stopped:
+            stopped.append(self.pid)
+            os.kill(self.pid, signal.SIGSTOP)
+        return original(self, timeout)
+
+    monkeypatch.setattr(zygote.Zygote, "_line", stop_first)
+    t0 = time.monotonic()
+    z = zygote.Zygote(["isolate_targets"], env=isolate.worker_env())
+    assert time.monotonic() - t0 < 30 and not _alive(stopped[0])
+    assert not z.ok and "stopped" in z.why and z.pid is None
 
 
 def test_unsafe_or_failed_preload_falls_back_to_spawn():

@@ -19,10 +19,18 @@ merged into the returned record. Outside a worker it does nothing.
 Why a subprocess and not multiprocessing: the worker is an ordinary `python -m` command (visible in
 `ps`, no re-import of the parent's `__main__`), it runs in its own session so a timeout or Ctrl-C can
 kill it together with anything it started (compiler workers), and results travel through a file that
-survives a SIGKILL. The child inherits stdout/stderr, so its output reaches the user's terminal; stdin
-is closed. The parent imports nothing heavy and never touches CUDA. On SIGINT (Ctrl-C) or SIGTERM while
-waiting, the worker is terminated and the exception (KeyboardInterrupt, or `Terminated` for SIGTERM)
-propagates so the caller can close its log.
+survives a SIGKILL. stdin is closed. With `output=PATH` the worker's stdout and stderr (file
+descriptors 1 and 2, so C libraries' lines too) go to that file, and `echo` (for -v) gets each line as
+it is written (`edgebench.workerlog`); without it the worker shares the parent's terminal. Library
+chatter is turned down in every worker (`workerlog.QUIET_ENV`; the user's own settings win). The
+parent imports nothing heavy and never touches CUDA.
+
+Every wait is bounded: a worker that outlives its timeout gets SIGTERM (it prints where each thread
+was), then SIGKILL; one that survives even that is left behind with the case recorded as killed. A
+preloaded parent (`edgebench.zygote`) that dies or is stopped is retired: the case it ran is recorded
+as killed, later cases are spawned. On SIGINT (Ctrl-C) or SIGTERM while waiting, the worker is stopped
+quietly (SIGINT, which a worker does not catch: no stack dump) and the exception (KeyboardInterrupt, or
+`Terminated` for SIGTERM) propagates so the caller can record the interruption and close its log.
 """
 from __future__ import annotations
 
@@ -35,12 +43,17 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from edgebench.workerlog import QUIET_ENV, Follower
 
 TERMINATE_GRACE_S = 5.0
+KILL_WAIT_S = 10.0  # after SIGKILL: a process stuck in the kernel longer than this is left behind
+ECHO_INTERVAL_S = 0.2  # how often -v copies new worker output to the terminal
 _SIGNAL_NOTES = {"SIGKILL": " (the kernel's OOM killer on Jetson, or the user)"}
-_channel_path: str | None = None  # set by edgebench.worker inside a worker process
+_channel_path: str | None = None  # inside a worker process: see bind_channel
 
 
 class Terminated(KeyboardInterrupt):
@@ -48,13 +61,20 @@ class Terminated(KeyboardInterrupt):
     callers that clean up on Ctrl-C clean up on SIGTERM too."""
 
 
+def bind_channel(path: str) -> None:
+    """Inside a worker (`edgebench.worker`): the channel file that report_partial appends to."""
+    global _channel_path
+    _channel_path = path
+
+
 def report_partial(result: dict[str, Any]) -> None:
     """Inside a worker: record partial results, kept even if the process dies afterwards."""
     if _channel_path is not None:
-        _append_message(_channel_path, {"kind": "partial", "data": result})
+        append_message(_channel_path, {"kind": "partial", "data": result})
 
 
-def _append_message(path: str, message: dict[str, Any]) -> None:
+def append_message(path: str, message: dict[str, Any]) -> None:
+    """One channel message, flushed to disk (a SIGKILL right after loses nothing)."""
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(message, separators=(",", ":")) + "\n")
         fh.flush()
@@ -79,9 +99,25 @@ def _read_messages(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     return partials, final
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the worker's process group, then SIGKILL after a grace period."""
-    for sig, wait_s in ((signal.SIGTERM, TERMINATE_GRACE_S), (signal.SIGKILL, None)):
+def _wait(proc, timeout_s: float | None, follow: Follower | None) -> int:
+    """Wait for the worker (TimeoutExpired after timeout_s); with a follower, copy its output meanwhile."""
+    if follow is None:
+        return proc.wait(timeout=timeout_s)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        try:
+            return proc.wait(timeout=ECHO_INTERVAL_S if left is None else min(ECHO_INTERVAL_S, max(0.0, left)))
+        except subprocess.TimeoutExpired:
+            follow.pump()
+            if left is not None and left <= ECHO_INTERVAL_S:
+                raise subprocess.TimeoutExpired("edgebench.worker", timeout_s) from None
+
+
+def _stop(proc, first: int = signal.SIGTERM) -> None:
+    """`first` to the worker's process group, SIGKILL after a grace period, then a bounded wait: a
+    process that SIGKILL does not end within KILL_WAIT_S (stuck in a driver) is left behind."""
+    for sig, wait_s in ((first, TERMINATE_GRACE_S), (signal.SIGKILL, KILL_WAIT_S)):
         try:
             os.killpg(proc.pid, sig)
         except (ProcessLookupError, PermissionError):
@@ -91,6 +127,8 @@ def _stop(proc: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+        except EOFError:  # a forked worker whose preloaded parent is gone: nothing left to wait for
+            return
 
 
 def _death_reason(returncode: int) -> str:
@@ -107,6 +145,8 @@ def worker_env() -> dict[str, str]:
     """The parent's environment; when edgebench runs from a source tree rather than site-packages,
     that tree goes on PYTHONPATH so the worker imports the same edgebench."""
     env = os.environ.copy()
+    for name, value in QUIET_ENV.items():  # the user's own settings win
+        env.setdefault(name, value)
     # Each case is a fresh process: let Triton keep autotuning results on disk (mamba_ssm's Mamba-2
     # kernels autotune for minutes otherwise, in every worker). Cold-start cost is still reported.
     env.setdefault("TRITON_CACHE_AUTOTUNING", "1")
@@ -118,14 +158,23 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def _start(zygote, request: Path, channel: Path):
+def _start(zygote, request: Path, channel: Path, output: Path | None):
     if zygote is not None and zygote.ok:
         try:
-            return zygote.start(str(request), str(channel))
-        except (OSError, EOFError, subprocess.TimeoutExpired, ValueError) as exc:
-            zygote.ok, zygote.why = False, f"the preloaded process stopped answering ({type(exc).__name__})"
-    return subprocess.Popen([sys.executable, "-m", "edgebench.worker", str(request), str(channel)],
-                            stdin=subprocess.DEVNULL, start_new_session=True, env=worker_env())
+            return zygote.start(str(request), str(channel), None if output is None else str(output))
+        except EOFError as exc:
+            zygote.retire(str(exc))
+        except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+            zygote.retire(f"the preloaded process stopped answering ({type(exc).__name__})")
+    out = None if output is None else open(output, "ab")
+    try:
+        return subprocess.Popen([sys.executable, "-m", "edgebench.worker", str(request), str(channel)],
+                                stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=None if out is None else subprocess.STDOUT,
+                                start_new_session=True, env=worker_env())
+    finally:
+        if out is not None:
+            out.close()
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -149,28 +198,36 @@ def sigterm_as_interrupt():
 
 
 def run_isolated(target: str, payload: dict[str, Any], timeout_s: float | None = None,
-                 zygote=None) -> dict[str, Any]:
+                 zygote=None, output: str | os.PathLike | None = None,
+                 echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Call `target(payload)` in a fresh worker process and return its outcome record. With a working
-    `edgebench.zygote.Zygote`, the worker is forked from it (imports already done) instead of spawned."""
+    `edgebench.zygote.Zygote`, the worker is forked from it (imports already done) instead of spawned.
+    `output`: a file (truncated) that receives the worker's stdout and stderr; `echo`: called with
+    each line of it while the worker runs."""
     if ":" not in target:
         raise ValueError(f"target {target!r} must be 'package.module:function'")
     workdir = Path(tempfile.mkdtemp(prefix="edgebench-worker-"))
     request, channel = workdir / "request.json", workdir / "channel.jsonl"
     request.write_text(json.dumps({"target": target, "payload": payload}), encoding="utf-8")
+    if output is not None:
+        output = Path(output)
+        output.write_bytes(b"")
+    follow = Follower(output, echo) if output is not None and echo is not None else None
     proc = None
     with sigterm_as_interrupt():
         try:
-            proc = _start(zygote, request, channel)
+            proc = _start(zygote, request, channel, output)
             try:
-                returncode = proc.wait(timeout=timeout_s)
+                returncode = _wait(proc, timeout_s, follow)
                 timed_out = False
             except subprocess.TimeoutExpired:
                 _stop(proc)
                 returncode, timed_out = proc.returncode, True
-            except EOFError:  # the zygote died (and its child with it: PDEATHSIG)
-                zygote.ok, zygote.why = False, "the preloaded process died during a case"
+            except EOFError as exc:  # the zygote died or was stopped: its child cannot be waited for
+                _kill_group(proc.pid)
+                zygote.retire(str(exc))
                 return {**_read_messages(channel)[0], "status": "killed", "exit_code": None,
-                        "reason": "killed with the preloaded worker parent (the kernel's OOM killer?)"}
+                        "reason": f"killed with the preloaded worker parent: {exc}"}
             partials, final = _read_messages(channel)
             if final is not None and not timed_out:
                 outcome = final["data"] if final["status"] == "ok" else {"reason": final["reason"]}
@@ -181,9 +238,18 @@ def run_isolated(target: str, payload: dict[str, Any], timeout_s: float | None =
                 status = "killed" if returncode < 0 else "error"
                 reason = _death_reason(returncode)
             return {**partials, "status": status, "reason": reason, "exit_code": returncode}
-        except BaseException:
-            if proc is not None and proc.poll() is None:
-                _stop(proc)
+        except BaseException:  # Ctrl-C, SIGTERM: stop the worker without its stack dump
+            if proc is not None and proc.returncode is None:
+                _stop(proc, signal.SIGINT)
             raise
         finally:
+            if follow is not None:
+                follow.pump(final=True)
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

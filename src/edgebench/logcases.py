@@ -29,7 +29,7 @@ _KNOWN_CASE_KEYS = frozenset(("v", "type", "run", "key", "model", "family", "bac
                               "ctx", "gen", "batch", "decode_mode", "logits", "attn", "status",
                               "reason", "device", "prefill_ms", "tpot_ms", "cold_ms", "kernels",
                               "mem", "energy", "throttle", "raw", "t", "wall_s",
-                              "beyond_trained_ctx"))
+                              "beyond_trained_ctx", "worker_log"))
 # A known quantity (stem) in some unit: prefill_us, tpot_s, peak_allocated_mb, decode_mj_per_token.
 _UNIT_RE = re.compile(r"(.+?)_(s|sec|seconds|us|ns|ms|j|mj|kj|wh|mwh|b|bytes|kb|mb|gb|kib|mib|gib)"
                       r"(_per_token)?")

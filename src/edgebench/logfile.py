@@ -168,6 +168,8 @@ class FileReader:
             run_header(self, n, obj)
             self.runs.setdefault(run, obj)
             return True
+        if kind == "interrupted":  # a note for readers of the file: no table shows it
+            return True
         record = maxctx_record(self, n, obj) if kind == "maxctx" else ops_record(self, n, obj)
         if record is not None:
             (self.maxctx if kind == "maxctx" else self.ops).append(dict(record, file=self.name))

@@ -29,10 +29,12 @@ class Progress:
 
     def __enter__(self) -> "Progress":
         if self.tty:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, \
                 TextColumn, TimeElapsedColumn
+            # On stderr, where the plain lines go too: stdout keeps the summary and the log's path.
             self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), transient=False)
+                                     TimeElapsedColumn(), transient=False, console=Console(stderr=True))
             self._bar.start()
             self._task = self._bar.add_task("starting", total=self.total)
         return self

@@ -13,7 +13,8 @@ One self-describing JSON object per line, no whitespace. Every line has `v` (sch
            `prefill_ms` and `tpot_ms` as Stats objects, `cold_ms`, `kernels`, `mem`, optional
            `energy`, `throttle`, `raw` (only with --raw). `beyond_trained_ctx` (default false,
            written only when true): ctx + gen passed the model's trained length (random weights:
-           timing and memory stay meaningful, outputs do not).
+           timing and memory stay meaningful, outputs do not). When not ok, `worker_log`: the file
+           holding the worker's stdout and stderr, relative to the log's folder (see workerlog.py).
 - `maxctx` a max-context search result: `model`, `mode`, `max_ok_ctx`, `min_fail_ctx`, `probes`,
            `resolution`, `wall_s`, `budget_bytes`, `trail` (ctx, status pairs), `limited_by`,
            `stopped` (why it ended early, e.g. "interrupted (received SIGTERM)"), where measured
@@ -23,6 +24,8 @@ One self-describing JSON object per line, no whitespace. Every line has `v` (sch
            GPU time), `top` (kernel, category, ms), `kernel_ms`, `wall_ms`, on CUDA
            `profiler_total_ms` and `categorised_vs_total_pct`, for a graph decode `replay_scopes`
            (mapped | unmatched: see opsreplay.py), with --ops-trace `trace`.
+- `interrupted` a run stopped by Ctrl-C or SIGTERM: `run`, `t`, `reason` (e.g. "received SIGTERM"),
+           `cases_recorded` (by this invocation), `cases_left` (not measured; a rerun resumes them).
 
 A Stats object is `{"median", "p10", "p90", "stdev", "n"}` in the unit its key names. Unavailable
 telemetry is `null` beside a `<name>_why` string, never 0.
@@ -35,7 +38,7 @@ import uuid
 from typing import Any
 
 SCHEMA_VERSION = 1
-RECORD_TYPES = ("run", "case", "maxctx", "ops")
+RECORD_TYPES = ("run", "case", "maxctx", "ops", "interrupted")
 CASE_STATUSES = ("ok", "oom", "error", "killed", "skipped")
 FAMILIES = ("transformer", "ssm", "hybrid")
 

@@ -30,6 +30,7 @@ class RunOptions:
     profile_ops: bool = False
     ops_trace: bool = False  # Chrome traces of the profiles in <log>.traces/
     quiet: bool = False
+    verbose: bool = False  # stream worker output live instead of keeping it to <log>.workers/
     extra_header: dict[str, Any] = field(default_factory=dict)
     wait_lock: bool = False  # wait for another process writing the same log instead of refusing
 
@@ -132,8 +133,11 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
             print(f"warning: {line}", file=sys.stderr, flush=True)
         run_id = records.new_run_id()
         written: list[dict] = []
+        from edgebench.workerlog import WorkerLogs
+        wlogs = WorkerLogs(out, say, opts.verbose)
+        preload_out = None if opts.verbose else wlogs.path("preload")
         zyg = zygotes.open_for([presets[m] for m in dict.fromkeys(c.model for c in todo)],
-                               tuple({c.backend for c in todo}))
+                               tuple({c.backend for c in todo}), output=preload_out)
     except BaseException:
         log.close()
         raise
@@ -144,7 +148,8 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
         failed: dict[tuple, str] = {}
         warned: set[tuple[str, str]] = set()
         from edgebench.progress import Progress
-        with Progress(len(todo), enabled=not opts.quiet) as bar:
+        with Progress(len(todo), enabled=not opts.quiet) as bar, \
+                _interrupt_record(log, run_id, written, todo, say):
             for case in todo:
                 pre = presets[case.model]
                 series = (case.model, case.backend, case.dtype, case.decode_mode, case.logits,
@@ -152,19 +157,25 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                 rec = {"type": "case", "run": run_id, "key": _key(case, device_name), **case.to_dict(),
                        "family": pre.family, "device": device_name,
                        "beyond_trained_ctx": plan.beyond_trained(case.ctx, case.gen, pre)}
+                worker_out = None
                 if series in failed:
                     rec.update(status="skipped", reason=f"a shorter context ended {failed[series]}")
                 else:
                     bar.show(case.key())
+                    worker_out = wlogs.path(case.model, f"ctx{case.ctx}", case.decode_mode, rec["key"])
                     payload = {"case": case.to_dict(), "device": device,
                                "reps": spec.reps, "warmup": spec.warmup, "raw": spec.raw,
                                "budget_bytes": spec.memory_budget_bytes, "telemetry": opts.telemetry,
                                "power_rate_hz": opts.power_rate_hz, "profile_ops": opts.profile_ops,
                                "trace_dir": f"{out}.traces" if opts.ops_trace else None,
                                "key": rec["key"]}
-                    result = isolate.run_isolated(CASE_TARGET, payload, timeout_s=spec.timeout_s, zygote=zyg)
+                    result = isolate.run_isolated(CASE_TARGET, payload, timeout_s=spec.timeout_s,
+                                                  zygote=zyg, output=worker_out, echo=wlogs.echo)
                     rec.update(result)
                     rec.setdefault("reason", None)
+                    worker_log = wlogs.keep(worker_out)
+                    if worker_log and rec["status"] != "ok":
+                        rec["worker_log"] = worker_log
                     if rec["status"] in ("oom", "killed"):  # a longer context would end the same way
                         failed[series] = f"{rec['status']} at {case.ctx} tokens ({rec.get('reason')})"
                     for w in rec.pop("warnings", None) or []:
@@ -177,15 +188,38 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                 log.write(records.compact_case(rec))
                 written.append(rec)
                 bar.advance(rec)
+                if worker_out is not None:
+                    wlogs.show_tail(worker_out, rec["status"])
+    wlogs.finish(preload_out)
     return out, written
+
+
+@contextlib.contextmanager
+def _interrupt_record(log, run_id: str, written: list[dict], todo: list[Case], say):
+    """On Ctrl-C or SIGTERM: an `interrupted` record in the log and a line saying how to resume."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        why = str(exc) or "received SIGINT (Ctrl-C)"
+        log.write({"type": "interrupted", "run": run_id, "t": records.utc_now(), "reason": why,
+                   "cases_recorded": len(written), "cases_left": len(todo) - len(written)})
+        say(f"interrupted ({why}) after {len(written)} of {len(todo)} cases; the log holds every "
+            "finished case: rerun the same command to resume")
+        raise
 
 
 def snapshot_env() -> dict:
     """The environment, read in a worker so this process never initialises CUDA."""
-    from edgebench import isolate
-    env = isolate.run_isolated("edgebench.env:snapshot_for_run", {"deep": True}, timeout_s=300)
-    if env.pop("status", None) != "ok":
-        raise UserError(f"could not read the environment in a worker: {env.get('reason')}")
+    import tempfile
+
+    from edgebench import isolate, workerlog
+    with tempfile.TemporaryDirectory(prefix="edgebench-env-") as tmp:
+        output = os.path.join(tmp, "worker.txt")  # library notices stay off the terminal
+        env = isolate.run_isolated("edgebench.env:snapshot_for_run", {"deep": True}, timeout_s=300,
+                                   output=output)
+        if env.pop("status", None) != "ok":
+            lines = "".join(f"\n  | {line}" for line in workerlog.tail(output))
+            raise UserError(f"could not read the environment in a worker: {env.get('reason')}{lines}")
     return env
 
 

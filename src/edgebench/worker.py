@@ -5,10 +5,13 @@ REQUEST is a JSON file `{"target": "package.module:function", "payload": {...}}`
 `report_partial` messages): `{"kind": "final", "status": "ok", "data": result}` or `{"kind": "final",
 "status": "oom" | "error", "reason": ...}`. It exits 0 whenever that message was written, so the parent
 can tell a clean failure from a death. It asks Linux to SIGKILL it if the parent dies, so a killed
-runner leaves no worker holding the GPU.
+runner leaves no worker holding the GPU. SIGTERM (a timeout) prints where every thread was; SIGINT,
+which the parent sends on an intentional interrupt, ends it at once and silently (no Python handler,
+so no traceback, even inside a long native call).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import faulthandler
 import importlib
@@ -24,7 +27,8 @@ _PR_SET_PDEATHSIG = 1
 _REASON_CHARS = 400  # keeps a failed case's log line well under 1 KB
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (exits at once if it already has)."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -64,13 +68,16 @@ def _call(target: str, payload: dict) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    _die_with_parent()
+    die_with_parent()
     # A case stopped for its timeout gets SIGTERM: print where every thread was, so a hang is explained.
     faulthandler.register(signal.SIGTERM, chain=True)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # an interrupt from the parent: end quietly, now
+    with contextlib.suppress(AttributeError, ValueError):  # lines reach the output file as printed
+        sys.stdout.reconfigure(line_buffering=True)
     request_path, channel_path = argv
     with open(request_path, encoding="utf-8") as fh:
         request = json.load(fh)
-    isolate._channel_path = channel_path
+    isolate.bind_channel(channel_path)
     try:
         message = {"status": "ok", "data": _call(request["target"], request["payload"])}
     except Exception as exc:  # noqa: BLE001 - every failure of a case becomes its record
@@ -79,7 +86,7 @@ def main(argv: list[str]) -> int:
             traceback.print_exc()
         message = {"status": "oom" if oom else "error", "reason": describe(exc, where=not oom)}
     sys.stdout.flush()
-    isolate._append_message(channel_path, {"kind": "final", **message})
+    isolate.append_message(channel_path, {"kind": "final", **message})
     return 0
 
 

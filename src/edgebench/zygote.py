@@ -8,13 +8,17 @@ CUDA or started a thread (either makes fork unsafe), and then, per request, fork
 its parent dies, results through the channel file. Isolation is unchanged: every case is still its
 own process with its own CUDA context; only the imports are shared, copy-on-write.
 
-Protocol: requests go to the zygote's stdin as a JSON line `["REQUEST", "CHANNEL"]`; it answers on
-the pipe FD with "READY ok" or "READY no <why>" once, then "PID n" per request and "EXIT n rc" when that child ends
-(rc as in Popen: negative for a signal). One request at a time. `Zygote.ok` is False (with `why`)
-when the preload was unsafe or failed; callers then spawn workers as before.
+Protocol: requests go to the zygote's stdin as a JSON line `["REQUEST", "CHANNEL", "OUTPUT" or null]`;
+it answers on the pipe FD with "READY ok" or "READY no <why>" once, then "PID n" per request and
+"EXIT n rc" when that child ends (rc as in Popen: negative for a signal). One request at a time. The
+child's stdout and stderr go to OUTPUT when given; the zygote's own go to `Zygote(output=...)`.
+`Zygote.ok` is False (with `why`) when the preload was unsafe or failed, or after `retire()`; callers
+then spawn workers as before. Every read of the pipe checks, twice a second, that the zygote still runs
+and is not stopped (SIGSTOP): a lost zygote raises `ZygoteLost` instead of hanging its caller.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import importlib
@@ -24,10 +28,18 @@ import select
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 _CUDA_ERROR_NOT_INITIALIZED = 3
 READY_TIMEOUT_S = 300.0
+ANSWER_TIMEOUT_S = 60.0  # for the "PID n" answer to a request
+HEALTH_CHECK_S = 0.5  # how often a wait for the zygote checks that it still runs
+KILL_WAIT_S = 10.0
+
+
+class ZygoteLost(EOFError):
+    """The zygote exited, was killed or was stopped while a caller waited for it."""
 
 
 def cuda_driver_initialised() -> bool:
@@ -60,7 +72,8 @@ def fork_unsafe_reason() -> str | None:
 
 
 class _Child:
-    """A forked worker, with the subset of Popen's interface that `isolate` uses."""
+    """A forked worker, with the subset of Popen's interface that `isolate` uses (pid, returncode,
+    wait: TimeoutExpired, or ZygoteLost when the zygote cannot report the exit)."""
 
     def __init__(self, zygote: "Zygote", pid: int):
         self._zygote, self.pid, self.returncode = zygote, pid, None
@@ -70,76 +83,128 @@ class _Child:
             self.returncode = self._zygote._await_exit(self.pid, timeout)
         return self.returncode
 
-    def poll(self) -> int | None:
-        try:
-            return self.wait(0)
-        except subprocess.TimeoutExpired:
-            return None
+
+def _stopped(pid: int) -> bool:
+    """True when the process is stopped by a signal (state T in /proc; False where /proc is absent)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rpartition(")")[2].split()[:1] == ["T"]
+    except OSError:
+        return False
 
 
 class Zygote:
-    def __init__(self, preload: list[str], env: dict[str, str] | None = None):
+    def __init__(self, preload: list[str], env: dict[str, str] | None = None,
+                 output: str | os.PathLike | None = None):
+        """Start the zygote and wait for its preload; `output`: a file for its stdout and stderr
+        (None: the caller's)."""
         self.ok, self.why, self._proc, self._buf = False, None, None, b""
         read_fd, write_fd = os.pipe()
+        out = None
         try:
+            out = None if output is None else open(output, "wb")
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "edgebench.zygote", str(write_fd), ",".join(preload)],
-                stdin=subprocess.PIPE, pass_fds=(write_fd,), env=env, start_new_session=True)
+                stdin=subprocess.PIPE, stdout=out, stderr=None if out is None else subprocess.STDOUT,
+                pass_fds=(write_fd,), env=env, start_new_session=True)
         except OSError as exc:
             os.close(read_fd)
             self.why = f"could not start the preloaded process: {exc}"
             return
         finally:
             os.close(write_fd)
+            if out is not None:
+                out.close()
         self._fd = read_fd
         try:
             line = self._line(READY_TIMEOUT_S)
         except (subprocess.TimeoutExpired, EOFError) as exc:
-            self.why = f"the preloaded process did not start ({type(exc).__name__})"
-            self.close()
+            self.retire(f"the preloaded process did not start ({exc or type(exc).__name__})")
             return
         self.ok = line == "READY ok"
         if not self.ok:
             self.why = line.removeprefix("READY no ").strip() or "unknown"
             self.close()
 
-    def start(self, request: str, channel: str) -> _Child:
-        self._proc.stdin.write((json.dumps([request, channel]) + "\n").encode())
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def start(self, request: str, channel: str, output: str | None = None) -> _Child:
+        """Fork a worker for this request; ZygoteLost when the zygote is gone or stopped."""
+        lost = self._lost()
+        if lost:
+            raise ZygoteLost(lost)
+        self._proc.stdin.write((json.dumps([request, channel, output]) + "\n").encode())
         self._proc.stdin.flush()
-        parts = self._line(60.0).split()
+        parts = self._line(ANSWER_TIMEOUT_S).split()
         if len(parts) != 2 or parts[0] != "PID":
             raise ValueError(f"unexpected answer from the preloaded process: {parts}")
         return _Child(self, int(parts[1]))
 
+    def retire(self, why: str) -> None:
+        """Stop using this zygote (callers spawn from now on) and kill it: it may be stopped or hung."""
+        self.ok, self.why = False, why
+        self.close(kill=True)
+
     def _await_exit(self, pid: int, timeout: float | None) -> int:
         parts = self._line(timeout).split()
         if len(parts) != 3 or parts[0] != "EXIT" or parts[1] != str(pid):
-            raise EOFError(f"the preloaded process answered {parts} while worker {pid} ran")
+            raise ZygoteLost(f"the preloaded process answered {parts} while worker {pid} ran")
         return int(parts[2])
 
+    def _lost(self) -> str | None:
+        """Why the zygote can no longer serve (exited, killed, stopped), or None."""
+        if self._proc is None:
+            return "the preloaded process was closed"
+        rc = self._proc.poll()
+        if rc is not None:
+            how = "SIGKILL: the kernel's OOM killer?" if rc == -9 else f"return code {rc}"
+            return f"the preloaded process died ({how})"
+        if _stopped(self._proc.pid):
+            return "the preloaded process was stopped (SIGSTOP)"
+        return None
+
     def _line(self, timeout: float | None) -> str:
+        """The zygote's next line; TimeoutExpired after `timeout` s, ZygoteLost as soon as it is gone."""
+        if self._proc is None:
+            raise ZygoteLost("the preloaded process was closed")
+        deadline = None if timeout is None else time.monotonic() + timeout
         while b"\n" not in self._buf:
-            ready, _, _ = select.select([self._fd], [], [], timeout)
+            left = HEALTH_CHECK_S if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._fd], [], [], min(left, HEALTH_CHECK_S))
             if not ready:
-                raise subprocess.TimeoutExpired("edgebench.zygote", timeout)
+                lost = self._lost()
+                if lost:
+                    raise ZygoteLost(lost)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise subprocess.TimeoutExpired("edgebench.zygote", timeout)
+                continue
             chunk = os.read(self._fd, 4096)
-            if not chunk:
-                raise EOFError("the preloaded process exited")
+            if not chunk:  # the pipe closed: the zygote is gone (its exit status follows at once)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(timeout=1.0)
+                raise ZygoteLost(self._lost() or "the preloaded process exited")
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
         return line.decode()
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """End the zygote: EOF on its stdin, then SIGKILL (at once with `kill`, or when it has not
+        ended within KILL_WAIT_S). Every wait is bounded."""
         if self._proc is None:
             return
-        try:
-            self._proc.stdin.close()
-            self._proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            self._proc.kill()
-            self._proc.wait()
+        proc, self._proc = self._proc, None
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # EOF ends the zygote's loop
+        if not kill:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=KILL_WAIT_S)
+        if proc.poll() is None:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=KILL_WAIT_S)
         os.close(self._fd)
-        self._proc = None
 
     def __enter__(self) -> "Zygote":
         return self
@@ -160,12 +225,13 @@ def preload_modules(presets, backends=("hf",)) -> list[str]:
     return list(dict.fromkeys(mods))
 
 
-def open_for(presets, backends=("hf",)) -> Zygote | None:
-    """A zygote for a sweep of these presets, or None when EDGEBENCH_PRELOAD=0 turns it off."""
+def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None) -> Zygote | None:
+    """A zygote for a sweep of these presets (its own output to `output`), or None when
+    EDGEBENCH_PRELOAD=0 turns it off."""
     if os.environ.get("EDGEBENCH_PRELOAD", "1") == "0":
         return None
     from edgebench.isolate import worker_env
-    return Zygote(preload_modules(presets, backends), env=worker_env())
+    return Zygote(preload_modules(presets, backends), env=worker_env(), output=output)
 
 
 def describe(zygote: Zygote | None) -> dict:
@@ -179,7 +245,7 @@ def _serve(out_fd: int, modules: list[str]) -> int:
     from edgebench import worker
     # Python >= 3.12 warns on fork() with native threads alive; see fork_unsafe_reason for why it is safe.
     warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning)
-    worker._die_with_parent()
+    worker.die_with_parent()
     out = os.fdopen(out_fd, "w", buffering=1)
     try:
         for name in modules:  # "?name": optional (a model class the installed transformers lacks)
@@ -199,7 +265,9 @@ def _serve(out_fd: int, modules: list[str]) -> int:
     # Jetson's unified memory).
     gc.freeze()
     for line in sys.stdin:
-        request, channel = json.loads(line)
+        request, channel, output = json.loads(line)
+        sys.stdout.flush()  # or the child writes the zygote's buffered text again
+        sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the worker: what `python -m edgebench.worker REQUEST CHANNEL` would do
             code = 1
@@ -208,6 +276,11 @@ def _serve(out_fd: int, modules: list[str]) -> int:
                 out.close()
                 devnull = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(devnull, 0)
+                if output is not None:
+                    fd = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    os.dup2(fd, 1)
+                    os.dup2(fd, 2)
+                    os.close(fd)
                 code = worker.main([request, channel])
             finally:
                 sys.stdout.flush()

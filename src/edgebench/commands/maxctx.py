@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default=None, help="log to append the results to (*.jsonl or *.jsonl.gz)")
     p.add_argument("--wait-lock", action="store_true",
                    help="if another process is writing the log, wait for it instead of refusing")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="stream each probe's worker output live; by default it goes to LOG.workers/ "
+                        "beside the log and a failed probe prints its last lines")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -91,9 +94,14 @@ def main(args: argparse.Namespace) -> int:
     cap = budget or total
     run_id = records.new_run_id()
     from edgebench import zygote as zygotes
+    from edgebench.workerlog import WorkerLogs
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    wlogs = WorkerLogs(out, say, args.verbose)
+    preload_out = None if args.verbose else wlogs.path("preload")
     log = LogWriter(out, args.wait_lock, "maxctx")  # locked from here to the end of the search
     try:
-        zyg = zygotes.open_for(list(presets.values()), (args.backend,))
+        zyg = zygotes.open_for(list(presets.values()), (args.backend,),
+                               output=preload_out)
     except BaseException:
         log.close()
         raise
@@ -114,20 +122,27 @@ def main(args: argparse.Namespace) -> int:
                                # reps 0: the cold prefill alone; whether it fits is all a probe asks
                                "device": device, "reps": 0, "warmup": 0, "budget_bytes": budget,
                                "telemetry": False}
-                    r = isolate.run_isolated(runner.CASE_TARGET, payload, timeout_s=timeout, zygote=zyg)
-                    print(f"  {name} [{mode}] ctx={ctx}: {r['status']}"
-                          + (f" ({r.get('reason')})" if r["status"] != "ok" else ""), file=sys.stderr, flush=True)
+                    worker_out = wlogs.path("maxctx", name, mode, f"ctx{ctx}")
+                    r = isolate.run_isolated(runner.CASE_TARGET, payload, timeout_s=timeout, zygote=zyg,
+                                             output=worker_out, echo=wlogs.echo)
+                    wlogs.keep(worker_out)
                     if r["status"] == "ok" and r.get("mem"):
                         mems[ctx] = r["mem"]
-                    if r["status"] == "killed" and "timed out" in str(r.get("reason")):
-                        return "timeout"  # too slow is not "does not fit": it stops the search
-                    return r["status"]
+                    # too slow is not "does not fit": a timeout stops the search
+                    too_slow = r["status"] == "killed" and "timed out" in str(r.get("reason"))
+                    finished.append((ctx, "timeout" if too_slow else r["status"]))
+                    say(f"  {name} [{mode}] ctx={ctx}: {r['status']}"
+                        + (f" ({r.get('reason')})" if r["status"] != "ok" else ""))
+                    wlogs.show_tail(worker_out, r["status"])
+                    return finished[-1][1]
 
                 t0 = time.monotonic()
                 trail: list[tuple[int, str]] = []
+                finished: list[tuple[int, str]] = []  # = trail, plus a probe printed but not yet in it
                 try:
                     res = maxctx.search(probe, start, limit, resolution, trail)
                 except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (isolate.Terminated): keep the probes
+                    trail.extend(finished[len(trail):])
                     res = maxctx.partial(trail, resolution, f"interrupted ({str(exc) or 'Ctrl-C'})")
                     interrupted = exc
                 else:
@@ -148,6 +163,7 @@ def main(args: argparse.Namespace) -> int:
                       + _mem_note(rec.get("mem_at_max_ok"), format_bytes))
                 if interrupted is not None:
                     raise interrupted
+    wlogs.finish(preload_out)
     print(f"log: {out}")
     return 0
 

@@ -27,7 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     how.add_argument("--ops-trace", action="store_true",
                      help="with --profile ops: also write each profile as a gzip'd Chrome trace "
                           "(every kernel by name) in LOG.traces/ beside the log")
-    how.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    say = how.add_mutually_exclusive_group()
+    say.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    say.add_argument("-v", "--verbose", action="store_true",
+                     help="stream each worker's output (library messages, warnings) live; by default "
+                          "it goes to LOG.workers/ beside the log and a failed case prints its last lines")
     how.add_argument("--dry-run", action="store_true",
                      help="print the plan (cases, estimated work, cases past a model's trained "
                           "length) and exit: nothing is loaded, no worker starts")
@@ -65,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
         print(runner.dry_run(spec, shard=args.shard, suite=suite))
         return 0
     opts = runner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
-                             power_rate_hz=args.power_rate, quiet=args.quiet,
+                             power_rate_hz=args.power_rate, quiet=args.quiet, verbose=args.verbose,
                              profile_ops=args.profile == "ops", ops_trace=args.ops_trace,
                              wait_lock=args.wait_lock)
     from edgebench import stack
