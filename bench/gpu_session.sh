@@ -248,6 +248,18 @@ memssm() {  # issue 12: the memory model of the mamba_ssm backend against measur
   $PY bench/memfit_table.py "$STATE/memssm.jsonl" "$STATE/memssm_maxctx.jsonl" --ctx all --backend mamba_ssm \
     | tee "$OUT/memssm_table.md"
 }
+quietgpu() {  # issue 12.7 on a CUDA torch: library chatter (Kineto, gpuGetDeviceCount) stays in LOG.workers/
+  log "quiet terminal on CUDA"
+  local q="-m tiny-llama -c 32 -n 2 -r 1 --warmup 0 --profile ops"
+  timeout 120 $PY -m edgebench run $q -o "$OUT/quiet_gpu.jsonl" 2> "$OUT/quiet_gpu.err" > /dev/null
+  echo "library lines on stderr (GPU): $(grep -cE 'USDT|gpuGetDeviceCount|ERROR:|\[transformers\]' "$OUT/quiet_gpu.err")"
+  CUDA_VISIBLE_DEVICES= timeout 120 $PY -m edgebench run $q --device cpu -o "$OUT/quiet_nodev.jsonl" 2> "$OUT/quiet_nodev.err" > /dev/null
+  echo "library lines on stderr (CUDA torch, no device): $(grep -cE 'USDT|gpuGetDeviceCount|ERROR:|\[transformers\]' "$OUT/quiet_nodev.err")"
+  KINETO_LOG_LEVEL=0 timeout 120 $PY -m edgebench run $q -o "$OUT/quiet_kineto.jsonl" 2> "$OUT/quiet_kineto.err" > /dev/null
+  echo "KINETO_LOG_LEVEL=0: stderr $(grep -c USDT "$OUT/quiet_kineto.err"), worker files $(cat "$OUT"/quiet_kineto.jsonl.workers/*.txt 2>/dev/null | grep -c USDT)"
+  wc -l "$OUT"/quiet_*.err
+}
+
 keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces
   cp -r "$STATE"/*.jsonl "$STATE"/*.txt "$STATE"/*.traces "$OUT/" 2>/dev/null
   (cd "$OUT" && tar czf /tmp/eb-out.tgz --exclude=eb-out.tgz --exclude='*.traces' . \
