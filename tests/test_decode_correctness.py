@@ -142,10 +142,24 @@ def test_tiny_presets_build_and_decode_without_deprecation_notices():
     assert not notices, notices
 
 
+# Jamba's mixture-of-experts layers go through torch's grouped_mm, which takes bfloat16 only; in float32
+# its fallback copies a CPU tensor to the GPU, which a CUDA graph cannot capture (seen on the H200 with
+# transformers 5.17 and 5.24). bfloat16, what a GPU run uses, captures and matches. strict: when a
+# release makes it capturable this fails, and the mark goes.
+_NOT_CAPTURABLE = {("tiny-jamba", "float32"): "MoE grouped_mm float32 fallback copies host->device"}
+
+
+def _graph_params():
+    for name in TINY:
+        for dtype in ("float32", "bfloat16"):
+            why = _NOT_CAPTURABLE.get((name, dtype))
+            marks = [pytest.mark.xfail(strict=True, raises=RuntimeError, reason=why)] if why else []
+            yield pytest.param(name, dtype, marks=marks, id=f"{name}-{dtype}")
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize(("name", "dtype"), list(_graph_params()))
 def test_graph_replay_matches_a_full_forward(name, dtype):
     """The real thing on a GPU: warm `hf_step` on a side stream and capture it once (as
     decode_graph_hf does), replay it, and check the warm-up steps' and every replay's logits against a

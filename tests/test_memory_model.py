@@ -272,7 +272,11 @@ def test_mamba_ssm_peak_on_this_gpu_within_10pct(name, logits):
     pytest.importorskip("mamba_ssm", reason="mamba_ssm is not importable")
     from edgebench.models import loaders
 
+    import gc
     preset = catalog.get(name)
+    gc.collect()
+    # what earlier tests in this process still hold is not this model's: measure from here
+    base = torch.cuda.memory_allocated()
     m = loaders.load(preset, backend="mamba_ssm", device="cuda", dtype="bfloat16")
     ids = torch.randint(0, m.vocab_size, (1, 16384), device="cuda")
     m.prefill(ids[:, :256], logits=logits)  # kernels compiled and tuned before the measured call
@@ -280,7 +284,7 @@ def test_mamba_ssm_peak_on_this_gpu_within_10pct(name, logits):
     torch.cuda.reset_peak_memory_stats()
     out = m.prefill(ids, logits=logits)
     torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated()
-    del out
+    peak = torch.cuda.max_memory_allocated() - base
+    del out, m, ids
     pred = memory_model.predict(preset, 16384, logits=logits, backend="mamba_ssm")["total_bytes"]
     assert abs(pred - peak) <= 0.10 * peak, (pred, peak)
