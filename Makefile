@@ -30,7 +30,7 @@ $(BIN)/python:
 .PHONY: run test test-oldest dev chromium
 run: $(BIN)/python
 	$(BIN)/python -m pip install -q '.[hf,nvml,report]'
-	$(BIN)/python -m edgebench.stack --install-torch
+	$(BIN)/python -m edgebench.telemetry.stack --install-torch
 	$(BIN)/edgebench run
 
 test: $(BIN)/python chromium

@@ -2,7 +2,7 @@
 
 The floor of one decode step is the bytes it must read once over the device's measured copy
 bandwidth: all weights + the KV cache at that depth (attention layers) + the SSM/conv states, from the
-analytic memory model (`edgebench.analysis.memory_model`). The copy bandwidth
+analytic memory model (`edgebench.models.memory_model`). The copy bandwidth
 is the one `edgebench env --micro` measured on the same device (bytes read + written per second).
 
     python bench/decode_floor.py LOG.jsonl [LOG...] --env ENV.json [--md OUT.md]
@@ -13,8 +13,8 @@ import argparse
 import json
 from collections import defaultdict
 
-from edgebench import records
-from edgebench.analysis import memory_model
+from edgebench.logs import schema as records
+from edgebench.models import memory_model
 from edgebench.models import catalog
 
 

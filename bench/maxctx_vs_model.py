@@ -5,14 +5,14 @@
 
 For each maxctx record with a budget, `memory_model.longest_fit` (1K resolution over 1K..1M tokens,
 in the record's logits mode and dtype, for the backend its run header names); the last search of a
-(model, backend, mode, budget) wins. Logs are read with `edgebench.logs`.
+(model, backend, mode, budget) wins. Logs are read with `edgebench.logs.loader`.
 """
 from __future__ import annotations
 
 import sys
 
-from edgebench import logs as eblogs
-from edgebench.analysis import memory_model
+from edgebench.logs import loader as eblogs
+from edgebench.models import memory_model
 from edgebench.models import catalog
 
 

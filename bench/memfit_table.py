@@ -1,6 +1,6 @@
-"""Measured peak memory of prefill cases against the analytic model (edgebench.analysis.memory_model).
+"""Measured peak memory of prefill cases against the analytic model (edgebench.models.memory_model).
 
-Reads edgebench logs with `edgebench.logs` (case lines, and the `mem_at_max_ok` of maxctx searches),
+Reads edgebench logs with `edgebench.logs.loader` (case lines, and the `mem_at_max_ok` of maxctx searches),
 recomputes the prediction with the installed memory model for each point's backend, dtype, batch and
 logits mode (so a model change is checked against old measurements) and prints a markdown table:
 measured torch allocator peak, predicted total, error. Targets: issue 4, within 10% at 4K, 16K and
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from edgebench import logs as eblogs
-from edgebench.analysis import memory_model
+from edgebench.logs import loader as eblogs
+from edgebench.models import memory_model
 from edgebench.models import catalog
 
 

@@ -31,7 +31,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.source == "sysfs":
         os.environ["EDGEBENCH_SYSFS_ROOT"] = args.sysfs_root
-    from edgebench import jetson_rails, power, probe
+    from edgebench import probe
+    from edgebench.telemetry import jetson_rails
+    from edgebench.telemetry import power
     if args.source == "nvml":
         found, why = power.channels_for_device("nvml", 0)
         if not found:

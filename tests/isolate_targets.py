@@ -3,7 +3,7 @@ import os
 import signal
 import time
 
-from edgebench.isolate import report_partial
+from edgebench.execution.isolate import report_partial
 
 
 def returns(payload):
@@ -64,7 +64,7 @@ def allocates_under_budget(payload):
     it does not fit)."""
     import torch
 
-    from edgebench.budget import apply_budget
+    from edgebench.execution.budget import apply_budget
 
     fraction = apply_budget(payload["budget_bytes"], 0)
     report_partial({"fraction": fraction})

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench import logfile
+from edgebench.logs import file_reader as logfile
 from edgebench.analysis.crossover import candidate_pairs, candidate_pairs_coded
 from edgebench.analysis.stats import (RatioCI, median_and_rel_se, median_rel_se_columns, ratio_ci,
                                       stats_fields)
-from edgebench.logs import load
+from edgebench.logs.loader import load
 from edgebench.report import render, render_data
 from edgebench.report.tables import (METRICS, RATIO_METRICS, Column, Table, build_tables,
                                      latest_cases, metric_values, series_labels, setting_of)

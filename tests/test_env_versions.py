@@ -11,7 +11,8 @@ from pathlib import Path
 import packaging.markers
 import pytest
 
-from edgebench import env, stack
+from edgebench.telemetry import environment as env
+from edgebench.telemetry import stack
 from edgebench.cli import main
 
 try:

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgebench.commands import compare, report, validate
-from edgebench.logs import load
+from edgebench.logs.loader import load
 
 ROOT = Path(__file__).resolve().parents[1]
 FOREIGN = Path(__file__).parent / "fixtures" / "foreign"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.logs import load
+from edgebench.logs.loader import load
 
 FOREIGN = Path(__file__).parent / "fixtures" / "foreign"
 

@@ -5,8 +5,8 @@ pip itself resolves edgebench's real dependency lists (read from pyproject.toml)
 that already holds a torch, and `pip install --dry-run --report` says what it would install. Offline and
 fast: a bare venv with a fake installed torch (only its metadata), tiny fake wheels for everything
 pyproject names, `--no-index --find-links`. The fake transformers releases carry the facts of the real
-ones: Python >= 3.11 from 5.21, and the torch each needs (edgebench.stack.TORCH_FLOORS). Then
-edgebench.stack.check() runs on what pip picked, as `edgebench env` / `run` would on that machine.
+ones: Python >= 3.11 from 5.21, and the torch each needs (edgebench.telemetry.stack.TORCH_FLOORS). Then
+edgebench.telemetry.stack.check() runs on what pip picked, as `edgebench env` / `run` would on that machine.
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from edgebench import stack
-from edgebench.stack import TORCH_FLOORS
+from edgebench.telemetry import stack
+from edgebench.telemetry.stack import TORCH_FLOORS
 
 try:
     import tomllib
@@ -159,7 +159,7 @@ def _installed_metadata(extras: list[str]) -> list[str]:
 
 def _check_after_install(monkeypatch, root: Path, python: str, torch: str | None, tf: dict,
                          extras: list[str], board: dict[str, str]) -> dict:
-    """edgebench.stack.check() on the machine the install leaves: this Python, the torch that was there,
+    """edgebench.telemetry.stack.check() on the machine the install leaves: this Python, the torch that was there,
     the transformers pip picked, the board's files (for the torch install command)."""
     dists = {"edgebench": ("0.1.0", _installed_metadata(extras)),
              "transformers": (tf["version"], tf.get("requires_dist") or [])}

@@ -1,4 +1,4 @@
-"""edgebench.isolate: every way a case can end becomes a record, and the parent stays clean."""
+"""edgebench.execution.isolate: every way a case can end becomes a record, and the parent stays clean."""
 import os
 import signal
 import subprocess
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.isolate import report_partial, run_isolated
-from edgebench.worker import describe, is_oom
+from edgebench.execution.isolate import report_partial, run_isolated
+from edgebench.execution.worker import describe, is_oom
 
 TESTS_DIR = str(Path(__file__).parent)
 T = "isolate_targets:"
@@ -90,7 +90,7 @@ def test_parent_never_imports_torch():
     """A runner process that only uses run_isolated has no torch (hence no CUDA) loaded."""
     script = textwrap.dedent("""
         import sys
-        from edgebench.isolate import run_isolated
+        from edgebench.execution.isolate import run_isolated
         r = run_isolated("isolate_targets:raises_oom", {})
         assert r["status"] == "oom", r
         print("torch" in sys.modules)
@@ -105,7 +105,7 @@ def test_parent_never_imports_torch():
 def test_sigterm_in_parent_stops_worker_and_propagates():
     script = textwrap.dedent("""
         import sys
-        from edgebench.isolate import run_isolated, Terminated
+        from edgebench.execution.isolate import run_isolated, Terminated
         try:
             run_isolated("isolate_targets:sleeps", {"sleep_s": 60})
         except Terminated:
@@ -146,7 +146,7 @@ def _has_cuda():
 @pytest.mark.gpu
 @pytest.mark.skipif(not _has_cuda(), reason="needs a CUDA GPU")
 def test_real_cuda_oom_under_budget_and_maxctx_search():
-    from edgebench.maxctx import search
+    from edgebench.execution.maxctx_search import search
 
     mib = 2**20
     budget_bytes = 1024 * mib

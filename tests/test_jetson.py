@@ -3,7 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from edgebench import jetson, jetson_rails, power, provenance
+from edgebench.telemetry import jetson
+from edgebench.telemetry import jetson_rails
+from edgebench.telemetry import power
+from edgebench.telemetry import provenance
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sysfs"
 

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from edgebench import kernels_build as kb
-from edgebench import kernels_sources as ks
+from edgebench.toolchain import build as kb
+from edgebench.toolchain import sources as ks
 from edgebench.commands import kernels as cmd
 from edgebench.errors import UserError
 

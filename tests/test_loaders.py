@@ -90,8 +90,8 @@ def test_mamba_ssm_backend_decode_matches_full_forward(name):
         torch.testing.assert_close(logits[:, -1], full[:, i], atol=1e-3 * full.abs().max().item(), rtol=0)
 
 
-# ---- which kernels ran (edgebench.models.kernels)
-from edgebench.models import kernels  # noqa: E402
+# ---- which kernels ran (edgebench.models.kernel_detect)
+from edgebench.models import kernel_detect as kernels  # noqa: E402
 
 
 @pytest.mark.parametrize("name, attn, expect", [

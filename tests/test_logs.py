@@ -9,7 +9,7 @@ import pytest
 
 from edgebench.commands import validate
 from edgebench.errors import UserError
-from edgebench.logs import ReadLimits, load
+from edgebench.logs.loader import ReadLimits, load
 
 HEADER = {"v": 1, "type": "run", "run": "r1", "t": "2026-11-22T16:00:00+00:00", "edgebench": "0.1.0",
           "env": {"device": {"name": "NVIDIA H100 80GB HBM3"}, "host": {"hostname": "hostA"}},
@@ -167,7 +167,7 @@ def test_validate_counts_per_file(tmp_path, capsys):
 
 def test_compact_case_lines_read_back_with_their_defaults_and_key(tmp_path):
     """Lines as the runner writes them (records.compact_case) read back like full lines."""
-    from edgebench import records
+    from edgebench.logs import schema as records
     full = case(ctx=2048)
     full["key"] = records.case_key(full, full["device"])
     write(tmp_path / "a.jsonl", [HEADER, records.compact_case(full)])
@@ -314,7 +314,7 @@ def test_a_gzip_bomb_streams_in_bounded_memory(tmp_path, kind):
         parts += [comp.compress((json.dumps(case()) + "\n").encode() * 1000) for _ in range(80)]
     parts.append(comp.flush())
     (tmp_path / "bomb.jsonl.gz").write_bytes(b"".join(parts))
-    code = ("import resource\nfrom edgebench.logs import load\n"
+    code = ("import resource\nfrom edgebench.logs.loader import load\n"
             "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
             f"logs = load([{str(tmp_path)!r}])\n"
             "grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base\n"

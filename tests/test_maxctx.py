@@ -4,8 +4,8 @@ import math
 import pytest
 
 from edgebench.errors import UserError
-from edgebench import maxctx
-from edgebench.maxctx import search
+from edgebench.execution import maxctx_search as maxctx
+from edgebench.execution.maxctx_search import search
 
 
 def threshold_probe(max_fitting, fail_status="oom"):

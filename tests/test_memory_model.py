@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from edgebench.analysis import memory_model
+from edgebench.models import memory_model
 from edgebench.errors import UserError
 from edgebench.models import catalog
 
@@ -129,7 +129,7 @@ GiB = 2**30
 
 
 def _measured_mamba_ssm_peaks():
-    from edgebench import logs
+    from edgebench.logs import loader as logs
     got = logs.load(MAMBA_SSM_LOGS)
     out = {}
     for r in got.cases:
@@ -249,7 +249,7 @@ def test_case_records_the_prediction_for_its_backend(monkeypatch):
     """The run path's `predicted_bytes` (and so maxctx's "model:" figure) is the case backend's. The
     mamba_ssm loader needs CUDA, so the CPU stands in with transformers' model of the same preset."""
     pytest.importorskip("torch", reason="torch is needed for a real prefill")
-    from edgebench import case
+    from edgebench.measure import case_run as case
     from edgebench.models import loaders
 
     real = loaders.load

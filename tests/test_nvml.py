@@ -4,7 +4,10 @@ import types
 
 import pytest
 
-from edgebench import nvml, power, probe, provenance
+from edgebench import probe
+from edgebench.telemetry import nvml
+from edgebench.telemetry import power
+from edgebench.telemetry import provenance
 
 
 class FakeNVMLError(Exception):

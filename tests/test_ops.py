@@ -10,7 +10,7 @@ import pytest
 
 from edgebench.analysis import ops_categories as oc
 from edgebench.errors import UserError
-from edgebench import opsprofile
+from edgebench.measure import ops_profile as opsprofile
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kernels"
 # Files whose lines carry no expected category: the categories their names may take.
@@ -148,7 +148,7 @@ def test_ops_record_per_step_and_idle_share():
     assert rec["shares"]["gemm"] == 0.75 and rec["fused_gemm_ms"] == 0.1
     overlapped = opsprofile.ops_record("k1", "prefill", rows, wall_ms=2.0)
     assert overlapped["gpu_idle_share"] == 0.0
-    from edgebench.records import dumps
+    from edgebench.logs.schema import dumps
     assert json.loads(dumps(rec)) == rec
     with pytest.raises(UserError):
         opsprofile.ops_record("k1", "warmup", rows, wall_ms=1.0)

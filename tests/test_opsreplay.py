@@ -1,10 +1,10 @@
-"""Scopes for replayed CUDA-graph kernels, mapped from one eager reference step (edgebench.opsreplay)."""
+"""Scopes for replayed CUDA-graph kernels, mapped from one eager reference step (edgebench.measure.ops_replay)."""
 from __future__ import annotations
 
 import pytest
 from torch.autograd import DeviceType
 
-from edgebench import opsreplay
+from edgebench.measure import ops_replay as opsreplay
 from edgebench.analysis import ops_categories as oc
 
 
@@ -72,7 +72,7 @@ def test_graph_replay_of_a_norm_keeps_its_scope_on_a_gpu():
     """A real CUDA graph: an RMSNorm-like module (generic kernels) inside a norm scope, then a matmul."""
     import torch
 
-    from edgebench import opsprofile
+    from edgebench.measure import ops_profile as opsprofile
 
     class Norm(torch.nn.Module):
         def forward(self, x):

@@ -12,12 +12,15 @@ import time
 
 import pytest
 
-from edgebench import isolate, plan, records, runner
+from edgebench.execution import isolate
+from edgebench.sweep import plan
+from edgebench.logs import schema as records
+from edgebench.execution import runner
 from edgebench.cli import main
 from edgebench.models import catalog
-from edgebench.spec import Case, Spec
-from edgebench.specfile import parse_spec_text
-from edgebench.suites import list_suites, load
+from edgebench.sweep.spec import Case, Spec
+from edgebench.sweep.specfile import parse_spec_text
+from edgebench.sweep.suites import list_suites, load
 
 SUITES = sorted(list_suites())
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "sysfs")
@@ -136,7 +139,7 @@ def test_a_large_plan_is_listed_by_model(no_workers, capsys):
 
 def test_estimated_work_matches_what_a_case_runs(monkeypatch):
     """Full-length prefills and decode steps counted inside a real eager case on the CPU."""
-    from edgebench import case as casemod
+    from edgebench.measure import case_run as casemod
     from edgebench.models import loaders
     ctx, gen, reps, warmup = 80, 3, 2, 1
     counts = {"prefills": 0, "steps": 0}
@@ -179,7 +182,7 @@ def test_beyond_trained_cases_run_with_one_warning_and_the_flag(tmp_path, capfd)
     assert "beyond_trained_ctx" not in cases[32]  # false is the schema default, left out
     assert cases[4095]["beyond_trained_ctx"] is True and cases[5000]["beyond_trained_ctx"] is True
     assert main(["validate", str(path)]) == 0
-    from edgebench.logs import load as load_logs
+    from edgebench.logs.loader import load as load_logs
     rows = {r["ctx"]: r for r in load_logs([path]).cases}
     assert [rows[n]["beyond_trained_ctx"] for n in (32, 4095, 5000)] == [False, True, True]
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench import energy, power, probe
+from edgebench import probe
+from edgebench.telemetry import energy
+from edgebench.telemetry import power
 from edgebench.errors import UserError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sysfs"

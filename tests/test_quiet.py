@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from edgebench import isolate, runner, workerlog, zygote
-from edgebench.isolate import run_isolated
+from edgebench.execution import isolate
+from edgebench.execution import runner
+from edgebench.execution import worker_output as workerlog
+from edgebench.execution import forkserver as zygote
+from edgebench.execution.isolate import run_isolated
 
 T = "isolate_targets:"
 pytestmark = pytest.mark.usefixtures("targets_importable")

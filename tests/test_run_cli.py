@@ -101,7 +101,7 @@ def test_sigterm_mid_sweep_leaves_a_valid_log(tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and '"type":"case"' not in (path.read_text() if path.exists() else ""):
         time.sleep(0.2)
-    from edgebench.logwriter import LogWriter
+    from edgebench.logs.writer import LogWriter
     with pytest.raises(UserError, match=f"another process \\(pid {proc.pid}: .*is writing the log"):
         LogWriter(path)  # the run holds its log for as long as it runs
     proc.send_signal(signal.SIGTERM)
@@ -114,7 +114,7 @@ def test_sigterm_mid_sweep_leaves_a_valid_log(tmp_path):
 
 
 def test_compact_case_lines_expand_back():
-    from edgebench import records
+    from edgebench.logs import schema as records
     rec = {"type": "case", "run": "r1", "key": "x", "model": "m", "backend": "hf", "dtype": "bfloat16",
            "ctx": 1024, "gen": 16, "batch": 1, "decode_mode": "graph", "logits": "last", "attn": "sdpa",
            "device": "GPU", "status": "ok", "reason": None, "prefill_ms": {"median": 100.0},
@@ -204,7 +204,7 @@ def test_sigterm_mid_maxctx_keeps_the_probes_done(tmp_path):
 def test_summary_and_progress_show_the_device_peak(capsys):
     """The peak column reads the case line's flat `mem` object (it showed '-' on the H100 before)."""
     from edgebench.commands.run import _summary
-    from edgebench.progress import describe
+    from edgebench.execution.progress import describe
     rec = {"model": "m", "family": "ssm", "ctx": 1024, "decode_mode": "graph", "status": "ok", "batch": 1,
            "prefill_ms": {"median": 30.0}, "tpot_ms": {"median": 2.0},
            "mem": {"peak_allocated_bytes": 3 * 2**30, "decode_peak_bytes": 3.5 * 2**30, "rss_bytes": 10}}
@@ -215,7 +215,7 @@ def test_summary_and_progress_show_the_device_peak(capsys):
 
 
 def test_run_header_records_the_variables_that_change_results(monkeypatch):
-    from edgebench import env
+    from edgebench.telemetry import environment as env
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     monkeypatch.delenv("CUDA_LAUNCH_BLOCKING", raising=False)
     snap = env.snapshot(deep=False)

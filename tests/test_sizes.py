@@ -1,9 +1,9 @@
 """Token counts, byte sizes and the memory-budget checks."""
 import pytest
 
-from edgebench.budget import apply_budget, check_budget, device_overrun
+from edgebench.execution.budget import apply_budget, check_budget, device_overrun
 from edgebench.errors import UserError
-from edgebench.sizes import format_bytes, parse_count, parse_size
+from edgebench.sweep.units import format_bytes, parse_count, parse_size
 
 
 @pytest.mark.parametrize("text, tokens", [

@@ -6,9 +6,9 @@ import time
 import pytest
 
 from edgebench.errors import UserError
-from edgebench.spec import MAX_CASES, Case, Spec, parse_list, shard
-from edgebench.specfile import SPEC_FILE_KEYS, add_sweep_arguments, spec_from_args
-from edgebench.suites import list_suites, load
+from edgebench.sweep.spec import MAX_CASES, Case, Spec, parse_list, shard
+from edgebench.sweep.specfile import SPEC_FILE_KEYS, add_sweep_arguments, spec_from_args
+from edgebench.sweep.suites import list_suites, load
 
 
 @pytest.mark.parametrize("text, values", [

@@ -14,11 +14,11 @@ import time
 
 import pytest
 
-from edgebench import records
+from edgebench.logs import schema as records
 from edgebench.cli import main
 from edgebench.errors import UserError
-from edgebench.logwriter import LogWriteError, LogWriter
-from edgebench.runner import check_output
+from edgebench.logs.writer import LogWriteError, LogWriter
+from edgebench.execution.runner import check_output
 
 TINY = ["-m", "tiny-llama", "-c", "32", "-n", "2", "-r", "1", "--warmup", "0", "-t", "float32",
         "--device", "cpu", "-q"]
@@ -279,7 +279,7 @@ def test_a_disk_full_at_the_start_says_so_in_one_line_and_loses_nothing(full_tmp
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from edgebench.logwriter import LogWriter
+    from edgebench.logs.writer import LogWriter
     log = LogWriter(sys.argv[1])
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))

@@ -1,4 +1,4 @@
-"""edgebench.zygote: case workers forked from a preloaded process behave like spawned ones."""
+"""edgebench.execution.forkserver: case workers forked from a preloaded process behave like spawned ones."""
 import json
 import os
 import signal
@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from edgebench import isolate, zygote
-from edgebench.isolate import run_isolated
+from edgebench.execution import isolate
+from edgebench.execution import forkserver as zygote
+from edgebench.execution.isolate import run_isolated
 
 T = "isolate_targets:"
 

@@ -7,7 +7,7 @@ embedding_logits, reduce, other. Kernels that do matrix products inside another 
 Mamba-2 SSD `_bmm_chunk_*`, `_chunk_state_*`, `_chunk_scan_*` Triton kernels) keep that category
 but carry `fused_gemm` and are summed apart in `fused_gemm_ms`, so they are never hidden.
 
-A name of the form `edgebench:<category>/<kernel>` is what `edgebench.opsprofile` gives a kernel
+A name of the form `edgebench:<category>/<kernel>` is what `edgebench.measure.ops_profile` gives a kernel
 launched inside a scope named for a category (the lm-head GEMM, the sampler): the scope decides.
 The lm-head GEMM cannot be told from the other GEMMs by its name (cuBLAS picks the same families),
 only by where it was launched, hence the scope.

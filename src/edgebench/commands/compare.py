@@ -55,8 +55,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from edgebench.commands.validate import read_limits
-    from edgebench.logs import load
-    from edgebench.logvalues import printable
+    from edgebench.logs.loader import load
+    from edgebench.logs.values import printable
     from edgebench.report import output, render
     from edgebench.report.tables import build_tables, parse_metrics
 

@@ -14,7 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgebench import env, probe
+    from edgebench import probe
+    from edgebench.telemetry import environment as env
     snap = env.snapshot(deep=True)
     if args.micro and probe.cuda_ready():
         snap["micro"] = [probe.microbench(g["index"]) for g in snap["gpus"]]

@@ -43,9 +43,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def build(args: argparse.Namespace) -> int:
-    from edgebench import kernels_build as kb
+    from edgebench.toolchain import build as kb
     from edgebench.errors import UserError
-    from edgebench.kernels_sources import locate_sdists
+    from edgebench.toolchain.sources import locate_sdists
 
     packages = kb.parse_packages(args.package)
     archs = kb.resolve_archs(args.arch)

@@ -42,13 +42,17 @@ def main(args: argparse.Namespace) -> int:
     import sys
     import time
 
-    from edgebench import isolate, maxctx, plan, records, runner
-    from edgebench.analysis import memory_model
+    from edgebench.execution import isolate
+    from edgebench.execution import maxctx_search as maxctx
+    from edgebench.sweep import plan
+    from edgebench.logs import schema as records
+    from edgebench.execution import runner
+    from edgebench.models import memory_model
     from edgebench.errors import UserError
     from edgebench.models import catalog
-    from edgebench.logwriter import LogWriter
-    from edgebench.sizes import format_bytes, parse_count, parse_size
-    from edgebench.spec import Spec, check_timeout
+    from edgebench.logs.writer import LogWriter
+    from edgebench.sweep.units import format_bytes, parse_count, parse_size
+    from edgebench.sweep.spec import Spec, check_timeout
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     presets = {m: catalog.resolve(m) for m in models}
@@ -70,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     runner.validate(probes_spec, probes_spec.plan(), None if args.device == "auto" else args.device)
     runner.check_output(out, args.wait_lock)
-    from edgebench import stack
+    from edgebench.telemetry import stack
     stack.require_runnable()  # torch installed, and a transformers that accepts it: else the fix
     env = runner.snapshot_env()
     device = runner.resolve_device(args.device, env)
@@ -84,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--memory-budget caps a CUDA device's memory; this search runs on the CPU "
                         "(drop --memory-budget, or run where `edgebench env` shows a GPU)")
     if budget:
-        from edgebench.budget import check_budget
+        from edgebench.execution.budget import check_budget
         for name, pre in presets.items():
             try:
                 check_budget(budget, total, memory_model.predict(pre, 1, dtype=dtype,
@@ -93,8 +97,8 @@ def main(args: argparse.Namespace) -> int:
                 raise UserError(f"{name}: {exc}") from None
     cap = budget or total
     run_id = records.new_run_id()
-    from edgebench import zygote as zygotes
-    from edgebench.workerlog import WorkerLogs
+    from edgebench.execution import forkserver as zygotes
+    from edgebench.execution.worker_output import WorkerLogs
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     wlogs = WorkerLogs(out, say, args.verbose)
     preload_out = None if args.verbose else wlogs.path("preload")
@@ -212,7 +216,7 @@ def _limit(name, pre, args, parse_count) -> int:
 
 def _warnings(presets, limits, gen) -> list[str]:
     """One line per model whose search may run past its trained length."""
-    from edgebench import plan
+    from edgebench.sweep import plan
     return [f"{name}: the search may run past its trained length of {pre.max_ctx} tokens (up to "
             f"{limits[name]}; random weights: timing and memory stay meaningful, outputs do not; "
             f"--strict-ctx stops it there)"
@@ -223,7 +227,8 @@ def _dry_run(args, spec, presets, limits, resolution, budget, out) -> str:
     """The searches a run would make, without loading anything or starting a worker."""
     import math
 
-    from edgebench import plan, runner
+    from edgebench.sweep import plan
+    from edgebench.execution import runner
     device, how = plan.device_class(args.device)
     if args.device.startswith("cuda"):
         device = args.device

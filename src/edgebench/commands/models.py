@@ -1,7 +1,7 @@
 """`edgebench models`: the preset catalog with parameter counts and the memory that grows with context.
 
 Columns: name, family, params (computed from the config on the meta device), max_ctx,
-kv_bytes_per_token and state_bytes (from `edgebench.analysis.memory_model`, bf16, batch 1), backends,
+kv_bytes_per_token and state_bytes (from `edgebench.models.memory_model`, bf16, batch 1), backends,
 source. `--json` prints a list of objects with the same keys. A value that cannot be computed here
 (transformers missing, a remote-code preset) is null with a `<key>_why` reason.
 """
@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def rows(family: str | None = None, tiny: bool = False) -> list[dict]:
-    from edgebench.analysis import memory_model
+    from edgebench.models import memory_model
     from edgebench.errors import UserError
     from edgebench.models import catalog
 

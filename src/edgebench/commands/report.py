@@ -25,8 +25,8 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edgebench.commands.validate import read_limits
-    from edgebench.logs import load
-    from edgebench.logvalues import printable
+    from edgebench.logs.loader import load
+    from edgebench.logs.values import printable
     from edgebench.report import output
     from edgebench.report.html import build_page
     from edgebench.report.plots import draw_all

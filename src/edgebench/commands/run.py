@@ -3,7 +3,7 @@
 With no arguments it runs the embedded default for whatever is here (a GPU: one model of each family
 at a few lengths; CPU only: the tiny presets of all three families) and says how to run the full
 characterization. A forced --device picks that default without asking a worker. `--dry-run` prints
-the plan and its estimated work (`edgebench.plan`) and exits without loading anything.
+the plan and its estimated work (`edgebench.sweep.plan`) and exits without loading anything.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ HELP = "measure prefill (TTFT) and decode (TPOT), memory and energy over a sweep
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from edgebench.specfile import add_sweep_arguments
+    from edgebench.sweep.specfile import add_sweep_arguments
     add_sweep_arguments(p)
     how = p.add_argument_group("how to run")
     how.add_argument("--shard", metavar="I/N", help="run only the I-th of N round-robin shards (1-based)")
@@ -45,9 +45,10 @@ def main(args: argparse.Namespace) -> int:
     if args.ops_trace and args.profile != "ops":
         raise UserError("--ops-trace writes the traces of --profile ops; add --profile ops")
 
-    from edgebench import plan, runner
-    from edgebench.spec import Spec
-    from edgebench.specfile import spec_from_args
+    from edgebench.sweep import plan
+    from edgebench.execution import runner
+    from edgebench.sweep.spec import Spec
+    from edgebench.sweep.specfile import spec_from_args
 
     suite = getattr(args, "suite", None)
     env = None
@@ -72,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
                              power_rate_hz=args.power_rate, quiet=args.quiet, verbose=args.verbose,
                              profile_ops=args.profile == "ops", ops_trace=args.ops_trace,
                              wait_lock=args.wait_lock)
-    from edgebench import stack
+    from edgebench.telemetry import stack
     stack.require_runnable()  # torch installed, and a transformers that accepts it: else the fix, before any case
     out, recs = runner.run(spec, opts, suite=suite, env=env)
     if recs:
@@ -85,7 +86,7 @@ def _summary(recs: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from edgebench import records
+    from edgebench.logs import schema as records
     t = Table(title="edgebench run", header_style="bold")
     for col in ("model", "family", "ctx", "decode", "status", "prefill ms", "TPOT ms", "decode tok/s",
                 "peak GiB", "prefill J", "throttled"):

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     """The reader's caps, shared by validate, compare and report."""
-    from edgebench.logstream import MAX_LINE_BYTES, MAX_LOG_BYTES  # light: no numpy
+    from edgebench.logs.stream import MAX_LINE_BYTES, MAX_LOG_BYTES  # light: no numpy
 
     parser.add_argument("--max-line-bytes", metavar="SIZE", default=f"{MAX_LINE_BYTES >> 20}MiB",
                         help="longest log line read; a longer one is skipped and reported")
@@ -26,8 +26,8 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
 def read_limits(args: argparse.Namespace):
     """`ReadLimits` from the flags of `add_limit_arguments` (UserError on a bad size)."""
     from edgebench.errors import UserError
-    from edgebench.logstream import ReadLimits
-    from edgebench.sizes import parse_size
+    from edgebench.logs.stream import ReadLimits
+    from edgebench.sweep.units import parse_size
 
     sizes = {}
     for flag in ("max_line_bytes", "max_log_bytes"):
@@ -39,8 +39,8 @@ def read_limits(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgebench.logs import load
-    from edgebench.logvalues import printable
+    from edgebench.logs.loader import load
+    from edgebench.logs.values import printable
 
     logs = load(args.logs, read_limits(args))
     out = [f"{p}{'' if p.skipped or p.line is None else ' (line kept)'}" for p in logs.problems]

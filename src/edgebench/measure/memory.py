@@ -1,5 +1,5 @@
 """Measured memory of a case: allocator peaks, device-level use, NVML per-process memory, host RSS,
-and on unified-memory boards (Jetson) /proc/meminfo (via edgebench.jetson). Each reading that cannot
+and on unified-memory boards (Jetson) /proc/meminfo (via edgebench.telemetry.jetson). Each reading that cannot
 be had is None with a `<name>_why` reason beside it.
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ class PhaseMemory:
             "device_delta_bytes": self._free0 - free,
         })
         out.update(_nvml_process_bytes(self.index))
-        from edgebench import jetson
+        from edgebench.telemetry import jetson
         if jetson.is_jetson():  # unified memory: the GPU allocates out of host RAM
             info = jetson.meminfo_bytes()
             out.update({k: info.get(k) for k in ("mem_available_bytes", "nvmap_used_bytes")})
@@ -65,7 +65,7 @@ class PhaseMemory:
 
 
 def _nvml_process_bytes(index: int) -> dict:
-    from edgebench import nvml
+    from edgebench.telemetry import nvml
     ok, why = nvml.status()
     if not ok:
         return {"nvml_process_bytes": None, "nvml_process_bytes_why": why}

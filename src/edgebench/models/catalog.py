@@ -169,7 +169,7 @@ def param_count(preset: Preset) -> int:
         import torch
         from transformers import AutoModelForCausalLM
     except ImportError as exc:
-        from edgebench.stack import torch_install_command
+        from edgebench.telemetry.stack import torch_install_command
         raise MissingDependency("torch + transformers", "pip install 'edgebench[hf]', and for torch: "
                                 f"{torch_install_command()}", str(exc)) from exc
     cfg = preset.hf_config()

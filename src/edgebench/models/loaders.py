@@ -113,7 +113,7 @@ def load(preset: Preset, backend: str = "hf", device: str = "cuda", dtype: str =
     try:
         import torch
     except ImportError as exc:
-        from edgebench.stack import torch_install_command
+        from edgebench.telemetry.stack import torch_install_command
         raise MissingDependency("torch", torch_install_command(), str(exc)) from exc
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("device cuda asked for but torch sees no CUDA GPU; use --device cpu "

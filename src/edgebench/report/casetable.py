@@ -100,7 +100,7 @@ class CaseColumns:
         (device, source, model, backend, dtype, batch, mode, logits, ctx, status, reason, pre_st,
          tp_st, pre_raw, tp_raw, mem, pj, dj) = zip(*map(_GET, rows))
         # Edgebench log rows hold str or None in these fields and an int or None in batch
-        # (edgebench.logfile makes them so): each distinct string then becomes one object.
+        # (edgebench.logs.file_reader makes them so): each distinct string then becomes one object.
         plain = set(source) <= {"edgebench"}
         self._plain &= plain
         if plain:

@@ -7,8 +7,8 @@ import base64
 import html
 from pathlib import Path
 
-from edgebench.logs import Logs
-from edgebench.logvalues import printable
+from edgebench.logs.loader import Logs
+from edgebench.logs.values import printable
 from edgebench.report.plots import Plot
 from edgebench.report.render import render_html
 from edgebench.report.tables import Table

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterable
 
 from edgebench.errors import UserError
-from edgebench.logvalues import printable
+from edgebench.logs.values import printable
 
 _FIXES = {
     errno.ENOSPC: "free space on that disk or write elsewhere",

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.errors import MissingDependency
-from edgebench.logs import Logs
-from edgebench.logvalues import printable, shorten
+from edgebench.logs.loader import Logs
+from edgebench.logs.values import printable, shorten
 from edgebench.report.tables import OPS_ORDER, METRICS, series_labels, latest_cases, setting_of
 
 _MARKERS = "osD^v<>ph*"

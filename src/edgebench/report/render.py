@@ -18,7 +18,7 @@ import io
 from typing import Any, Callable, Iterator
 
 from edgebench.analysis.stats import RatioCI
-from edgebench.logvalues import printable, printable_column, shorten
+from edgebench.logs.values import printable, printable_column, shorten
 from edgebench.report.render_data import (BLOCK_ROWS, _within, iter_csv, iter_json, render_csv,
                                           render_json, tables_as_json)
 from edgebench.report.tables import Column, Table

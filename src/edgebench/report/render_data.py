@@ -16,7 +16,7 @@ import json
 from typing import Any, Iterator
 
 from edgebench.analysis.stats import RatioCI
-from edgebench.logvalues import printable
+from edgebench.logs.values import printable
 from edgebench.report.tables import Table
 
 try:

@@ -22,8 +22,8 @@ from operator import itemgetter
 from typing import Any, Callable, Sequence
 
 from edgebench.errors import UserError
-from edgebench.logs import Logs
-from edgebench.logvalues import brief
+from edgebench.logs.loader import Logs
+from edgebench.logs.values import brief
 from edgebench.report.casetable import (METRIC_NAMES, CaseColumns, cases_columns,
                                         series_label_column, setting_text)
 from edgebench.report.crosstable import crossover_rows

@@ -1,0 +1,1 @@
+"""How a sweep runs: planners, the runner, isolated workers, the fork server, budget, progress."""

@@ -1,0 +1,296 @@
+"""A preloaded process that forks case workers, so each case skips importing torch and transformers.
+
+Importing torch + transformers + a model's modeling module takes seconds (~9 s on a 2-core VM, more on
+a Jetson's CPU) and every case used to pay it in its fresh worker. `Zygote(preload)` starts
+`python -m edgebench.execution.forkserver FD MODULES`, which imports MODULES once, checks that nothing initialised
+CUDA or started a thread (either makes fork unsafe), and then, per request, forks a child that runs
+`edgebench.execution.worker.main` exactly as a spawned worker would: own session, stdin closed, SIGKILL if
+its parent dies, results through the channel file. Isolation is unchanged: every case is still its
+own process with its own CUDA context; only the imports are shared, copy-on-write.
+
+Protocol: requests go to the zygote's stdin as a JSON line `["REQUEST", "CHANNEL", "OUTPUT" or null]`;
+it answers on the pipe FD with "READY ok" or "READY no <why>" once, then "PID n" per request and
+"EXIT n rc" when that child ends (rc as in Popen: negative for a signal). One request at a time. The
+child's stdout and stderr go to OUTPUT when given; the zygote's own go to `Zygote(output=...)`.
+`Zygote.ok` is False (with `why`) when the preload was unsafe or failed, or after `retire()`; callers
+then spawn workers as before. Every read of the pipe checks, twice a second, that the zygote still runs
+and is not stopped (SIGSTOP): a lost zygote raises `ZygoteLost` instead of hanging its caller.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import importlib
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+import warnings
+
+_CUDA_ERROR_NOT_INITIALIZED = 3
+READY_TIMEOUT_S = 300.0
+ANSWER_TIMEOUT_S = 60.0  # for the "PID n" answer to a request
+HEALTH_CHECK_S = 0.5  # how often a wait for the zygote checks that it still runs
+KILL_WAIT_S = 10.0
+
+
+class ZygoteLost(EOFError):
+    """The zygote exited, was killed or was stopped while a caller waited for it."""
+
+
+def cuda_driver_initialised() -> bool:
+    """True when this process already called cuInit (forked children could not use CUDA then).
+    Only asks a libcuda that is already loaded, so the check itself initialises nothing."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            if "libcuda.so" not in fh.read():
+                return False
+        lib = ctypes.CDLL("libcuda.so.1", mode=os.RTLD_NOLOAD | os.RTLD_GLOBAL)
+    except OSError:
+        return False
+    count = ctypes.c_int(0)
+    return lib.cuDeviceGetCount(ctypes.byref(count)) != _CUDA_ERROR_NOT_INITIALIZED
+
+
+def fork_unsafe_reason() -> str | None:
+    """Why forking this process would be unsafe, or None."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return "torch initialised CUDA during the preload"
+    if cuda_driver_initialised():
+        return "the CUDA driver was initialised during the preload"
+    if threading.active_count() > 1:
+        names = ", ".join(t.name for t in threading.enumerate() if t is not threading.current_thread())
+        return f"the preload started Python threads ({names})"
+    # Native thread pools (numpy's OpenBLAS starts one at import) are left: BLAS and OpenMP runtimes
+    # reset their pools in the child through pthread_atfork handlers.
+    return None
+
+
+class _Child:
+    """A forked worker, with the subset of Popen's interface that `isolate` uses (pid, returncode,
+    wait: TimeoutExpired, or ZygoteLost when the zygote cannot report the exit)."""
+
+    def __init__(self, zygote: "Zygote", pid: int):
+        self._zygote, self.pid, self.returncode = zygote, pid, None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self.returncode = self._zygote._await_exit(self.pid, timeout)
+        return self.returncode
+
+
+def _stopped(pid: int) -> bool:
+    """True when the process is stopped by a signal (state T in /proc; False where /proc is absent)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rpartition(")")[2].split()[:1] == ["T"]
+    except OSError:
+        return False
+
+
+class Zygote:
+    def __init__(self, preload: list[str], env: dict[str, str] | None = None,
+                 output: str | os.PathLike | None = None):
+        """Start the zygote and wait for its preload; `output`: a file for its stdout and stderr
+        (None: the caller's)."""
+        self.ok, self.why, self._proc, self._buf = False, None, None, b""
+        read_fd, write_fd = os.pipe()
+        out = None
+        try:
+            out = None if output is None else open(output, "wb")
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "edgebench.execution.forkserver", str(write_fd), ",".join(preload)],
+                stdin=subprocess.PIPE, stdout=out, stderr=None if out is None else subprocess.STDOUT,
+                pass_fds=(write_fd,), env=env, start_new_session=True)
+        except OSError as exc:
+            os.close(read_fd)
+            self.why = f"could not start the preloaded process: {exc}"
+            return
+        finally:
+            os.close(write_fd)
+            if out is not None:
+                out.close()
+        self._fd = read_fd
+        try:
+            line = self._line(READY_TIMEOUT_S)
+        except (subprocess.TimeoutExpired, EOFError) as exc:
+            self.retire(f"the preloaded process did not start ({exc or type(exc).__name__})")
+            return
+        self.ok = line == "READY ok"
+        if not self.ok:
+            self.why = line.removeprefix("READY no ").strip() or "unknown"
+            self.close()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def start(self, request: str, channel: str, output: str | None = None) -> _Child:
+        """Fork a worker for this request; ZygoteLost when the zygote is gone or stopped."""
+        lost = self._lost()
+        if lost:
+            raise ZygoteLost(lost)
+        self._proc.stdin.write((json.dumps([request, channel, output]) + "\n").encode())
+        self._proc.stdin.flush()
+        parts = self._line(ANSWER_TIMEOUT_S).split()
+        if len(parts) != 2 or parts[0] != "PID":
+            raise ValueError(f"unexpected answer from the preloaded process: {parts}")
+        return _Child(self, int(parts[1]))
+
+    def retire(self, why: str) -> None:
+        """Stop using this zygote (callers spawn from now on) and kill it: it may be stopped or hung."""
+        self.ok, self.why = False, why
+        self.close(kill=True)
+
+    def _await_exit(self, pid: int, timeout: float | None) -> int:
+        parts = self._line(timeout).split()
+        if len(parts) != 3 or parts[0] != "EXIT" or parts[1] != str(pid):
+            raise ZygoteLost(f"the preloaded process answered {parts} while worker {pid} ran")
+        return int(parts[2])
+
+    def _lost(self) -> str | None:
+        """Why the zygote can no longer serve (exited, killed, stopped), or None."""
+        if self._proc is None:
+            return "the preloaded process was closed"
+        rc = self._proc.poll()
+        if rc is not None:
+            how = "SIGKILL: the kernel's OOM killer?" if rc == -9 else f"return code {rc}"
+            return f"the preloaded process died ({how})"
+        if _stopped(self._proc.pid):
+            return "the preloaded process was stopped (SIGSTOP)"
+        return None
+
+    def _line(self, timeout: float | None) -> str:
+        """The zygote's next line; TimeoutExpired after `timeout` s, ZygoteLost as soon as it is gone."""
+        if self._proc is None:
+            raise ZygoteLost("the preloaded process was closed")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = HEALTH_CHECK_S if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._fd], [], [], min(left, HEALTH_CHECK_S))
+            if not ready:
+                lost = self._lost()
+                if lost:
+                    raise ZygoteLost(lost)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise subprocess.TimeoutExpired("edgebench.execution.forkserver", timeout)
+                continue
+            chunk = os.read(self._fd, 4096)
+            if not chunk:  # the pipe closed: the zygote is gone (its exit status follows at once)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(timeout=1.0)
+                raise ZygoteLost(self._lost() or "the preloaded process exited")
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line.decode()
+
+    def close(self, kill: bool = False) -> None:
+        """End the zygote: EOF on its stdin, then SIGKILL (at once with `kill`, or when it has not
+        ended within KILL_WAIT_S). Every wait is bounded."""
+        if self._proc is None:
+            return
+        proc, self._proc = self._proc, None
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # EOF ends the zygote's loop
+        if not kill:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=KILL_WAIT_S)
+        if proc.poll() is None:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=KILL_WAIT_S)
+        os.close(self._fd)
+
+    def __enter__(self) -> "Zygote":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def preload_modules(presets, backends=("hf",)) -> list[str]:
+    """What case workers of these presets import: torch, transformers, each model's modeling module
+    (optional: "?"), mamba_ssm's model for that backend, and edgebench's case code."""
+    mods = ["torch", "transformers", "edgebench.measure.case_run", "edgebench.measure.phases", "edgebench.models.loaders"]
+    for pre in presets:
+        if not pre.remote_code:
+            mods.append(f"?transformers.models.{pre.model_type}.modeling_{pre.model_type}")
+    if "mamba_ssm" in backends:
+        mods.append("?mamba_ssm.models.mixer_seq_simple")
+    return list(dict.fromkeys(mods))
+
+
+def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None) -> Zygote | None:
+    """A zygote for a sweep of these presets (its own output to `output`), or None when
+    EDGEBENCH_PRELOAD=0 turns it off."""
+    if os.environ.get("EDGEBENCH_PRELOAD", "1") == "0":
+        return None
+    from edgebench.execution.isolate import worker_env
+    return Zygote(preload_modules(presets, backends), env=worker_env(), output=output)
+
+
+def describe(zygote: Zygote | None) -> dict:
+    """For the run header: how workers were started."""
+    if zygote is None:
+        return {"start": "spawn", "why": "EDGEBENCH_PRELOAD=0"}
+    return {"start": "fork-preloaded"} if zygote.ok else {"start": "spawn", "why": zygote.why}
+
+
+def _serve(out_fd: int, modules: list[str]) -> int:
+    from edgebench.execution import worker
+    # Python >= 3.12 warns on fork() with native threads alive; see fork_unsafe_reason for why it is safe.
+    warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning)
+    worker.die_with_parent()
+    out = os.fdopen(out_fd, "w", buffering=1)
+    try:
+        for name in modules:  # "?name": optional (a model class the installed transformers lacks)
+            try:
+                importlib.import_module(name.lstrip("?"))
+            except ImportError:
+                if not name.startswith("?"):
+                    raise
+        why = fork_unsafe_reason()
+    except Exception as exc:  # noqa: BLE001 - any preload failure means: spawn workers instead
+        why = f"preloading failed: {type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+    out.write("READY ok\n" if why is None else f"READY no {why}\n")
+    if why is not None:
+        return 0
+    # Keep the preloaded objects out of the collector, so children do not copy their pages by merely
+    # scanning them (copy-on-write: what a child does not write stays shared, which matters on a
+    # Jetson's unified memory).
+    gc.freeze()
+    for line in sys.stdin:
+        request, channel, output = json.loads(line)
+        sys.stdout.flush()  # or the child writes the zygote's buffered text again
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker: what `python -m edgebench.execution.worker REQUEST CHANNEL` would do
+            code = 1
+            try:
+                os.setsid()
+                out.close()
+                devnull = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(devnull, 0)
+                if output is not None:
+                    fd = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    os.dup2(fd, 1)
+                    os.dup2(fd, 2)
+                    os.close(fd)
+                code = worker.main([request, channel])
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        out.write(f"PID {pid}\n")
+        _, status = os.waitpid(pid, 0)
+        out.write(f"EXIT {pid} {os.waitstatus_to_exitcode(status)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_serve(int(sys.argv[1]), [m for m in sys.argv[2].split(",") if m]))

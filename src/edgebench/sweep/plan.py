@@ -1,0 +1,195 @@
+"""Planning a sweep before anything loads: what cannot run here, what runs past a model's trained
+length, which device class a run would use, and the `--dry-run` listing with its estimated work.
+
+Nothing here imports torch or starts a worker (the catalog and the spec use the standard library
+only), so a dry run works anywhere and CI plans every shipped suite for both device classes.
+
+- `check(spec, cases, device=None) -> {model: Preset}` resolves every model and raises one
+  `UserError` listing what cannot plan, each problem naming its first case and the fix: a backend the
+  model lacks, a remote-code preset given by name, under `strict_ctx` a context past the trained
+  length, and when the device ("cpu", "cuda[:N]") is given, what runs on CUDA only.
+- `beyond_trained(ctx, gen, preset)`: ctx + gen passes `Preset.max_ctx`, the trained length (SSMs have
+  one too). Such cases run by default, since the weights are random anyway (timing and memory stay
+  meaningful, outputs do not); their records say `beyond_trained_ctx: true`.
+- `warnings(cases, presets, device)`: the one-line warnings a run prints before it measures: once
+  per model past its trained length, and graph decode asked of the CPU.
+- `device_class(requested)`: ("cuda" | "cpu", how it was decided) without initialising CUDA: the
+  forced --device, else CUDA_VISIBLE_DEVICES, a CPU build of torch, a Jetson board, the NVIDIA
+  driver's GPU list, the device nodes. A dry run plans with it; a real run asks a worker.
+- `work(cases, reps, warmup)` estimates the work; `describe(...)` is the dry-run text.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from typing import Any
+
+from edgebench.errors import UserError
+from edgebench.sweep.spec import Case, Spec
+
+DEFAULT_SUITES = {"cuda": "default-gpu", "cpu": "default-cpu"}  # `edgebench run` with no arguments
+LIST_CASES_UP_TO = 24  # a larger plan is listed by model
+_CUDA_ONLY = (("backend", "mamba_ssm", "the mamba_ssm backend runs on CUDA only; use --backend hf "
+               "on the CPU, or --device cuda where a GPU is"),
+              ("attn", "flash_attention_2", "flash_attention_2 runs on CUDA only; use --attn sdpa "
+               "on the CPU"))
+_MORE = 8  # problems listed in one error
+
+
+def beyond_trained(ctx: int, gen: int, preset: Any) -> bool:
+    """Whether a prompt of `ctx` tokens plus `gen` generated ones passes the trained length."""
+    return ctx + gen > preset.max_ctx
+
+
+def check(spec: Spec, cases: list[Case], device: str | None = None) -> dict[str, Any]:
+    """Every model resolved and every case checked before anything loads; returns the presets."""
+    from edgebench.models import catalog
+    presets = {name: catalog.resolve(name) for name in spec.models}
+    if spec.memory_budget_bytes and device is not None and not device.startswith("cuda"):
+        raise UserError("--memory-budget caps a CUDA device's memory; this run is on the CPU (drop "
+                        "--memory-budget, or run with --device cuda where a GPU is)")
+    found: dict[tuple, list] = {}  # (model, kind) -> [first case, why, count]
+    for case in cases:
+        for kind, why in _problems(case, presets[case.model], spec.strict_ctx, device):
+            entry = found.setdefault((case.model, kind), [case, why, 0])
+            entry[2] += 1
+    if not found:
+        return presets
+    lines = [f"{case.key()}: {why}" + (f" ({n - 1} more cases like it)" if n > 1 else "")
+             for case, why, n in list(found.values())[:_MORE]]
+    if len(found) > _MORE:
+        lines.append(f"... and {len(found) - _MORE} more problems")
+    if len(lines) == 1:
+        raise UserError(lines[0])
+    raise UserError("cannot plan these cases:\n  " + "\n  ".join(lines))
+
+
+def _problems(case: Case, pre: Any, strict: bool, device: str | None) -> list[tuple[str, str]]:
+    out = []
+    if pre.remote_code and not pre.local_dir:
+        repo = pre.source.get("hf") or pre.name
+        out.append(("remote", f"{case.model} is remote code (transformers has no built-in "
+                    f"'{pre.model_type}'): download {repo} on a machine with network, copy it here "
+                    f"and pass its directory: -m /path/to/{repo.split('/')[-1]}"))
+    if case.backend not in pre.backends:
+        out.append(("backend", f"{case.model} has no {case.backend} backend (it has: "
+                    f"{', '.join(pre.backends)}); sweep it with --backend {pre.backends[0]} separately"))
+    if strict and beyond_trained(case.ctx, case.gen, pre):
+        fit = pre.max_ctx - case.gen
+        lower = f"lower -c to {fit} or less" if fit >= 1 else f"lower -n below {pre.max_ctx}"
+        out.append(("ctx", f"context {case.ctx} + {case.gen} generated tokens exceeds its "
+                    f"{pre.max_ctx}-token limit (its trained length; --strict-ctx refuses it): "
+                    f"{lower}, or drop --strict-ctx to run it anyway (random weights: timing and "
+                    f"memory stay meaningful, outputs do not)"))
+    if device is not None and not device.startswith("cuda"):
+        for name, value, why in _CUDA_ONLY:
+            if getattr(case, name) == value:
+                out.append((name, why))
+    return out
+
+
+def warnings(cases: list[Case], presets: dict[str, Any], device: str | None = None) -> list[str]:
+    """One line per model with cases past its trained length, and one for graph decode on a CPU."""
+    past: dict[str, list[Case]] = {}
+    for case in cases:
+        if beyond_trained(case.ctx, case.gen, presets[case.model]):
+            past.setdefault(case.model, []).append(case)
+    out = []
+    for model, over in past.items():
+        first = min(over, key=lambda c: c.ctx + c.gen)
+        out.append(f"{model}: {_n(len(over), 'case')} from context {first.ctx} + {first.gen} "
+                   f"generated tokens run{'s' if len(over) == 1 else ''} past its trained length of "
+                   f"{presets[model].max_ctx} tokens (random weights: timing and memory stay "
+                   f"meaningful, outputs do not; --strict-ctx refuses them)")
+    graph = sum(c.decode_mode == "graph" and c.gen > 0 for c in cases)
+    if graph and device is not None and not device.startswith("cuda"):
+        out.append(f"graph decode needs CUDA: on the CPU {_n(graph, 'graph case')} "
+                   f"will measure prefill, then end in error (use --decode-mode eager on the CPU)")
+    return out
+
+
+def device_class(requested: str = "auto") -> tuple[str, str]:
+    """("cuda" | "cpu", why) for a run asking for `requested`, read without initialising CUDA."""
+    from edgebench.telemetry import jetson
+    from edgebench.telemetry import sysroot
+    if requested != "auto":
+        return ("cpu" if requested == "cpu" else "cuda"), f"--device {requested}"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return "cpu", f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU"
+    try:
+        torch_version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return "cpu", "torch is not installed"
+    if "+cpu" in torch_version:
+        return "cpu", f"torch {torch_version} is a CPU build"
+    if jetson.is_jetson():
+        return "cuda", "a Jetson board"
+    listed = sysroot.path("/proc/driver/nvidia/gpus")
+    count = len(list(listed.iterdir())) if listed.is_dir() else 0
+    if count:
+        return "cuda", f"the NVIDIA driver lists {count} GPU{'s' if count > 1 else ''}"
+    for node in ("/dev/nvidia0", "/dev/dxg"):  # dxg: the GPU of WSL2
+        if sysroot.path(node).exists():
+            return "cuda", f"{node} exists"
+    return "cpu", "no NVIDIA driver or GPU device node found"
+
+
+def work(cases: list[Case], reps: int, warmup: int) -> dict[str, int]:
+    """Estimated work of a plan, in the measurement loop's own terms (edgebench.measure.case_run, measure/):
+    per case a cold prefill, `warmup` warm ones and `reps` timed ones at full length; with gen > 0,
+    decode's own prefills (eager 2, graph 1), `gen` timed steps and its warm-up steps (eager: the
+    first step + max(warmup, 1); graph: max(warmup, 2) + the captured one). The short forwards that
+    detect the kernels are not counted."""
+    out = dict.fromkeys(("cases", "timed_prefills", "untimed_prefills", "prompt_tokens",
+                         "decode_steps", "warmup_steps"), 0)
+    for c in cases:
+        eager = c.decode_mode == "eager"
+        untimed = 1 + warmup + ((2 if eager else 1) if c.gen else 0)
+        out["cases"] += 1
+        out["timed_prefills"] += reps
+        out["untimed_prefills"] += untimed
+        out["prompt_tokens"] += c.ctx * c.batch * (reps + untimed)
+        out["decode_steps"] += c.gen
+        if c.gen:
+            out["warmup_steps"] += 1 + (max(warmup, 1) if eager else max(warmup, 2))
+    return out
+
+
+def describe(spec: Spec, cases: list[Case], presets: dict[str, Any], device: str, how: str,
+             suite: str | None, log: str) -> str:
+    """The dry-run text: where it would run, the cases (by model when many), the work, the log.
+    `cases` hold their dtypes as resolved for `device`."""
+    w = work(cases, spec.reps, spec.warmup)
+    lines = [f"dry run: {'suite ' + suite + ', ' if suite else ''}{_n(len(cases), 'case')} on {device} "
+             f"({how}); nothing is loaded or measured"]
+    if len(cases) <= LIST_CASES_UP_TO:
+        for c in cases:
+            pre = presets[c.model]
+            past = beyond_trained(c.ctx, c.gen, pre)
+            lines.append(f"  {c.key()}" + (f"  [beyond trained {pre.max_ctx}]" if past else ""))
+    else:
+        lines += [_by_model(model, [c for c in cases if c.model == model], presets[model])
+                  for model in dict.fromkeys(c.model for c in cases)]
+    lines.append(f"work: {_n(w['cases'], 'case')}, {spec.reps} timed repetitions and {spec.warmup} warm-up "
+                 f"each; prefills: {w['timed_prefills']:,} timed + {w['untimed_prefills']:,} untimed "
+                 f"(cold, warm-up, decode setup), {w['prompt_tokens']:,} prompt tokens in all; "
+                 f"decode steps: {w['decode_steps']:,} timed + {w['warmup_steps']:,} warm-up")
+    lines += [f"warning: {x}" for x in warnings(cases, presets, device)]
+    exists = " (exists: a real run resumes it)" if os.path.exists(log) else ""
+    lines.append(f"log: {log}{exists}")
+    return "\n".join(lines)
+
+
+def _by_model(model: str, cases: list[Case], pre: Any) -> str:
+    def values(name: str) -> str:
+        return ",".join(str(v) for v in dict.fromkeys(getattr(c, name) for c in cases))
+    past = sum(beyond_trained(c.ctx, c.gen, pre) for c in cases)
+    return (f"  {model}: {_n(len(cases), 'case')}; {values('backend')} {values('dtype')} ctx {values('ctx')} "
+            f"gen {values('gen')} batch {values('batch')} {values('decode_mode')} logits "
+            f"{values('logits')} {values('attn')}"
+            + (f"; {past} beyond its trained {pre.max_ctx}" if past else ""))
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"

@@ -1,0 +1,155 @@
+"""Where a `Spec` comes from: TOML spec files and command-line flags, flags winning.
+
+A spec file has an optional top-level `description` string and one `[sweep]` table whose keys are the
+`Spec` field names (`SPEC_FILE_KEYS`), except that the memory budget is written `memory_budget =
+"24GiB"` (a size string or a number of bytes). Lists may be TOML arrays or list/range strings
+(`ctx = "1k-64k*2"`). A relative `output` is relative to the working directory, not to the file.
+`allow_long_ctx` (`LEGACY_KEYS`) is still accepted and has no effect: running past a model's trained
+length became the default; `strict_ctx = true` refuses it.
+
+`add_sweep_arguments(parser)` adds llama-bench style flags (`-m`, `-c`, `-n`, `-r`, ...) whose
+defaults are `argparse.SUPPRESS`, so only flags the user typed appear in the namespace;
+`spec_from_args(args, base)` starts from `--spec FILE`, else `--suite NAME`, else `base`, else the
+`Spec` defaults, and lets each typed flag replace that field.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgebench.errors import UserError
+from edgebench.sweep.spec import ATTN_KINDS, BACKENDS, DECODE_MODES, DTYPES, LOGITS_MODES, Spec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+_FIELDS = [f.name for f in dataclasses.fields(Spec)]
+SPEC_FILE_KEYS = tuple("memory_budget" if n == "memory_budget_bytes" else n for n in _FIELDS)
+# Keys older spec files may hold, accepted and ignored (with why).
+LEGACY_KEYS = {"allow_long_ctx": "contexts past the trained length run by default now"}
+
+
+def spec_from_mapping(table: dict[str, Any], where: str) -> Spec:
+    """A Spec from a `[sweep]`-style mapping; unknown keys are an error listing the valid ones."""
+    unknown = sorted(set(table) - set(SPEC_FILE_KEYS) - set(LEGACY_KEYS))
+    if unknown:
+        raise UserError(f"unknown key(s) {', '.join(unknown)} in {where}; "
+                        f"valid keys: {', '.join(SPEC_FILE_KEYS)}")
+    values = dict(table)
+    if not isinstance(values.pop("allow_long_ctx", False), bool):
+        raise UserError(f"allow_long_ctx in {where} must be true or false (it has no effect: "
+                        f"{LEGACY_KEYS['allow_long_ctx']}; strict_ctx = true refuses them)")
+    if table.get("allow_long_ctx") and table.get("strict_ctx"):
+        raise UserError(f"{where} sets both allow_long_ctx and strict_ctx; keep strict_ctx = true "
+                        "to refuse contexts past the trained length, or drop it to run them")
+    if "memory_budget" in values:
+        values["memory_budget_bytes"] = values.pop("memory_budget")
+    try:
+        return Spec(**values)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def parse_spec_text(text: str, where: str) -> tuple[Spec, str]:
+    """(spec, description) from the text of a spec file."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{where} is not valid TOML ({exc}); fix the file") from None
+    extra = sorted(set(doc) - {"sweep", "description"})
+    if extra:
+        raise UserError(f"unexpected top-level key(s) {', '.join(extra)} in {where}; a spec file "
+                        "holds an optional description and one [sweep] table")
+    if not isinstance(doc.get("sweep"), dict):
+        raise UserError(f"{where} has no [sweep] table; put the sweep keys under [sweep]")
+    return spec_from_mapping(doc["sweep"], f"[sweep] of {where}"), str(doc.get("description", ""))
+
+
+def read_spec_file(path: str | Path) -> Spec:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise UserError(f"cannot read spec file {str(p)!r} ({exc.strerror}); check the path") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"spec file {str(p)!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                        f"offset {exc.start}); save it as UTF-8") from None
+    return parse_spec_text(text, str(p))[0]
+
+
+# (flags, Spec field, help) for every swept or per-run setting; argparse dest is the field name.
+_FLAGS = (
+    (("-m", "--model"), "models", "model presets, hub ids or local dirs, comma-separated"),
+    (("--backend",), "backends", f"backends: {', '.join(BACKENDS)}"),
+    (("-t", "--dtype"), "dtypes", f"dtypes: {', '.join(DTYPES)} (auto: float32 on CPU)"),
+    (("-c", "--ctx"), "ctx", "prompt lengths in tokens, lists and ranges: 1k,4k or 1k-64k*2"),
+    (("-n", "--gen"), "gen", "tokens to decode per case, lists and ranges"),
+    (("-b", "--batch"), "batch", "batch sizes, lists and ranges"),
+    (("--decode-mode",), "decode_modes", f"decode modes: {', '.join(DECODE_MODES)}"),
+    (("--logits",), "logits", f"logits kept at prefill: {', '.join(LOGITS_MODES)}"),
+    (("--attn",), "attn", f"attention kinds: {', '.join(ATTN_KINDS)}"),
+    (("-r", "--reps"), "reps", "timed repetitions per case"),
+    (("--warmup",), "warmup", "untimed warm-up repetitions per case"),
+    (("-o", "--output"), "output", "log path, *.jsonl or *.jsonl.gz (appends; a rerun resumes)"),
+    (("--device",), "device", "auto, cpu, cuda or cuda:N"),
+    (("--memory-budget",), "memory_budget_bytes", "cap on device memory, e.g. 24GiB or 8GB"),
+    (("--timeout",), "timeout_s", "seconds after which a case is killed (1 to 604800)"),
+    (("--max-cases",), "max_cases", "refuse a sweep that plans more cases than this"),
+)
+_INT_FIELDS = {"reps", "warmup", "max_cases"}
+_METAVARS = {"reps": "N", "warmup": "N", "output": "PATH", "device": "DEVICE",
+             "memory_budget_bytes": "SIZE", "timeout_s": "SECONDS", "max_cases": "N"}
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the sweep flags, plus --spec, --suite, --raw, --strict-ctx and --allow-long-ctx."""
+    defaults = Spec()
+    group = parser.add_argument_group("what to sweep (lists and ranges accepted)")
+    group.add_argument("--spec", default=argparse.SUPPRESS, metavar="FILE",
+                       help="TOML spec file; flags given here override its values")
+    group.add_argument("--suite", default=argparse.SUPPRESS, metavar="NAME",
+                       help="named suite shipped with edgebench (see edgebench.sweep.suites)")
+    for flags, name, text in _FLAGS:
+        default = getattr(defaults, name)
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        kind = int if name in _INT_FIELDS else float if name == "timeout_s" else str
+        metavar = "LIST" if isinstance(default, list) else _METAVARS[name]
+        group.add_argument(*flags, dest=name, type=kind, default=argparse.SUPPRESS, metavar=metavar,
+                           help=f"{text} (default: {shown if shown not in ('', None) else 'none'})")
+    group.add_argument("--raw", dest="raw", action="store_true", default=argparse.SUPPRESS,
+                       help="keep raw per-repetition samples in the log")
+    group.add_argument("--strict-ctx", dest="strict_ctx", action="store_true", default=argparse.SUPPRESS,
+                       help="refuse contexts (+ generated tokens) past a model's trained length; by "
+                            "default they run with a warning and `beyond_trained_ctx` in the record")
+    group.add_argument("--allow-long-ctx", dest="allow_long_ctx", action="store_true",
+                       default=argparse.SUPPRESS,
+                       help="run contexts past a model's trained length: now the default, accepted "
+                            "for old scripts")
+
+
+def spec_from_args(args: Any, base: Spec | None = None) -> Spec:
+    """The spec named by --spec/--suite (or `base`), with every flag present in `args` applied."""
+    spec_path = getattr(args, "spec", None)
+    suite_name = getattr(args, "suite", None)
+    if spec_path and suite_name:
+        raise UserError("give either --spec FILE or --suite NAME, not both")
+    if getattr(args, "allow_long_ctx", False) and getattr(args, "strict_ctx", False):
+        raise UserError("--allow-long-ctx and --strict-ctx contradict each other; give --strict-ctx "
+                        "to refuse contexts past the trained length, or neither to run them")
+    if spec_path:
+        base = read_spec_file(spec_path)
+    elif suite_name:
+        from edgebench.sweep.suites import load
+        base = load(suite_name)
+    start = (base or Spec()).to_dict()
+    overrides = {name: getattr(args, name) for name in _FIELDS
+                 if getattr(args, name, None) is not None}
+    try:
+        return Spec(**{**start, **overrides})
+    except UserError as exc:
+        raise UserError(f"command line: {exc}") from None
