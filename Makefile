@@ -30,7 +30,10 @@ $(BIN)/python:
 .PHONY: run test test-oldest dev chromium
 run: $(BIN)/python
 	$(BIN)/python -m pip install -q '.[hf,nvml,report]'
-	$(BIN)/python -m edgebench.telemetry.stack --install-torch
+	@# torch where none is installed: the build `stack --install-torch` picks for this machine; where its
+	@# index cannot be reached (a machine that reaches only PyPI), $(TORCH) from the configured index.
+	$(HAS_TORCH) || $(BIN)/python -m edgebench.telemetry.stack --install-torch || \
+	  { echo "falling back to $(TORCH) from the configured index"; $(BIN)/python -m pip install -q $(TORCH); }
 	$(BIN)/edgebench run
 
 test: $(BIN)/python chromium
