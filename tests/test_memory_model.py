@@ -228,13 +228,13 @@ def test_mamba_ssm_bad_input():
 def test_maxctx_starts_from_the_backend_prediction():
     """The search starts at half the longest predicted fit: through mamba_ssm, mamba-790m [all] under
     24 GiB fits the measured 229,376 tokens; the transformers-path model would start at a quarter of it."""
-    from edgebench.commands.maxctx import _start
+    from edgebench.execution.maxctx_planner import start_ctx
     preset, budget = catalog.get("mamba-790m"), 24 * GiB
     fit = memory_model.longest_fit(preset, budget, logits="all", backend="mamba_ssm", resolution=4096)
     assert 229376 <= fit < 229376 + 2 * 4096
-    start = _start(preset, "all", "bfloat16", "mamba_ssm", budget, 1 << 19, 4096, memory_model)
+    start = start_ctx(preset, "all", "bfloat16", "mamba_ssm", budget, 1 << 19, 4096)
     assert start == fit // 2 // 4096 * 4096
-    assert _start(preset, "all", "bfloat16", "hf", budget, 1 << 19, 4096, memory_model) < start // 3
+    assert start_ctx(preset, "all", "bfloat16", "hf", budget, 1 << 19, 4096) < start // 3
 
 
 def test_maxctx_refuses_a_backend_the_model_lacks_before_any_probe(tmp_path, capsys):

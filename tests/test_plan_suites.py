@@ -15,7 +15,7 @@ import pytest
 from edgebench.execution import isolate
 from edgebench.sweep import plan
 from edgebench.logs import schema as records
-from edgebench.execution import runner
+from edgebench.execution import executor, grid_planner
 from edgebench.cli import main
 from edgebench.models import catalog
 from edgebench.sweep.spec import Case, Spec
@@ -32,7 +32,7 @@ def no_workers(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("a dry run started a worker")
     monkeypatch.setattr(isolate, "run_isolated", refuse)
-    monkeypatch.setattr(runner, "snapshot_env", refuse)
+    monkeypatch.setattr(executor, "snapshot_env", refuse)
 
 
 def _lines(path):
@@ -221,10 +221,10 @@ def test_spec_files_strict_ctx_and_the_old_allow_long_ctx_key():
     old = "[sweep]\nmodels = ['tiny-llama']\nctx = '8k'\nallow_long_ctx = true\n"
     spec = parse_spec_text(old, "old.toml")[0]  # still loads: running past it is the default now
     assert spec.strict_ctx is False and "allow_long_ctx" not in spec.to_dict()
-    assert runner.validate(spec, spec.plan(), "cpu")["tiny-llama"].max_ctx == 4096
+    assert grid_planner.validate(spec, spec.plan(), "cpu")["tiny-llama"].max_ctx == 4096
     strict = parse_spec_text("[sweep]\nmodels = ['tiny-llama']\nctx = '8k'\nstrict_ctx = true\n", "s")[0]
     with pytest.raises(Exception, match="exceeds its 4096-token limit"):
-        runner.validate(strict, strict.plan())
+        grid_planner.validate(strict, strict.plan())
     with pytest.raises(Exception, match="both allow_long_ctx and strict_ctx"):
         parse_spec_text(old + "strict_ctx = true\n", "both.toml")
 

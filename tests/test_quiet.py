@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgebench.execution import isolate
-from edgebench.execution import runner
+from edgebench.execution import executor
 from edgebench.execution import worker_output as workerlog
 from edgebench.execution import forkserver as zygote
 from edgebench.execution.isolate import run_isolated
@@ -108,7 +108,7 @@ def test_zygote_output_goes_to_its_file(tmp_path, capfd):
 
 
 def test_env_snapshot_prints_nothing(capfd):
-    env = runner.snapshot_env()
+    env = executor.snapshot_env()
     assert env["host"] and capfd.readouterr() == ("", "")
 
 

@@ -18,7 +18,7 @@ from edgebench.logs import schema as records
 from edgebench.cli import main
 from edgebench.errors import UserError
 from edgebench.logs.writer import LogWriteError, LogWriter
-from edgebench.execution.runner import check_output
+from edgebench.execution.executor import check_output
 
 TINY = ["-m", "tiny-llama", "-c", "32", "-n", "2", "-r", "1", "--warmup", "0", "-t", "float32",
         "--device", "cpu", "-q"]

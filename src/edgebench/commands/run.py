@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--ops-trace writes the traces of --profile ops; add --profile ops")
 
     from edgebench.sweep import plan
-    from edgebench.execution import runner
+    from edgebench.execution import executor, grid_planner
     from edgebench.sweep.spec import Spec
     from edgebench.sweep.specfile import spec_from_args
 
@@ -57,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
         if args.dry_run or requested != "auto":  # no worker needed to know the device class
             device_class, how = plan.device_class(requested)
         else:
-            env = runner.snapshot_env()
+            env = executor.snapshot_env()
             device_class, how = ("cuda" if env.get("gpus") else "cpu"), "what a worker found"
         suite = plan.DEFAULT_SUITES[device_class]
         print(f"No models given: {'planning' if args.dry_run else 'running'} the embedded default "
@@ -67,15 +67,13 @@ def main(args: argparse.Namespace) -> int:
         args.suite = suite
     spec: Spec = spec_from_args(args)
     if args.dry_run:
-        print(runner.dry_run(spec, shard=args.shard, suite=suite))
+        print(grid_planner.dry_run(spec, shard=args.shard, suite=suite))
         return 0
-    opts = runner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
-                             power_rate_hz=args.power_rate, quiet=args.quiet, verbose=args.verbose,
-                             profile_ops=args.profile == "ops", ops_trace=args.ops_trace,
-                             wait_lock=args.wait_lock)
-    from edgebench.telemetry import stack
-    stack.require_runnable()  # torch installed, and a transformers that accepts it: else the fix, before any case
-    out, recs = runner.run(spec, opts, suite=suite, env=env)
+    opts = grid_planner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
+                                   power_rate_hz=args.power_rate, quiet=args.quiet,
+                                   verbose=args.verbose, profile_ops=args.profile == "ops",
+                                   ops_trace=args.ops_trace, wait_lock=args.wait_lock)
+    out, recs = grid_planner.run(spec, opts, suite=suite, env=env)
     if recs:
         _summary(recs)
     print(f"log: {out}")

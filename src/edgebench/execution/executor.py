@@ -1,0 +1,207 @@
+"""The one executor behind `run` and `maxctx`: a planner decides which points to measure, this runs them.
+
+What both commands share lives here, once: the environment snapshot (read in a worker, so this process
+never initialises CUDA), the device and its label, the budget check, the log (locked by its writer
+from the header to the end), the fork server, worker output files, progress, and Ctrl-C / SIGTERM,
+which stop between records and leave a valid log. The unit is a measurement point (`Case`: model,
+backend, dtype, batch, ctx, gen, decode mode, logits, attention), measured in one isolated worker.
+
+A planner (`grid_planner.GridPlanner`, `maxctx_planner.MaxctxPlanner`) provides `counting` (what its
+log lines count), `preload` and `backends` (what the fork server preloads), `total` (points for the
+progress bar, 0 for none), `header()` (its fields of the run header), `begin(executor, finished)`
+(after the log is open: False when nothing is left to do), `drive(executor)` (calls `measure` per
+point, writes records) and `on_interrupt(executor, why)` (the fields of an `interrupted` record, or
+None for none).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from edgebench.errors import UserError
+from edgebench.execution import isolate
+from edgebench.logs import schema as records
+from edgebench.sweep.spec import Case
+
+CASE_TARGET = "edgebench.measure.case_run:run_case"
+
+
+@dataclass
+class Settings:
+    """How each point is measured: what a worker is asked besides the point and the device."""
+    reps: int
+    warmup: int
+    timeout_s: float | None = None
+    raw: bool = False
+    budget_bytes: int | None = None
+    telemetry: bool = True
+    power_rate_hz: float = 50.0
+    profile_ops: bool = False
+    trace_dir: str | None = None
+
+
+def _request(case: Case, device: str, s: Settings, key: str) -> dict[str, Any]:
+    """The payload of one worker: the point, where it runs, and how it is measured."""
+    return {"case": case.to_dict(), "device": device, "reps": s.reps, "warmup": s.warmup, "raw": s.raw,
+            "budget_bytes": s.budget_bytes, "telemetry": s.telemetry, "power_rate_hz": s.power_rate_hz,
+            "profile_ops": s.profile_ops, "trace_dir": s.trace_dir, "key": key}
+
+
+def default_output(name: str | None) -> str:
+    return os.path.join("edgebench-logs", f"{socket.gethostname()}-{name or 'sweep'}.jsonl")
+
+
+def check_output(path: str, wait_lock: bool = False) -> None:
+    """Refuse, before any work, a log path that could not be appended to and read back, or that
+    another process is writing (see `edgebench.logs.path`)."""
+    from edgebench.logs import path as logpath
+    logpath.check_path(path, wait=wait_lock)
+
+
+def snapshot_env() -> dict:
+    """The environment, read in a worker so this process never initialises CUDA."""
+    import tempfile
+
+    from edgebench.execution import worker_output as workerlog
+    with tempfile.TemporaryDirectory(prefix="edgebench-env-") as tmp:
+        output = os.path.join(tmp, "worker.txt")  # library notices stay off the terminal
+        env = isolate.run_isolated("edgebench.telemetry.environment:snapshot_for_run", {"deep": True},
+                                   timeout_s=300, output=output)
+        if env.pop("status", None) != "ok":
+            lines = "".join(f"\n  | {line}" for line in workerlog.tail(output))
+            raise UserError(f"could not read the environment in a worker: {env.get('reason')}{lines}")
+    return env
+
+
+def resolve_device(requested: str, env: dict) -> str:
+    """`auto`, `cpu`, `cuda` or `cuda:N` -> `cpu` or `cuda:N`, checked against the GPUs in `env`."""
+    gpus = env.get("gpus") or []
+    if requested == "auto":
+        return "cuda:0" if gpus else "cpu"
+    if requested.startswith("cuda"):
+        idx = int(requested.split(":")[1]) if ":" in requested else 0
+        if idx >= len(gpus):
+            raise UserError(f"device {requested} is not here ({len(gpus)} CUDA GPUs visible); "
+                            "see edgebench env")
+        return f"cuda:{idx}"
+    return "cpu"
+
+
+def _gpu(device: str, env: dict) -> dict | None:
+    return env["gpus"][int(device.split(":")[1])] if device.startswith("cuda") else None
+
+
+def device_label(device: str, env: dict) -> str:
+    """What the logs call a resolved device: the GPU's name by its index, else `CPU (<machine>)`."""
+    gpu = _gpu(device, env)
+    return gpu["name"] if gpu else f"CPU ({env['host']['machine']})"
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    if dtype == "auto":
+        return "bfloat16" if device.startswith("cuda") else "float32"
+    return dtype
+
+
+def check_budget(budget: int | None, presets: dict, env: dict, device: str, dtype: str,
+                 backend: str = "hf") -> None:
+    """Refuse a memory budget that cannot work here: on the CPU, above the device, below the weights."""
+    if not budget:
+        return
+    gpu = _gpu(device, env)
+    if gpu is None:
+        raise UserError("--memory-budget caps a CUDA device's memory; this runs on the CPU "
+                        "(drop --memory-budget, or run where `edgebench env` shows a GPU)")
+    from edgebench.execution.budget import check_budget as check_fit
+    from edgebench.models import memory_model
+    for name, pre in presets.items():
+        try:
+            check_fit(budget, gpu["total_bytes"],
+                      memory_model.predict(pre, 1, dtype=dtype, backend=backend)["weights_bytes"])
+        except UserError as exc:
+            raise UserError(f"{name}: {exc}") from None
+
+
+@dataclass
+class Outcome:
+    """One measured point: the worker's result, its output file, and that file as the log names it."""
+    result: dict[str, Any]
+    output: Path | None
+    kept: str | None
+
+
+class Executor:
+    """Run a planner's points into one log at `out`."""
+
+    def __init__(self, out: str, wait_lock: bool = False, verbose: bool = False, quiet: bool = False):
+        self.out, self.wait_lock, self.verbose, self.quiet = out, wait_lock, verbose, quiet
+        self.say: Callable[..., None] = (lambda *a: None) if quiet else \
+            (lambda *a: print(*a, file=sys.stderr, flush=True))
+        self.env: dict = {}
+        self.device = self.label = ""
+        self.run_id = ""
+        self.log = self.wlogs = self.zygote = self.bar = None
+
+    def prepare(self, requested_device: str, env: dict | None = None,
+                check: Callable[[str, dict], None] | None = None) -> None:
+        """Before any log is touched: the log path, a runnable stack, the environment, the device
+        (then `check(device, env)`: what the device found here can run, the budget)."""
+        check_output(self.out, self.wait_lock)
+        from edgebench.telemetry import stack
+        stack.require_runnable()  # torch installed, and a transformers that accepts it: else the fix
+        self.env = env or snapshot_env()
+        self.device = resolve_device(requested_device, self.env)
+        self.label = device_label(self.device, self.env)
+        if check is not None:
+            check(self.device, self.env)
+
+    def key(self, case: Case) -> str:
+        return records.case_key(case.to_dict(), self.label)
+
+    def execute(self, planner) -> None:
+        """Open the log, write the header, drive the planner; an `interrupted` record on Ctrl-C."""
+        from edgebench.execution import forkserver
+        from edgebench.execution.progress import Progress
+        from edgebench.execution.worker_output import WorkerLogs
+        from edgebench.logs.writer import LogWriter
+        log = LogWriter(self.out, self.wait_lock, planner.counting)  # locked from here to the end
+        try:
+            if not planner.begin(self, log.finished_keys()):
+                log.close()
+                return
+            self.log, self.run_id = log, records.new_run_id()
+            self.wlogs = WorkerLogs(self.out, self.say, self.verbose)
+            preload_out = None if self.verbose else self.wlogs.path("preload")
+            self.zygote = forkserver.open_for(planner.preload, planner.backends, output=preload_out)
+        except BaseException:
+            log.close()
+            raise
+        with isolate.sigterm_as_interrupt(), log, (self.zygote or contextlib.nullcontext()):
+            log.write({"type": "run", "run": self.run_id, "t": records.utc_now(),
+                       "edgebench": self.env["edgebench"], "argv": sys.argv[1:], "device": self.label,
+                       "env": self.env, **planner.header(), "workers": forkserver.describe(self.zygote)})
+            try:
+                with Progress(planner.total, enabled=not self.quiet and planner.total > 0) as self.bar:
+                    planner.drive(self)
+            except KeyboardInterrupt as exc:
+                why = str(exc) or "received SIGINT (Ctrl-C)"
+                fields = planner.on_interrupt(self, why)
+                if fields is not None:
+                    log.write({"type": "interrupted", "run": self.run_id, "t": records.utc_now(),
+                               "reason": why, **fields})
+                raise
+        self.wlogs.finish(preload_out)
+
+    def measure(self, case: Case, settings: Settings, key: str, *name: object) -> Outcome:
+        """Measure one point in an isolated worker; its output goes to LOG.workers/<name...>."""
+        self.bar.show(case.key())
+        output = self.wlogs.path(*name)
+        result = isolate.run_isolated(CASE_TARGET, _request(case, self.device, settings, key),
+                                      timeout_s=settings.timeout_s, zygote=self.zygote, output=output,
+                                      echo=self.wlogs.echo)
+        return Outcome(result, output, self.wlogs.keep(output))
