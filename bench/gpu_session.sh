@@ -260,6 +260,14 @@ quietgpu() {  # issue 12.7 on a CUDA torch: library chatter (Kineto, gpuGetDevic
   wc -l "$OUT"/quiet_*.err
 }
 
+maxctxsmoke() {  # the maxctx planner on the one executor: same answer as call 1, device label from the GPU it ran on
+  log "maxctx through the executor"
+  timeout "${1:-90}" $PY -m edgebench maxctx -m mamba-790m --backend mamba_ssm --memory-budget 24GiB --logits all \
+    --resolution 4k --limit 512k --timeout 60 -o "$OUT/maxctx_smoke.jsonl" > "$OUT/maxctx_smoke.txt" 2>&1
+  grep -v "^ " "$OUT/maxctx_smoke.txt" | tail -3
+  grep -o '"device":"[^"]*"' "$OUT/maxctx_smoke.jsonl" | sort | uniq -c
+}
+
 keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces
   cp -r "$STATE"/*.jsonl "$STATE"/*.txt "$STATE"/*.traces "$OUT/" 2>/dev/null
   (cd "$OUT" && tar czf /tmp/eb-out.tgz --exclude=eb-out.tgz --exclude='*.traces' . \
