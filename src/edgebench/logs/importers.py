@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from edgebench.analysis.stats import summarize
+from edgebench.logs.schema import CASE_FIELDS
 from edgebench.logs.stream import LOG_FLAG, ReadLimits, text_lines
 from edgebench.logs.values import (MAX_BATCH, MAX_BYTES, MAX_MS, MAX_TOKENS, MIN_MS, NON_FINITE,
                                  brief, in_range, int_in, json_error, loads)
@@ -63,7 +64,6 @@ def guess_family(model: str) -> str:
 
 
 def blank_row(**values: Any) -> dict[str, Any]:
-    from edgebench.logs.file_reader import CASE_FIELDS  # late: logfile imports this module
     row = dict.fromkeys(CASE_FIELDS)
     row.update(values)
     return row
