@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgebench.logs import schema as records
+from edgebench.logs.contracts import CaseRequest
 from edgebench.errors import UserError
 from edgebench.sweep.spec import Case, Spec
 
@@ -163,14 +164,15 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
                 if series in failed:
                     rec.update(status="skipped", reason=f"a shorter context ended {failed[series]}")
                 else:
-                    bar.show(case.key())
+                    bar.show(case.label())
                     worker_out = wlogs.path(case.model, f"ctx{case.ctx}", case.decode_mode, rec["key"])
-                    payload = {"case": case.to_dict(), "device": device,
-                               "reps": spec.reps, "warmup": spec.warmup, "raw": spec.raw,
-                               "budget_bytes": spec.memory_budget_bytes, "telemetry": opts.telemetry,
-                               "power_rate_hz": opts.power_rate_hz, "profile_ops": opts.profile_ops,
-                               "trace_dir": f"{out}.traces" if opts.ops_trace else None,
-                               "key": rec["key"]}
+                    payload = CaseRequest(
+                        case=case.to_dict(), device=device, reps=spec.reps, warmup=spec.warmup,
+                        raw=spec.raw, budget_bytes=spec.memory_budget_bytes,
+                        telemetry=opts.telemetry, power_rate_hz=opts.power_rate_hz,
+                        profile_ops=opts.profile_ops,
+                        trace_dir=f"{out}.traces" if opts.ops_trace else None,
+                        key=rec["key"]).to_payload()
                     result = isolate.run_isolated(CASE_TARGET, payload, timeout_s=spec.timeout_s,
                                                   zygote=zyg, output=worker_out, echo=wlogs.echo)
                     rec.update(result)
