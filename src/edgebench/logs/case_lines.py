@@ -14,8 +14,8 @@ import re
 from operator import itemgetter
 from typing import Any, Iterable
 
-from edgebench.logs.schema import (CASE, CASE_DEFAULTS, CASE_FIELDS, CASE_STATUSES, ENERGY, FAMILIES,
-                                   KEY_FIELDS, MEM, STATS, case_key)
+from edgebench.logs.schema import (CASE, CASE_DEFAULTS, CASE_STATUSES, ENERGY, FAMILIES, KEY_FIELDS,
+                                   MEM, STATS, case_key)
 from edgebench.logs.values import brief
 
 _DEFAULTS = tuple(CASE_DEFAULTS.items())

@@ -1,9 +1,9 @@
 """What a value read from a log may be, and how log text is shown safely.
 
-The readers (`edgebench.logs.file_reader`, `edgebench.logs.case_lines`, `edgebench.logs.importers`) accept a number
-only when it is finite and inside the range its quantity can have (`in_range` with the bounds
-the schema declares: `edgebench.logs.fields`), so that every table, format and plot made from what they accept renders: no derived value
-overflows, none is NaN, every JSON writer takes it. `loads` is the stdlib JSON parser as the
+The readers (`edgebench.logs.file_reader`, `edgebench.logs.case_lines`, `edgebench.logs.importers`)
+accept a number only when it is finite and inside the range its quantity can have (`in_range` with
+the bounds the schema declares: `edgebench.logs.fields`), so that every table, format and plot made
+from what they accept renders: no derived value overflows, none is NaN, every JSON writer takes it. `loads` is the stdlib JSON parser as the
 readers use it: NaN, Infinity and numbers past the float range are read as null and flagged (they
 are not JSON; orjson refuses them), integers past 64 bits become floats (as orjson reads them), and
 nesting too deep for the parser is a ValueError, not a RecursionError.
