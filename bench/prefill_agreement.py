@@ -16,7 +16,7 @@ import torch
 import triton.testing
 
 from edgebench.measure.phases import measure_prefill, random_prompt
-from edgebench.measure.stats import summarize
+from edgebench.analysis.stats import summarize
 from edgebench.models import catalog, loaders
 
 
@@ -36,7 +36,7 @@ def main() -> None:
         with torch.inference_mode():
             for _ in range(2):
                 res = measure_prefill(loaded, ids, reps=args.reps, warmup=2, logits="last", device="cuda")
-                eb.append(summarize(res.samples_ms)["median"])
+                eb.append(summarize(res.samples_ms, rounded=True)["median"])
                 tb.append(triton.testing.do_bench(fwd, warmup=100, rep=1000, return_mode="median"))
         e, t = sorted(eb)[0], sorted(tb)[0]
         rows.append({"model": name, "ctx": int(ctx), "edgebench_ms": eb, "do_bench_ms": tb,

@@ -41,7 +41,7 @@ def test_parse_list_rejects_quoting_piece_and_grammar(text, piece):
 
 def test_case_key_and_dict():
     case = Case("qwen2.5-0.5b", "hf", "bfloat16", 4096, 128, 1, "graph", "last", "sdpa")
-    assert case.key() == "qwen2.5-0.5b|hf|bfloat16|ctx=4096|gen=128|b=1|graph|last|sdpa"
+    assert case.label() == "qwen2.5-0.5b|hf|bfloat16|ctx=4096|gen=128|b=1|graph|last|sdpa"
     assert case.to_dict()["ctx"] == 4096 and case.to_dict()["decode_mode"] == "graph"
 
 
@@ -86,7 +86,7 @@ def test_plan_order_is_model_major_with_ascending_ctx():
     assert {(c.decode_mode, c.gen) for c in first_block} == {("graph", 16)}
     assert [c.gen for c in cases[:6]] == [16, 16, 16, 64, 64, 64]
     assert cases[6].decode_mode == "eager"
-    assert len({c.key() for c in cases}) == len(cases)
+    assert len({c.label() for c in cases}) == len(cases)
     assert spec.plan() == cases
 
 
@@ -153,7 +153,7 @@ def test_plan_without_models():
 def test_shard_round_robin_covers_plan_once():
     cases = Spec(models="m1,m2,m3", ctx="1k-8k*2").plan()
     shards = [shard(cases, f"{i}/4") for i in range(1, 5)]
-    assert sorted(k for s in shards for k in (c.key() for c in s)) == sorted(c.key() for c in cases)
+    assert sorted(k for s in shards for k in (c.label() for c in s)) == sorted(c.label() for c in cases)
     assert shards[0] == cases[0::4]
     assert len({c.model for c in shards[0]}) == 3
     for part in shards:

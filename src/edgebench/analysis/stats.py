@@ -1,6 +1,7 @@
 """Summary statistics and the spread of a ratio of medians.
 
-`summarize(samples)` gives the Stats object the log schema uses (median, p10, p90, stdev, n).
+`summarize(samples)` gives the Stats object the log schema uses (median, p10, p90, stdev, n): the
+one summary, used by the measuring side (`edgebench.measure.case_run`, rounded) and the readers.
 `ratio_ci(...)` gives the ratio of two medians (a / b) with a confidence interval:
 
 - from raw samples: a percentile bootstrap (both samples resampled with replacement, the median of
@@ -50,15 +51,28 @@ class RatioCI(NamedTuple):
                 "within_spread": self.within_spread}
 
 
-def summarize(samples: Sequence[float]) -> dict[str, Any] | None:
-    """Stats object of a sample list; None for an empty list."""
+def summarize(samples: Sequence[float | None], rounded: bool = False) -> dict[str, Any] | None:
+    """The Stats object of a sample list (None samples dropped); None for no samples. With one
+    sample the spread is undefined: `stdev` is None (not 0, which would claim no noise). With
+    `rounded` (what the measuring side writes) the median keeps 5 significant digits, p10 and p90
+    4, stdev 3: far below timing noise, and it keeps log lines short."""
     arr = np.asarray([s for s in samples if s is not None], dtype=float)
     if arr.size == 0:
         return None
-    p10, med, p90 = np.percentile(arr, [10, 50, 90])
+    p10, med, p90 = (float(x) for x in np.percentile(arr, [10, 50, 90]))
     stdev = float(arr.std(ddof=1)) if arr.size > 1 else None
-    return {"median": float(med), "p10": float(p10), "p90": float(p90), "stdev": stdev,
-            "n": int(arr.size)}
+    if rounded:
+        med, p10, p90 = round_sig(med, 5), round_sig(p10, 4), round_sig(p90, 4)
+        stdev = round_sig(stdev, 3) if stdev is not None else None
+    return {"median": med, "p10": p10, "p90": p90, "stdev": stdev, "n": int(arr.size)}
+
+
+def round_sig(x: float, digits: int = 5) -> float:
+    """`x` rounded to `digits` significant digits (0, NaN and infinities as they are)."""
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return x
+    return round(x, max(0, digits - 1 - int(math.floor(math.log10(abs(x))))))
 
 
 def bootstrap_ratio_ci(a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95,

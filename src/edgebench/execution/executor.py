@@ -46,10 +46,12 @@ class Settings:
 
 
 def _request(case: Case, device: str, s: Settings, key: str) -> dict[str, Any]:
-    """The payload of one worker: the point, where it runs, and how it is measured."""
-    return {"case": case.to_dict(), "device": device, "reps": s.reps, "warmup": s.warmup, "raw": s.raw,
-            "budget_bytes": s.budget_bytes, "telemetry": s.telemetry, "power_rate_hz": s.power_rate_hz,
-            "profile_ops": s.profile_ops, "trace_dir": s.trace_dir, "key": key}
+    """The payload of one worker: the point, where it runs, and how it is measured (the typed
+    contract of `edgebench.logs.contracts`, which the worker parses back)."""
+    from edgebench.logs.contracts import CaseRequest
+    return CaseRequest(case=case.to_dict(), device=device, reps=s.reps, warmup=s.warmup, raw=s.raw,
+                       budget_bytes=s.budget_bytes, telemetry=s.telemetry, power_rate_hz=s.power_rate_hz,
+                       profile_ops=s.profile_ops, trace_dir=s.trace_dir, key=key).to_payload()
 
 
 def default_output(name: str | None) -> str:
@@ -199,7 +201,7 @@ class Executor:
 
     def measure(self, case: Case, settings: Settings, key: str, *name: object) -> Outcome:
         """Measure one point in an isolated worker; its output goes to LOG.workers/<name...>."""
-        self.bar.show(case.key())
+        self.bar.show(case.label())
         output = self.wlogs.path(*name)
         result = isolate.run_isolated(CASE_TARGET, _request(case, self.device, settings, key),
                                       timeout_s=settings.timeout_s, zygote=self.zygote, output=output,

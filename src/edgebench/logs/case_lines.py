@@ -1,9 +1,9 @@
-"""Case lines of an edgebench log into flat rows (`CASE_FIELDS`), for `edgebench.logs.file_reader`.
+"""Case lines of an edgebench log into flat rows (`schema.CASE_FIELDS`), for `edgebench.logs.file_reader`.
 
 `case_row(reader, n, obj)` checks one parsed case line against the schema of `edgebench.logs.schema`,
 reports its problems to the reader and turns the line into a row, in place (the parsed dict
 becomes the row: no copy). Every field a table or plot reads is checked: type, finite, in range
-(`edgebench.logs.values`), so that whatever is kept renders in every format. This runs for every line
+(the bounds and fields `edgebench.logs.schema` declares), so that whatever is kept renders in every format. This runs for every line
 of a 10^5-case comparison, so the checks are inline and unrolled, and the helpers run only on bad
 input. (Checking whole groups of alike lines
 a field at a time was tried: slower, as each pass over the rows misses the cache again.)
@@ -14,34 +14,34 @@ import re
 from operator import itemgetter
 from typing import Any, Iterable
 
-from edgebench.logs.values import (MAX_BATCH, MAX_BYTES, MAX_COUNT, MAX_JOULES, MAX_MS, MAX_TOKENS,
-                                 MIN_MS, brief)
-from edgebench.logs.schema import CASE_DEFAULTS, CASE_STATUSES, FAMILIES, KEY_FIELDS, case_key
+from edgebench.logs.schema import (CASE, CASE_DEFAULTS, CASE_STATUSES, ENERGY, FAMILIES, KEY_FIELDS,
+                                   MEM, STATS, case_key)
+from edgebench.logs.values import brief
 
 _DEFAULTS = tuple(CASE_DEFAULTS.items())
-
-CASE_FIELDS = ("source", "file", "run", "key", "device", "host", "device_name", "model", "family",
-               "backend", "dtype", "ctx", "gen", "batch", "decode_mode", "logits", "attn", "status",
-               "reason", "prefill_ms", "tpot_ms", "prefill_raw_ms", "tpot_raw_ms",
-               "peak_allocated_bytes", "peak_reserved_bytes", "predicted_bytes", "prefill_j",
-               "decode_j_per_token", "energy_why", "kernels", "cold_ms")
-_KNOWN_CASE_KEYS = frozenset(("v", "type", "run", "key", "model", "family", "backend", "dtype",
-                              "ctx", "gen", "batch", "decode_mode", "logits", "attn", "status",
-                              "reason", "device", "prefill_ms", "tpot_ms", "cold_ms", "kernels",
-                              "mem", "energy", "throttle", "raw", "t", "wall_s",
-                              "beyond_trained_ctx", "worker_log"))
+# Every bound below is read from the schema's declarations.
+_CTX_HI, _GEN_HI = CASE["ctx"].hi, CASE["gen"].hi
+_BATCH_LO, _BATCH_HI = CASE["batch"].lo, CASE["batch"].hi
+_MED_LO, _MS_HI = STATS["median"].lo, STATS["median"].hi
+_N_LO, _N_HI = STATS["n"].lo, STATS["n"].hi
+_BYTES_HI = MEM["peak_allocated_bytes"].hi
+_J_HI = ENERGY["prefill_j"].hi
+_KNOWN_CASE_KEYS = frozenset(CASE)
 # A known quantity (stem) in some unit: prefill_us, tpot_s, peak_allocated_mb, decode_mj_per_token.
 _UNIT_RE = re.compile(r"(.+?)_(s|sec|seconds|us|ns|ms|j|mj|kj|wh|mwh|b|bytes|kb|mb|gb|kib|mib|gib)"
                       r"(_per_token)?")
-_TOP_UNITS = {"prefill": "prefill_ms", "tpot": "tpot_ms", "cold": "cold_ms"}
-_MEM_UNITS = {"peak_allocated": "peak_allocated_bytes", "peak_reserved": "peak_reserved_bytes",
-              "predicted": "predicted_bytes"}
-_ENERGY_UNITS = {"prefill": "prefill_j", "decode_per_token": "decode_j_per_token"}
-_MEM_ORDER = tuple(_MEM_UNITS.values())
-_ENERGY_ORDER = tuple(_ENERGY_UNITS.values())
-_MEM_FIELDS = frozenset(_MEM_ORDER)
+
+
+def _stems(fields: dict) -> dict[str, str]:
+    return {f.stem: k for k, f in fields.items() if f.stem}
+
+
+_TOP_UNITS, _MEM_UNITS, _ENERGY_UNITS = _stems(CASE), _stems(MEM), _stems(ENERGY)
+_MEM_ORDER = tuple(k for k, f in MEM.items() if f.checked)  # the row's mem columns
+_ENERGY_ORDER = tuple(k for k, f in ENERGY.items() if f.checked and f.type is float)
+_MEM_FIELDS = frozenset(MEM)
 _ENERGY_FIELDS = frozenset(_ENERGY_ORDER)
-_ENERGY_KEYS = _ENERGY_FIELDS | {"energy_why"}
+_ENERGY_KEYS = frozenset(ENERGY)
 _NUM = (int, float)
 _STATS = itemgetter("median", "p10", "p90", "stdev", "n")
 
@@ -55,7 +55,7 @@ def case_row(reader: Any, n: int, obj: dict[str, Any]) -> bool:
     run, model, ctx, status, family = get("run"), get("model"), get("ctx"), get("status"), \
         get("family")
     if not (type(run) is str and run and type(model) is str and model and type(ctx) is int
-            and 0 <= ctx <= MAX_TOKENS and status in CASE_STATUSES
+            and 0 <= ctx <= _CTX_HI and status in CASE_STATUSES
             and (family is None or family in FAMILIES)):
         why = _case_error(obj)
         if why:
@@ -99,10 +99,10 @@ def case_row(reader: Any, n: int, obj: dict[str, Any]) -> bool:
     keyed = type(get("key")) is str  # compact lines leave the key out: a hash of the fields
     complete = keyed or all(f in obj for f in KEY_FIELDS)  # (before gen is filled in)
     gen, batch = get("gen"), get("batch")
-    if not (type(gen) is int and 0 <= gen <= MAX_TOKENS):
-        row["gen"] = _ignored(reader, n, "gen", f"a token count from 0 to {MAX_TOKENS:,}", gen)
-    if not (type(batch) is int and 1 <= batch <= MAX_BATCH):
-        row["batch"] = _ignored(reader, n, "batch", f"an integer from 1 to {MAX_BATCH:,}", batch)
+    if not (type(gen) is int and 0 <= gen <= _GEN_HI):
+        row["gen"] = _ignored(reader, n, "gen", f"a token count from 0 to {_GEN_HI:,}", gen)
+    if not (type(batch) is int and _BATCH_LO <= batch <= _BATCH_HI):
+        row["batch"] = _ignored(reader, n, "batch", f"an integer from {_BATCH_LO} to {_BATCH_HI:,}", batch)
     if not keyed:
         row["key"] = case_key(obj, str(row["device_name"])) if complete else f"{model}|ctx={ctx}"
     if type(get("kernels")) is not dict:
@@ -114,13 +114,13 @@ def case_row(reader: Any, n: int, obj: dict[str, Any]) -> bool:
         del row["mem"]
         a, r, p = mem.get("peak_allocated_bytes"), mem.get("peak_reserved_bytes"), \
             mem.get("predicted_bytes")
-        if (a is None or type(a) in _NUM and 0 <= a <= MAX_BYTES) \
-                and (r is None or type(r) in _NUM and 0 <= r <= MAX_BYTES) \
-                and (p is None or type(p) in _NUM and 0 <= p <= MAX_BYTES):
+        if (a is None or type(a) in _NUM and 0 <= a <= _BYTES_HI) \
+                and (r is None or type(r) in _NUM and 0 <= r <= _BYTES_HI) \
+                and (p is None or type(p) in _NUM and 0 <= p <= _BYTES_HI):
             row["peak_allocated_bytes"], row["peak_reserved_bytes"] = a, r
             row["predicted_bytes"] = p
         else:
-            _numbers(reader, n, row, mem, "mem.", _MEM_ORDER, MAX_BYTES)
+            _numbers(reader, n, row, mem, "mem.", _MEM_ORDER, _BYTES_HI)
     else:
         row.pop("mem", None)
         row["peak_allocated_bytes"] = row["peak_reserved_bytes"] = row["predicted_bytes"] = None
@@ -129,11 +129,11 @@ def case_row(reader: Any, n: int, obj: dict[str, Any]) -> bool:
         pj, dj, why = energy.get("prefill_j"), energy.get("decode_j_per_token"), \
             energy.get("energy_why")
         row["energy_why"] = why if type(why) is str else None
-        if (pj is None or type(pj) in _NUM and 0 <= pj <= MAX_JOULES) \
-                and (dj is None or type(dj) in _NUM and 0 <= dj <= MAX_JOULES):
+        if (pj is None or type(pj) in _NUM and 0 <= pj <= _J_HI) \
+                and (dj is None or type(dj) in _NUM and 0 <= dj <= _J_HI):
             row["prefill_j"], row["decode_j_per_token"] = pj, dj
         else:
-            _numbers(reader, n, row, energy, "energy.", _ENERGY_ORDER, MAX_JOULES)
+            _numbers(reader, n, row, energy, "energy.", _ENERGY_ORDER, _J_HI)
     else:
         row.pop("energy", None)
         row["prefill_j"] = row["decode_j_per_token"] = row["energy_why"] = None
@@ -162,11 +162,11 @@ def _stats_ok(d: dict[str, Any]) -> bool:
     except KeyError:
         get = d.get
         m, lo, hi, sd, k = get("median"), get("p10"), get("p90"), get("stdev"), get("n")
-    return (type(m) in _NUM and MIN_MS <= m <= MAX_MS
-            and (type(k) is int and 1 <= k <= MAX_COUNT or k is None)
-            and (type(lo) in _NUM and 0 <= lo <= MAX_MS or lo is None)
-            and (type(hi) in _NUM and 0 <= hi <= MAX_MS or hi is None)
-            and (type(sd) in _NUM and 0 <= sd <= MAX_MS or sd is None))
+    return (type(m) in _NUM and _MED_LO <= m <= _MS_HI
+            and (type(k) is int and _N_LO <= k <= _N_HI or k is None)
+            and (type(lo) in _NUM and 0 <= lo <= _MS_HI or lo is None)
+            and (type(hi) in _NUM and 0 <= hi <= _MS_HI or hi is None)
+            and (type(sd) in _NUM and 0 <= sd <= _MS_HI or sd is None))
 
 
 def _ignored(reader: Any, n: int, key: str, what: str, value: Any) -> None:
@@ -199,7 +199,7 @@ def _units(reader: Any, n: int, extra: Iterable[str], prefix: str, known: dict[s
 
 def _bad_stats(reader: Any, n: int, key: str, value: Any) -> None:
     reader.problem(n, f"{key!r} must be a Stats object with a numeric 'median' in ms (from "
-                      f"{MIN_MS:g} to {MAX_MS:g}; p10, p90, stdev from 0 to {MAX_MS:g}, n a "
+                      f"{_MED_LO:g} to {_MS_HI:g}; p10, p90, stdev from 0 to {_MS_HI:g}, n a "
                       f"positive integer, each where present), got {brief(value)}: field "
                       "ignored, rest used", False)
 
@@ -213,8 +213,8 @@ def _case_error(obj: dict[str, Any]) -> str | None:
         return "case without a 'model' string"
     if not _is_int(ctx) or ctx < 0:
         return f"'ctx' must be a non-negative integer token count, got {brief(ctx)}"
-    if ctx > MAX_TOKENS:
-        return f"'ctx' {ctx} is past the largest token count read ({MAX_TOKENS:,})"
+    if ctx > _CTX_HI:
+        return f"'ctx' {ctx} is past the largest token count read ({_CTX_HI:,})"
     if status not in CASE_STATUSES:
         return f"status {brief(status)} is not one of {', '.join(CASE_STATUSES)}"
     if obj.get("family") is not None and obj["family"] not in FAMILIES:
@@ -224,10 +224,10 @@ def _case_error(obj: dict[str, Any]) -> str | None:
 
 def _samples(reader: Any, n: int, key: str, x: Any) -> list[float] | None:
     """Raw samples in ms (each from MIN_MS to MAX_MS), or None (a bad list reported)."""
-    if type(x) is list and x and all(type(s) in _NUM and MIN_MS <= s <= MAX_MS for s in x):
+    if type(x) is list and x and all(type(s) in _NUM and _MED_LO <= s <= _MS_HI for s in x):
         return x
     if x is not None and x != []:
-        _ignored(reader, n, f"raw.{key}", f"a list of times in ms from {MIN_MS:g} to {MAX_MS:g}",
+        _ignored(reader, n, f"raw.{key}", f"a list of times in ms from {_MED_LO:g} to {_MS_HI:g}",
                  x)
     return None
 

@@ -33,11 +33,11 @@ try:  # a dependency, about twice as fast on valid files; the stdlib parser deci
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - installed without its dependencies
     _fast_loads = None
-from edgebench.logs.case_lines import CASE_FIELDS, case_row
+from edgebench.logs.case_lines import case_row
 from edgebench.logs.other_lines import maxctx_record, ops_record, run_header
 from edgebench.logs.stream import ReadLimits, blocks
 from edgebench.logs.values import NON_FINITE, brief, json_error, loads
-from edgebench.logs.schema import RECORD_TYPES, SCHEMA_VERSION
+from edgebench.logs.schema import CASE_FIELDS, RECORD_TYPES, SCHEMA_VERSION
 
 __all__ = ["CASE_FIELDS", "FileReader", "Problem", "ReadLimits", "merge_rows"]
 _RUN, _KEY = itemgetter("run"), itemgetter("key")

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from edgebench.analysis.stats import summarize
+from edgebench.logs.schema import CASE_FIELDS
 from edgebench.logs.stream import LOG_FLAG, ReadLimits, text_lines
 from edgebench.logs.values import (MAX_BATCH, MAX_BYTES, MAX_MS, MAX_TOKENS, MIN_MS, NON_FINITE,
                                  brief, in_range, int_in, json_error, loads)
@@ -50,6 +51,10 @@ _HYBRID_WORDS = ("zamba", "jamba", "hymba", "bamba", "falcon-h1", "falcon_h1", "
                  "nemotron_h", "granitehybrid", "granite-4.0-h", "plamo2", "lfm2", "qwen3next")
 
 Issue = tuple[int | None, str, bool]
+# A foreign row's `key` is its record key, as an edgebench case's is: what makes it one case within
+# its run (the reader keeps one row per run and key); `run` ids of memory-only ssm-char rows start
+# with this.
+_MEMORY_RUN = "ssm-char-mem:"
 
 
 def guess_family(model: str) -> str:
@@ -63,7 +68,6 @@ def guess_family(model: str) -> str:
 
 
 def blank_row(**values: Any) -> dict[str, Any]:
-    from edgebench.logs.file_reader import CASE_FIELDS  # late: logfile imports this module
     row = dict.fromkeys(CASE_FIELDS)
     row.update(values)
     return row
@@ -208,7 +212,7 @@ def _ssm_memory(rows: list[dict[str, str]], header: list[str], name: str):
             continue
         batch = num("batch_size", 1, MAX_BATCH)
         out.append(blank_row(
-            source="ssm-char", file=name, run=f"ssm-char-mem:{Path(name).name}",
+            source="ssm-char", file=name, run=f"{_MEMORY_RUN}{Path(name).name}",
             key=f"{model}|ssm-char|ctx={ctx}|mem", model=model, family=guess_family(model),
             backend="ssm-char", ctx=ctx, batch=int(batch) if batch else 1, status="ok",
             peak_allocated_bytes=round(total * _MIB) if total is not None else None,
@@ -216,16 +220,21 @@ def _ssm_memory(rows: list[dict[str, str]], header: list[str], name: str):
     return out, issues
 
 
+def _memory_only(row: dict[str, Any]) -> bool:
+    """A row of an ssm-char memory CSV (no timings): told by its run id, not by its key."""
+    return str(row["run"]).startswith(_MEMORY_RUN)
+
+
 def merge_memory_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fold memory-only ssm-char rows into the timing rows of the same model, context and folder;
     the ones with no timing row to join stay as they are (device unknown)."""
     timed: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        if r["source"] == "ssm-char" and not r["key"].endswith("|mem"):
+        if r["source"] == "ssm-char" and not _memory_only(r):
             timed.setdefault((str(Path(r["file"]).parent), r["model"], r["ctx"]), []).append(r)
     out = []
     for r in rows:
-        if r["source"] == "ssm-char" and r["key"].endswith("|mem"):
+        if r["source"] == "ssm-char" and _memory_only(r):
             targets = timed.get((str(Path(r["file"]).parent), r["model"], r["ctx"]))
             if targets:
                 for t in targets:

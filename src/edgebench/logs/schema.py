@@ -1,55 +1,193 @@
-"""The log schema: record types, case keys, compact case lines and the JSON line format
-(`edgebench.logs.writer` writes them).
+"""The log schema: every line kind and every field, declared once (`Field`), and the compact
+case line (`compact_case` / `expand_case`); `edgebench.logs.writer` writes the lines.
 
 One self-describing JSON object per line, no whitespace. Every line has `v` (schema version) and
-`type`, one of:
-
-- `run`    header: `run` (run id), `t` (UTC ISO time), `edgebench` (version), `env` (environment
-           snapshot), `spec` (the sweep spec as given), `argv`.
-- `case`   one measured case: `run`, `key` (`case_key()`: stable id, for resume), `model`, `family`
-           (transformer | ssm | hybrid), `backend`, `dtype`, `ctx` (prompt tokens), `gen` (decode
-           tokens), `batch`, `decode_mode` (eager | graph), `logits` (last | all), `status` (ok | oom
-           | error | killed | skipped), `reason` (null when ok), `device` (name), and when ok:
-           `prefill_ms` and `tpot_ms` as Stats objects, `cold_ms`, `kernels`, `mem`, optional
-           `energy`, `throttle`, `raw` (only with --raw). `beyond_trained_ctx` (default false,
-           written only when true): ctx + gen passed the model's trained length (random weights:
-           timing and memory stay meaningful, outputs do not). When not ok, `worker_log`: the file
-           holding the worker's stdout and stderr, relative to the log's folder (see workerlog.py).
-- `maxctx` a max-context search result: `model`, `mode`, `max_ok_ctx`, `min_fail_ctx`, `probes`,
-           `resolution`, `wall_s`, `budget_bytes`, `trail` (ctx, status pairs), `limited_by`,
-           `stopped` (why it ended early, e.g. "interrupted (received SIGTERM)"), where measured
-           `mem_at_max_ok` (the passing probe's `mem` object at `max_ok_ctx`), and
-           `beyond_trained_ctx: true` where `max_ok_ctx` + gen passed the model's trained length.
-- `ops`    an operator breakdown: `key`, `phase` (prefill | decode), `shares` (category -> fraction of
-           GPU time), `top` (kernel, category, ms), `kernel_ms`, `wall_ms`, on CUDA
-           `profiler_total_ms` and `categorised_vs_total_pct`, for a graph decode `replay_scopes`
-           (mapped | unmatched: see opsreplay.py), with --ops-trace `trace`.
-- `interrupted` a run stopped by Ctrl-C or SIGTERM: `run`, `t`, `reason` (e.g. "received SIGTERM"),
-           `cases_recorded` (by this invocation), `cases_left` (not measured; a rerun resumes them).
-
-A Stats object is `{"median", "p10", "p90", "stdev", "n"}` in the unit its key names. Unavailable
+`type`, one of `LINE_KINDS`: `run` (the header), `case` (one measured case), `maxctx` (a
+max-context search result), `ops` (an operator breakdown), `interrupted` (a run stopped by Ctrl-C
+or SIGTERM). The fields of each kind are in `RUN`, `CASE`, `MAXCTX`, `OPS` and `INTERRUPTED`, and
+those of the objects inside a case in `STATS` (`prefill_ms`, `tpot_ms`), `MEM`, `ENERGY` and
+`PROV`. A number's unit is in its name (`_ms`, `_bytes`, `_j`, `_s`, `_w`, `_pct`, `_c`, `_mhz`);
+a Stats object is `{"median", "p10", "p90", "stdev", "n"}` in the unit its key names. Unavailable
 telemetry is `null` beside a `<name>_why` string, never 0.
+
+Each `Field` says its type, unit, default, whether the compact writer may leave it out (`omit`:
+"default" = when it holds its default, "derived" = always, a reader derives it, "null-when-ok" =
+`reason` of an ok case) and, where the readers check it (`checked`), the bounds they hold it to:
+the readers (`edgebench.logs.case_lines`, `edgebench.logs.other_lines`, `edgebench.logs.values`),
+`validate`, `compare` and `report` read these declarations. The bounds are wide enough for any
+real log (a context of 10^12 tokens, a petabyte, 30 years) and narrow enough that every product
+and ratio of them stays a finite float. What crosses the process boundary to a case worker and
+back is in `edgebench.logs.contracts`.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import uuid
 from typing import Any
 
+from edgebench.logs.fields import (MAX_BATCH, MAX_BYTES, MAX_COUNT, MAX_JOULES, MAX_MS,  # noqa: F401
+                                   MAX_SECONDS, MAX_SHARE, MAX_TOKENS, MIN_MS, Field, byte_count,
+                                   fields, text, tokens, trail_ok)
+
 SCHEMA_VERSION = 1
-RECORD_TYPES = ("run", "case", "maxctx", "ops", "interrupted")
 CASE_STATUSES = ("ok", "oom", "error", "killed", "skipped")
 FAMILIES = ("transformer", "ssm", "hybrid")
+PHASES = ("prefill", "decode")
 
-
+STATS = fields(
+    Field("median", float, "median sample", "ms", checked=True, lo=MIN_MS, hi=MAX_MS),
+    Field("p10", float, "10th percentile", "ms", checked=True, lo=0, hi=MAX_MS),
+    Field("p90", float, "90th percentile", "ms", checked=True, lo=0, hi=MAX_MS),
+    Field("stdev", float, "sample standard deviation; null with one sample", "ms", checked=True,
+          lo=0, hi=MAX_MS),
+    Field("n", int, "sample count", "count", checked=True, lo=1, hi=MAX_COUNT),
+)
+MEM = fields(
+    byte_count("peak_allocated_bytes", "torch allocator peak over prefill", checked=True),
+    byte_count("peak_reserved_bytes", "torch allocator reserved peak", checked=True),
+    byte_count("predicted_bytes", "the analytic memory model's total", checked=True),
+    byte_count("decode_peak_bytes", "allocator peak over decode, when apart from prefill's by >1%"),
+    byte_count("device_used_bytes", "device-level memory in use (NVML)"),
+    Field("nvml_bytes", float, "NVML per-process memory; left out within 1% of "
+          "device_used_bytes", "bytes", omit="derived"),
+    byte_count("rss_bytes", "host resident set size"),
+    byte_count("mem_available_bytes", "host MemAvailable (Jetson: shared memory)"),
+    byte_count("nvmap_used_bytes", "Jetson nvmap in use"),
+    text("why", "why a reading is missing"),
+)
+ENERGY = fields(
+    Field("prefill_j", float, "energy per prefill", "j", checked=True, lo=0, hi=MAX_JOULES),
+    Field("decode_j_per_token", float, "decode energy per token", "j", checked=True, lo=0,
+          hi=MAX_JOULES),
+    text("energy_why", "why energy is missing", checked=True),
+    Field("prefill_net_j", float, "prefill energy above idle", "j"),
+    Field("decode_net_j_per_token", float, "decode energy per token above idle", "j"),
+    Field("prefill_mean_w", float, "mean power in prefill", "w", omit="derived",
+          derive=("prefill_j", "prefill_ms")),
+    Field("decode_mean_w", float, "mean power in decode", "w", omit="derived",
+          derive=("decode_j_per_token", "tpot_ms")),
+    Field("prefill_peak_w", float, "peak power in prefill", "w"),
+    Field("decode_peak_w", float, "peak power in decode", "w"),
+    Field("idle_w", float, "idle power before the case", "w"),
+    Field("counter_vs_samples_pct", float, "NVML energy counter vs integrated samples", "pct"),
+    text("channel", "the power rail read (Jetson)"),
+    Field("dropped_samples", int, "power samples the sampler dropped", "count"),
+)
+PROV = fields(
+    Field("gpu_temp_c", float, "GPU temperature (one value, or [before, after])", "c"),
+    Field("sm_clock_mhz", float, "SM clock (one value, or [before, after])", "mhz"),
+    Field("mem_clock_mhz", float, "memory clock (one value, or [before, after])", "mhz"),
+    Field("throttled", bool, "the device throttled during the case; null when unknown"),
+    Field("throttle_reasons", list, "the throttle reasons seen"),
+    text("why", "why there are no readings"),
+)
+_COMMON = (Field("v", int, "schema version"), text("type", "the line kind"),
+           text("run", "run id (every line of one invocation)"))
+RUN = fields(
+    *_COMMON, text("t", "UTC ISO start time: the latest run wins", checked=True,
+                   what="an ISO time string"),
+    text("edgebench", "version"), Field("env", dict, "environment snapshot"),
+    Field("spec", dict, "the sweep spec as given"), Field("argv", list, "command line"),
+    text("device", "device label"), text("shard", "--shard i/n"),
+    Field("workers", dict, "how workers started (preloaded or spawned)"),
+)
+CASE = fields(
+    *_COMMON,
+    text("key", "case_key(): stable id of the case on its device, for resume", omit="derived"),
+    text("model", "model name"), text("family", "transformer | ssm | hybrid"),
+    text("backend", "hf | mamba_ssm", default="hf", omit="default", checked=True),
+    text("dtype", "weights dtype", default="bfloat16", omit="default", checked=True),
+    tokens("ctx", "prompt tokens", checked=True), tokens("gen", "decode tokens", checked=True),
+    Field("batch", int, "prompts per batch", "count", default=1, omit="default", checked=True,
+          lo=1, hi=MAX_BATCH),
+    text("decode_mode", "eager | graph", checked=True),
+    text("logits", "last | all", default="last", omit="default", checked=True),
+    text("attn", "attention implementation", default="sdpa", omit="default", checked=True),
+    text("status", " | ".join(CASE_STATUSES)),
+    text("reason", "why not ok (null when ok)", omit="null-when-ok", checked=True),
+    text("device", "device name", checked=True),
+    Field("beyond_trained_ctx", bool, "ctx + gen passed the model's trained length (random "
+          "weights: timing and memory meaningful, outputs not)", default=False, omit="default"),
+    Field("prefill_ms", dict, "Stats of one prefill", "ms", checked=True),
+    Field("tpot_ms", dict, "Stats of one decode step", "ms", checked=True),
+    Field("cold_ms", dict, "first-call costs: load, first_forward, graph_capture ...", "ms"),
+    Field("kernels", dict, "which kernels ran: attention, ssm_scan, conv1d"),
+    Field("fallback", bool, "written only when true: a slow fallback ran (kernels says which)"),
+    Field("mem", dict, "memory readings (MEM)"),
+    Field("energy", dict, "energy readings (ENERGY); null with energy_why"),
+    text("energy_why", "why energy is null"),
+    Field("prov", dict, "clocks, temperature, throttling (PROV)"),
+    Field("raw", dict, "with --raw: the samples (prefill_ms, tpot_ms lists)"),
+    text("worker_log", "not ok: the worker's output file, relative to the log's folder"),
+    Field("exit_code", int, "a killed or failed worker's exit code"),
+    Field("throttle", dict, "v1 before prov: {throttled, reasons}; read, no longer written"),
+    text("t", "time (early v1 logs)"), Field("wall_s", float, "case wall time (early v1)", "s"),
+)
+MAXCTX = fields(
+    *_COMMON, text("model", "model name"), text("family", "model family"),
+    text("mode", "logits mode searched", checked=True), text("device", "device name", checked=True),
+    text("dtype", "weights dtype"), tokens("gen", "decode tokens per probe"),
+    byte_count("budget_bytes", "memory budget of the search", checked=True),
+    tokens("start_ctx", "first probe"), tokens("limit_ctx", "largest context tried"),
+    Field("wall_s", float, "search wall time", "s", checked=True, lo=0, hi=MAX_SECONDS),
+    tokens("max_ok_ctx", "largest context that fit (null: none)", checked=True),
+    tokens("min_fail_ctx", "smallest context that failed (null: none)", checked=True),
+    tokens("probes", "probes run", checked=True), tokens("resolution", "search step", checked=True),
+    Field("trail", list, "(ctx, status) pairs", checked=True, check=trail_ok,
+          what="a list of [context, status] pairs"),
+    text("stopped", "why it ended early"), text("limited_by", "what bounded it", checked=True),
+    Field("mem_at_max_ok", dict, "the passing probe's mem at max_ok_ctx", checked=True,
+          check=lambda x: all(x.get(k) is None or MEM[k].ok(x[k]) for k in MEM if MEM[k].checked),
+          what=f"a mem object of byte counts from 0 to {MAX_BYTES:,}"),
+    Field("beyond_trained_ctx", bool, "max_ok_ctx + gen passed the trained length"),
+)
+OPS = fields(
+    *_COMMON, text("key", "the case's record key", checked=True),
+    text("phase", " | ".join(PHASES)),
+    Field("shares", dict, "category -> fraction of GPU time", "share", lo=0, hi=MAX_SHARE),
+    Field("top", list, "largest kernels: kernel, category, ms, count, fused_gemm"),
+    Field("kernel_ms", float, "GPU kernel time", "ms", checked=True, lo=0, hi=MAX_MS),
+    Field("wall_ms", float, "the phase's wall time", "ms", checked=True, lo=0, hi=MAX_MS),
+    Field("gpu_idle_share", float, "1 - kernel / wall", "share"),
+    Field("fused_gemm_ms", float, "GEMM inside other categories", "ms"),
+    Field("steps", int, "decode steps profiled", "count"),
+    Field("profiler_total_ms", float, "CUDA: the profiler's total", "ms"),
+    Field("categorised_vs_total_pct", float, "CUDA: kernel_ms / profiler total", "pct"),
+    Field("profiled_wall_ms", float, "wall time under the profiler", "ms"),
+    Field("replay_scopes", dict, "graph decode: mapped | unmatched scopes"),
+    text("trace", "--ops-trace: the Chrome trace file"), text("model", "model name"),
+    tokens("ctx", "prompt tokens"), text("decode_mode", "eager | graph", checked=True),
+    text("device", "device name"),
+)
+INTERRUPTED = fields(
+    *_COMMON, text("t", "UTC ISO time"), text("reason", "e.g. received SIGTERM"),
+    Field("cases_recorded", int, "cases this invocation recorded", "count"),
+    Field("cases_left", int, "cases not measured (a rerun resumes them)", "count"),
+)
+LINE_KINDS: dict[str, dict[str, Field]] = {"run": RUN, "case": CASE, "maxctx": MAXCTX, "ops": OPS,
+                                           "interrupted": INTERRUPTED}
+RECORD_TYPES = tuple(LINE_KINDS)
+# What makes a case a case: the fields of its record key (with the device).
 KEY_FIELDS = ("model", "backend", "dtype", "ctx", "gen", "batch", "decode_mode", "logits", "attn")
+# Fields a case line leaves out when they hold their default; every reader restores them.
+CASE_DEFAULTS = {f.name: f.default for f in CASE.values() if f.omit == "default"}
+# The flat rows readers make of case lines (`edgebench.logs.case_lines`, importers): the
+# checked case fields, the Stats and the checked mem and energy fields flattened, and where the
+# row came from (source, file, host, device_name) and the raw samples.
+CASE_FIELDS = ("source", "file", "run", "key", "device", "host", "device_name", "model", "family",
+               "backend", "dtype", "ctx", "gen", "batch", "decode_mode", "logits", "attn", "status",
+               "reason", "prefill_ms", "tpot_ms", "prefill_raw_ms", "tpot_raw_ms",
+               *(k for k, f in MEM.items() if f.checked),
+               *(k for k, f in ENERGY.items() if f.checked), "kernels", "cold_ms")
+_DERIVED_ENERGY = {k: f.derive for k, f in ENERGY.items() if f.derive}
 
 
 def case_key(fields: dict[str, Any], device: str) -> str:
-    """A short stable id of a case on a device (12 hex digits of a hash of its fields): the same
-    case measured again gets the same key, which is how a rerun resumes and readers deduplicate."""
-    import hashlib
+    """The record key of a case on a device (12 hex digits of a hash of `KEY_FIELDS` and the
+    device): the same case measured again gets the same key, which is how a rerun resumes and
+    readers deduplicate."""
     text = "|".join(str(fields[k]) for k in KEY_FIELDS) + "|" + device
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
@@ -58,25 +196,19 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-# Schema v1 defaults of the case fields: a case line leaves out a field with its default value and
-# every reader restores it (`expand_case`, `logfile`).
-CASE_DEFAULTS = {"backend": "hf", "dtype": "bfloat16", "batch": 1, "logits": "last", "attn": "sdpa",
-                 "beyond_trained_ctx": False}
-# Fields a case line leaves out because a reader derives them (see `expand_case`).
-# mean W = J per prompt (or token) / the phase's median time per prompt (or token).
-_DERIVED_ENERGY = {"prefill_mean_w": ("prefill_j", "prefill_ms"), "decode_mean_w": ("decode_j_per_token", "tpot_ms")}
-
-
 def compact_case(rec: dict[str, Any]) -> dict[str, Any]:
-    """The case line as written: derivable fields dropped so a line stays under ~1 KB.
-
-    Dropped: `key` (= case_key of the fields and device), `reason` when ok, mean power (= energy /
-    phase time), NVML per-process memory when within 1% of device-level use, and the case fields
-    that hold their schema default (`CASE_DEFAULTS`: backend hf, dtype bfloat16, batch 1, logits
-    last, attn sdpa, beyond_trained_ctx false)."""
-    out = {k: v for k, v in rec.items() if not (k == "reason" and v is None and rec.get("status") == "ok")
-           and not (k in CASE_DEFAULTS and v == CASE_DEFAULTS[k] and type(v) is type(CASE_DEFAULTS[k]))}
-    out.pop("key", None)
+    """The case line as written: what `CASE`, `MEM` and `ENERGY` say may be left out is dropped
+    (the key, `reason` when ok, fields at their default, mean power, NVML per-process memory
+    within 1% of device-level use), so a line stays under ~1 KB."""
+    ok = rec.get("status") == "ok"
+    out = {}
+    for k, v in rec.items():
+        f = CASE.get(k)
+        if f is not None and (f.omit == "derived" or f.omit == "null-when-ok" and v is None and ok
+                              or f.omit == "default" and v == f.default
+                              and type(v) is type(f.default)):
+            continue
+        out[k] = v
     e = out.get("energy")
     if isinstance(e, dict):
         out["energy"] = {k: v for k, v in e.items() if k not in _DERIVED_ENERGY and v is not None}

@@ -1,9 +1,9 @@
 """What a value read from a log may be, and how log text is shown safely.
 
-The readers (`edgebench.logs.file_reader`, `edgebench.logs.case_lines`, `edgebench.logs.importers`) accept a number
-only when it is finite and inside the range its quantity can have (`in_range` with the bounds
-below), so that every table, format and plot made from what they accept renders: no derived value
-overflows, none is NaN, every JSON writer takes it. `loads` is the stdlib JSON parser as the
+The readers (`edgebench.logs.file_reader`, `edgebench.logs.case_lines`, `edgebench.logs.importers`)
+accept a number only when it is finite and inside the range its quantity can have (`in_range` with
+the bounds the schema declares: `edgebench.logs.fields`), so that every table, format and plot made
+from what they accept renders: no derived value overflows, none is NaN, every JSON writer takes it. `loads` is the stdlib JSON parser as the
 readers use it: NaN, Infinity and numbers past the float range are read as null and flagged (they
 are not JSON; orjson refuses them), integers past 64 bits become floats (as orjson reads them), and
 nesting too deep for the parser is a ValueError, not a RecursionError.
@@ -22,17 +22,10 @@ import re
 import reprlib
 from typing import Any, Sequence
 
-# Bounds of the quantities the tables and plots compute with. Wide enough for any real log (a
-# context of 10^12 tokens, a petabyte, a time of 30 years), narrow enough that every product and
-# ratio of them stays a finite float.
-MAX_TOKENS = 1 << 40  # contexts, generated tokens, probe counts, search resolution
-MAX_BATCH = 1 << 20
-MAX_COUNT = 1 << 53  # a Stats object's sample count
-MAX_BYTES = 1 << 60
-MIN_MS, MAX_MS = 1e-6, 1e12  # a positive median time (1 ns .. 30 years), in ms
-MAX_JOULES = 1e15
-MAX_SECONDS = 1e9
-MAX_SHARE = 1.0 + 1e-6  # a fraction of GPU time (rounded shares may sum a hair over 1)
+# The bounds of the quantities the readers check, declared with the fields they bound
+# (`edgebench.logs.fields`, `edgebench.logs.schema`); named here for the readers that import them.
+from edgebench.logs.fields import (MAX_BATCH, MAX_BYTES, MAX_COUNT, MAX_JOULES,  # noqa: E402,F401
+                                   MAX_MS, MAX_SECONDS, MAX_SHARE, MAX_TOKENS, MIN_MS)
 
 _NUM = (int, float)
 

@@ -1,7 +1,7 @@
 """One case, run inside an isolated worker (see execution/isolate.py): load, warm up, measure, return a record.
 
-`run_case(payload)` is the worker target. The payload carries the case (spec.Case as a dict) and the
-run options. Prefill results are reported as a partial record as soon as they exist, so a decode that
+`run_case(payload)` is the worker target. The payload is a `CaseRequest` (`edgebench.logs.contracts`:
+the case and the run options); the result a `CaseResult`. Prefill results are reported as a partial record as soon as they exist, so a decode that
 runs out of memory still leaves its prefill numbers in the log.
 """
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from edgebench.measure.stats import summarize
+from edgebench.analysis.stats import round_sig, summarize
+from edgebench.logs.contracts import CaseRequest, CaseResult
 from edgebench.probe import now_ns
 
 
@@ -17,7 +18,8 @@ def _device_index(device: str) -> int:
     return int(device.split(":")[1]) if ":" in device else 0
 
 
-def run_case(p: dict[str, Any]) -> dict[str, Any]:
+def run_case(payload: dict[str, Any]) -> dict[str, Any]:
+    req = CaseRequest.parse(payload)  # before torch loads: a malformed request fails at once
     import torch
 
     from edgebench.execution import isolate
@@ -27,17 +29,17 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
     from edgebench.models import catalog, loaders
     from edgebench.models import kernel_detect as kernels
 
-    c, device = p["case"], p["device"]
+    c, device = req.case, req.device
     cuda = device.startswith("cuda")
     index = _device_index(device)
     if cuda:
         torch.cuda.set_device(index)
-        if p.get("budget_bytes"):
+        if req.budget_bytes:
             from edgebench.execution.budget import apply_budget
-            apply_budget(p["budget_bytes"], index)
+            apply_budget(req.budget_bytes, index)
     preset = catalog.resolve(c["model"])
     rec: dict[str, Any] = {}
-    telemetry = _Telemetry(p, device) if p.get("telemetry", True) else None
+    telemetry = _Telemetry(req) if req.telemetry else None
 
     t0 = now_ns()
     loaded = loaders.load(preset, backend=c["backend"], device=device, dtype=c["dtype"], attn=c["attn"])
@@ -72,20 +74,20 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
         telemetry.begin()
     with torch.inference_mode():
         mem.begin()
-        pre = phases.measure_prefill(loaded, ids, reps=p["reps"], warmup=p["warmup"],
+        pre = phases.measure_prefill(loaded, ids, reps=req.reps, warmup=req.warmup,
                                      logits=c["logits"], device=device)
         mem_prefill = mem.end()
-    rec["prefill_ms"] = summarize(pre.samples_ms)
+    rec["prefill_ms"] = summarize(pre.samples_ms, rounded=True)
     rec["cold_ms"] = {"load": load_ms, "first_forward": round(first_forward_ms, 1),
                       **{k.removesuffix("_ms"): round(v, 1) for k, v in pre.cold_ms.items()}}
     rec["mem"] = _mem_fields(mem_prefill, predicted)
-    if p.get("raw"):
+    if req.raw:
         rec["raw"] = {"prefill_ms": [round(x, 4) for x in pre.samples_ms]}
     ops: list[dict] = []
-    if p.get("profile_ops"):
+    if req.profile_ops:
         with torch.inference_mode():
-            ops.append(_profile(loaded, lambda: loaded.prefill(ids, logits=c["logits"]), p["key"],
-                                "prefill", rec["prefill_ms"]["median"], 1, device, p.get("trace_dir")))
+            ops.append(_profile(loaded, lambda: loaded.prefill(ids, logits=c["logits"]), req.key,
+                                "prefill", rec["prefill_ms"]["median"], 1, device, req.trace_dir))
     isolate.report_partial(dict(rec))
 
     if c["gen"] > 0:
@@ -97,31 +99,31 @@ def run_case(p: dict[str, Any]) -> dict[str, Any]:
         else:
             fn = phases.measure_decode_eager
         after, steps = None, 0
-        if p.get("profile_ops"):
+        if req.profile_ops:
             steps = min(c["gen"], 16)
             after = lambda step, reference=None: _profile(  # noqa: E731
-                loaded, step, p["key"], "decode", None, steps, device, p.get("trace_dir"), reference)
-        dec = fn(loaded, ids, gen=c["gen"], warmup=p["warmup"], device=device, after=after, after_steps=steps)
+                loaded, step, req.key, "decode", None, steps, device, req.trace_dir, reference)
+        dec = fn(loaded, ids, gen=c["gen"], warmup=req.warmup, device=device, after=after, after_steps=steps)
         if "after" in dec.extra:
             ops.append(dec.extra["after"])
         mem_decode = mem.end()
         peak, dpeak = rec["mem"].get("peak_allocated_bytes"), mem_decode.get("peak_allocated_bytes")
         if dpeak is not None and (peak is None or abs(dpeak - peak) > 0.01 * peak):
             rec["mem"]["decode_peak_bytes"] = dpeak  # only when decode peaked apart from prefill
-        rec["tpot_ms"] = summarize(dec.samples_ms)
+        rec["tpot_ms"] = summarize(dec.samples_ms, rounded=True)
         rec["cold_ms"].update({k.removesuffix("_ms"): round(v, 1) for k, v in dec.cold_ms.items()})
-        if p.get("raw"):
+        if req.raw:
             rec["raw"]["tpot_ms"] = [round(x, 4) for x in dec.samples_ms]
     else:
         dec = None
     if telemetry:
-        rec.update(telemetry.end(pre, dec, c, p["reps"]))
+        rec.update(telemetry.end(pre, dec, c, req.reps))
     if ops:
         for o in ops:
             if o["phase"] == "decode" and rec.get("tpot_ms"):
                 o.update(_wall_from_timing(o, rec["tpot_ms"]["median"]))
         rec["ops"] = ops
-    return rec
+    return CaseResult.from_dict(rec).to_dict()
 
 
 def _profile(loaded, fn, key: str, phase: str, wall_ms, steps: int, device: str,
@@ -167,12 +169,7 @@ def _rnd(x, digits: int = 3):
 
 
 def _div(x, n: int):
-    return _sig(x / n, 3) if isinstance(x, (int, float)) and n else None
-
-
-def _sig(x: float, digits: int) -> float:
-    from edgebench.measure.stats import _r
-    return _r(x, digits)
+    return round_sig(x / n, 3) if isinstance(x, (int, float)) and n else None
 
 
 def _mem_fields(m: dict, predicted: dict) -> dict:
@@ -209,14 +206,15 @@ class _Telemetry:
     """Power sampling, per-phase energy and device provenance around one case. Every part that the
     device cannot give is recorded as null with its reason; it never fails the case."""
 
-    def __init__(self, p: dict, device: str):
+    def __init__(self, req: CaseRequest):
         from edgebench.telemetry import jetson
         from edgebench.telemetry import power
         from edgebench.telemetry import provenance
+        device = req.device
         self.index = _device_index(device)
         self.kind = "jetson" if jetson.is_jetson() else ("nvml" if device.startswith("cuda") else None)
-        self.rate_hz = p.get("power_rate_hz", 50.0)
-        self.idle_s = p.get("idle_s", 0.5)
+        self.rate_hz = req.power_rate_hz
+        self.idle_s = req.idle_s
         self.provenance = provenance
         self.sampler = None
         self.why = "CPU run: no power source" if self.kind is None else ""

@@ -3,7 +3,7 @@
 Contract: each function warms up at the exact shapes it then times, reports cold-start cost (the
 first call: lazy init, Triton autotune/compile, graph capture) separately, and times only device
 work between two `Timer.mark()`s. Nothing else runs inside the marks: inputs are made, caches freed
-and results read outside them. Samples come back raw (ms); `stats.summarize` reduces them.
+and results read outside them. Samples come back raw (ms); `edgebench.analysis.stats.summarize` reduces them.
 """
 from __future__ import annotations
 

@@ -21,14 +21,17 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Callable, Sequence
 
+from edgebench.analysis.ops_categories import categories
 from edgebench.errors import UserError
 from edgebench.logs.loader import Logs
+from edgebench.logs.schema import MEM
 from edgebench.logs.values import brief
 from edgebench.report.casetable import (METRIC_NAMES, CaseColumns, cases_columns,
                                         series_label_column, setting_text)
 from edgebench.report.crosstable import crossover_rows
 
 _GIB = float(1 << 30)
+_MEM_COLUMNS = tuple(k for k, f in MEM.items() if f.checked)  # the mem fields readers check
 
 
 def _median(stats: dict[str, Any] | None) -> float | None:
@@ -82,8 +85,7 @@ def metric_values(r: dict[str, Any]) -> tuple[float | None, ...]:
 assert tuple(METRICS) == METRIC_NAMES  # the columns casetable.CaseColumns makes
 RATIO_METRICS = ("prefill_ms", "tpot_ms")
 CROSSOVER_METRICS = ("prefill_ms", "tpot_ms", "peak_mem_gib", "prefill_j", "decode_j_per_token")
-OPS_ORDER = ("gemm", "attention", "ssm_scan", "conv1d", "norm", "elementwise", "memory",
-             "embedding_logits", "other")
+OPS_ORDER = categories()  # the categories of analysis/ops_rules.json, in report order
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ def _maxctx_table(logs: Logs) -> Table:
 def _mem_at_max(rec: dict) -> list:
     mem = rec.get("mem_at_max_ok") if isinstance(rec.get("mem_at_max_ok"), dict) else {}
     return [v / _GIB if isinstance(v := _num(mem.get(k)), (int, float)) else None
-            for k in ("peak_allocated_bytes", "peak_reserved_bytes", "predicted_bytes")]
+            for k in _MEM_COLUMNS]
 
 
 def _ops_table(logs: Logs) -> Table:

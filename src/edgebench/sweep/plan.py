@@ -55,7 +55,7 @@ def check(spec: Spec, cases: list[Case], device: str | None = None) -> dict[str,
             entry[2] += 1
     if not found:
         return presets
-    lines = [f"{case.key()}: {why}" + (f" ({n - 1} more cases like it)" if n > 1 else "")
+    lines = [f"{case.label()}: {why}" + (f" ({n - 1} more cases like it)" if n > 1 else "")
              for case, why, n in list(found.values())[:_MORE]]
     if len(found) > _MORE:
         lines.append(f"... and {len(found) - _MORE} more problems")
@@ -167,7 +167,7 @@ def describe(spec: Spec, cases: list[Case], presets: dict[str, Any], device: str
         for c in cases:
             pre = presets[c.model]
             past = beyond_trained(c.ctx, c.gen, pre)
-            lines.append(f"  {c.key()}" + (f"  [beyond trained {pre.max_ctx}]" if past else ""))
+            lines.append(f"  {c.label()}" + (f"  [beyond trained {pre.max_ctx}]" if past else ""))
     else:
         lines += [_by_model(model, [c for c in cases if c.model == model], presets[model])
                   for model in dict.fromkeys(c.model for c in cases)]

@@ -137,7 +137,8 @@ def _choices(value: str | list, what: str, allowed: tuple[str, ...],
 
 @dataclass(frozen=True)
 class Case:
-    """One measured configuration; `key()` identifies it in logs and for resume."""
+    """One measured configuration. `label()` names it for people (progress, plans, warnings); the
+    record key that identifies it in logs and for resume is `edgebench.logs.schema.case_key`."""
     model: str
     backend: str
     dtype: str
@@ -148,7 +149,7 @@ class Case:
     logits: str
     attn: str
 
-    def key(self) -> str:
+    def label(self) -> str:
         return (f"{self.model}|{self.backend}|{self.dtype}|ctx={self.ctx}|gen={self.gen}|"
                 f"b={self.batch}|{self.decode_mode}|{self.logits}|{self.attn}")
 
