@@ -26,6 +26,7 @@ from typing import Any, Callable
 from edgebench.errors import UserError
 from edgebench.execution import isolate
 from edgebench.logs import schema as records
+from edgebench.logs.contracts import CaseRequest
 from edgebench.sweep.spec import Case
 
 CASE_TARGET = "edgebench.measure.case_run:run_case"
@@ -48,7 +49,6 @@ class Settings:
 def _request(case: Case, device: str, s: Settings, key: str) -> dict[str, Any]:
     """The payload of one worker: the point, where it runs, and how it is measured (the typed
     contract of `edgebench.logs.contracts`, which the worker parses back)."""
-    from edgebench.logs.contracts import CaseRequest
     return CaseRequest(case=case.to_dict(), device=device, reps=s.reps, warmup=s.warmup, raw=s.raw,
                        budget_bytes=s.budget_bytes, telemetry=s.telemetry, power_rate_hz=s.power_rate_hz,
                        profile_ops=s.profile_ops, trace_dir=s.trace_dir, key=key).to_payload()
