@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.errors import UserError
-from edgebench.sweep.spec import ATTN_KINDS, BACKENDS, DECODE_MODES, DTYPES, LOGITS_MODES, Spec
+from edgebench.choices import ATTN_KINDS, BACKENDS, DECODE_MODES, LOGITS_MODES
+from edgebench.sweep.spec import DTYPES, Spec
 
 if sys.version_info >= (3, 11):
     import tomllib
