@@ -16,6 +16,8 @@ is refused with the count instead of planning a billion cases. A timeout is a nu
 
 Model names without a "/" are preset names and are lowercased; names with a "/" (hub ids, local
 directories) are kept as given. Whether a model exists is checked by the runner against the catalog.
+Spec files, suites and command-line flags become a `Spec` in `edgebench.sweep.specfile` (which imports
+this module, never the other way round).
 """
 from __future__ import annotations
 
@@ -231,18 +233,6 @@ class Spec:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_toml(cls, path: str) -> "Spec":
-        """Read a spec file (see `edgebench.sweep.specfile`)."""
-        from edgebench.sweep.specfile import read_spec_file
-        return read_spec_file(path)
-
-    @classmethod
-    def from_args(cls, args: Any, base: "Spec | None" = None) -> "Spec":
-        """CLI flags over a base spec (see `edgebench.sweep.specfile`)."""
-        from edgebench.sweep.specfile import spec_from_args
-        return spec_from_args(args, base)
 
 
 def shard(cases: list[Case], which: str) -> list[Case]:
