@@ -1,4 +1,4 @@
-"""The native probe on a real GPU (run on the lent H100 via bench/gpu_session.sh)."""
+"""The native probe on a real GPU (run on the lent H100 via tools/lent-gpu/gpu_session.sh)."""
 from __future__ import annotations
 
 import pytest

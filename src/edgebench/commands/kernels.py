@@ -158,7 +158,7 @@ def status() -> int:
     return 0 if ok else 1
 
 
-if __name__ == "__main__":  # lets bench/kernels_build.sh run before every other command module exists
+if __name__ == "__main__":  # lets tools/lent-gpu/kernels_build.sh run before every other command module exists
     from edgebench.errors import UserError
 
     _parser = argparse.ArgumentParser(prog="edgebench kernels", description=HELP)
