@@ -7,6 +7,8 @@
 #   make test-oldest  the cheap subset (decode correctness, preset builds) on the oldest transformers
 #               that pyproject allows, in .venv-oldest
 #   make dev    editable install reusing build/ (fast rebuild of the native probe after a C++ change)
+#   make lint   install ruff into .venv and check src tests bench tools ([tool.ruff] in pyproject.toml);
+#               `make test` runs it first
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -27,7 +29,10 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-.PHONY: run test test-oldest dev chromium
+# The linter, pinned: a newer ruff may add rules to the selected groups.
+RUFF ?= ruff==0.17.6
+
+.PHONY: run test test-oldest dev chromium lint
 run: $(BIN)/python
 	$(BIN)/python -m pip install -q '.[hf,nvml,report]'
 	@# torch where none is installed: the build `stack --install-torch` picks for this machine; where its
@@ -36,7 +41,11 @@ run: $(BIN)/python
 	  { echo "falling back to $(TORCH) from the configured index"; $(BIN)/python -m pip install -q $(TORCH); }
 	$(BIN)/edgebench run
 
-test: $(BIN)/python chromium
+lint: $(BIN)/python
+	$(BIN)/python -m pip install -q '$(RUFF)'
+	$(BIN)/python -m ruff check src tests bench tools
+
+test: $(BIN)/python chromium lint
 	$(TEST_TORCH)
 	$(BIN)/python -m pip install -q '.[hf,nvml,report,test]'
 	$(BIN)/python -m pytest

@@ -6,14 +6,18 @@ analytic memory model (`edgebench.models.memory_model`). The copy bandwidth
 is the one `edgebench env --micro` measured on the same device (bytes read + written per second).
 
     python bench/decode_floor.py LOG.jsonl [LOG...] --env ENV.json [--md OUT.md]
+
+Logs are read with `edgebench.logs.loader` (validated, deduplicated, old schema versions included); a
+line it cannot use is reported on stderr and left out.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 
-from edgebench.logs import schema as records
+from edgebench.logs import loader as eblogs
 from edgebench.models import memory_model
 from edgebench.models import catalog
 
@@ -26,14 +30,13 @@ def main() -> None:
     args = ap.parse_args()
     env = json.load(open(args.env))
     bw = env["micro"][0]["copy_bw_bytes_per_s"]
+    got = eblogs.load(args.logs)
+    for problem in got.problems:
+        print(f"skipped: {problem}", file=sys.stderr)
     cases = defaultdict(dict)
-    for path in args.logs:
-        for line in open(path):
-            r = json.loads(line)
-            if r.get("type") == "case":
-                r = records.expand_case(r)  # compact lines leave out fields at their default
-                if r.get("status") == "ok" and r.get("tpot_ms"):
-                    cases[(r["model"], r.get("backend", "hf"), r["ctx"])][r["decode_mode"]] = r
+    for r in got.cases:
+        if r["source"] == "edgebench" and r["status"] == "ok" and r["tpot_ms"]:
+            cases[(r["model"], r["backend"] or "hf", r["ctx"])][r["decode_mode"]] = r
     rows = []
     for (model, backend, ctx), by_mode in sorted(cases.items()):
         any_rec = next(iter(by_mode.values()))

@@ -1,6 +1,6 @@
 """Check that the installed causal-conv1d and mamba-ssm CUDA kernels run on this GPU and agree with the
 PyTorch references shipped in the same packages (fp32, small shapes). Prints one line per kernel;
-exit status 1 when a kernel is missing or disagrees. Used by bench/kernels_build.sh."""
+exit status 1 when a kernel is missing or disagrees. Used by tools/lent-gpu/kernels_build.sh."""
 import sys
 
 import torch

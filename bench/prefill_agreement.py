@@ -31,7 +31,7 @@ def main() -> None:
         name, ctx = item.split(":")
         loaded = loaders.load(catalog.get(name), device="cuda", dtype="bfloat16")
         ids = random_prompt(loaded.vocab_size, 1, int(ctx), "cuda")
-        fwd = lambda: loaded.prefill(ids, logits="last")  # noqa: E731
+        fwd = lambda loaded=loaded, ids=ids: loaded.prefill(ids, logits="last")  # noqa: E731
         eb, tb = [], []
         with torch.inference_mode():
             for _ in range(2):
@@ -41,7 +41,7 @@ def main() -> None:
         e, t = sorted(eb)[0], sorted(tb)[0]
         rows.append({"model": name, "ctx": int(ctx), "edgebench_ms": eb, "do_bench_ms": tb,
                      "ratio": e / t})
-        del loaded
+        del loaded, fwd  # drop every reference before the next model loads
         torch.cuda.empty_cache()
     print(f"{'model':16s} {'ctx':>6s} {'edgebench ms':>22s} {'do_bench ms':>22s} {'ratio':>7s}")
     for r in rows:

@@ -27,7 +27,7 @@ def _cuda_usable() -> bool:
 def pytest_collection_modifyitems(config, items):
     if _cuda_usable():
         return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU (run on the lent GPU: bench/gpu_session.sh)")
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run on the lent GPU: tools/lent-gpu/gpu_session.sh)")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)

@@ -129,7 +129,7 @@ def test_crossover_table_found_and_candidate_search_batched_as_per_group(tmp_pat
     rng = np.random.default_rng(3)
     groups, items_of = [], []
     series, ctx, values = [], [], []
-    for g in range(7):
+    for _group in range(7):
         items = []
         for _ in range(rng.integers(3, 30)):
             label, c = f"m{rng.integers(0, 5)}", int(2 ** rng.integers(8, 13))

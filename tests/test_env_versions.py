@@ -86,7 +86,7 @@ def test_fake_metadata_is_pyprojects():
     for python in ("3.10", "3.12"):
         env = {"python_version": python, "python_full_version": python + ".0", "extra": "hf"}
 
-        def spec(lines):
+        def spec(lines, env=env):
             reqs = [Requirement(r) for r in lines]
             return {(r.name, str(r.specifier)) for r in reqs if r.marker is None or r.marker.evaluate(env)}
         assert spec(hf) == spec(r for r in EDGEBENCH_REQUIRES if "transformers" in r)

@@ -267,7 +267,7 @@ def test_case_records_the_prediction_for_its_backend(monkeypatch):
 @pytest.mark.parametrize("name", ["mamba-790m", "mamba2-780m"])
 @pytest.mark.parametrize("logits", ["last", "all"])
 def test_mamba_ssm_peak_on_this_gpu_within_10pct(name, logits):
-    """The allocator's peak of one mamba_ssm prefill at 16K against the model (bench/gpu_session.sh memssm)."""
+    """The allocator's peak of one mamba_ssm prefill at 16K against the model (tools/lent-gpu/gpu_session.sh memssm)."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("mamba_ssm", reason="mamba_ssm is not importable")
     from edgebench.models import loaders

@@ -19,8 +19,7 @@ from edgebench.execution import executor, grid_planner
 from edgebench.cli import main
 from edgebench.models import catalog
 from edgebench.sweep.spec import Case, Spec
-from edgebench.sweep.specfile import parse_spec_text
-from edgebench.sweep.suites import list_suites, load
+from edgebench.sweep.specfile import list_suites, load_suite, parse_spec_text
 
 SUITES = sorted(list_suites())
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "sysfs")
@@ -44,7 +43,7 @@ def _lines(path):
 def test_every_shipped_suite_plans_on_both_device_classes(suite, device, no_workers, capsys):
     assert main(["run", "--suite", suite, "--device", device, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    n = len(load(suite).plan())
+    n = len(load_suite(suite).plan())
     assert out.startswith(f"dry run: suite {suite}, {n} cases on {device} (--device {device})")
     assert "work: " in out and "log: " in out
 
@@ -129,7 +128,7 @@ def test_no_argument_dry_run_picks_the_suite_from_the_system(root, suite, cuda_t
 def test_a_large_plan_is_listed_by_model(no_workers, capsys):
     assert main(["run", "--suite", "paper-desktop", "--device", "cuda", "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
-    spec = load("paper-desktop")
+    spec = load_suite("paper-desktop")
     by_model = [x for x in out if x.startswith("  ")]
     assert [x.split(":")[0].strip() for x in by_model] == spec.models
     per_model = len(spec.plan()) // len(spec.models)

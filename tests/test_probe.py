@@ -41,7 +41,8 @@ def test_python_fallback_when_native_module_is_missing(monkeypatch):
         assert "not importable" in fallback.why
         assert fallback.now_ns is time.monotonic_ns
         t = fallback.Timer("cpu")
-        t.mark(); t.mark()
+        t.mark()
+        t.mark()
         assert len(t.intervals_ms()) == 1
     finally:
         monkeypatch.undo()

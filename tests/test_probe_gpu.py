@@ -1,4 +1,4 @@
-"""The native probe on a real GPU (run on the lent H100 via bench/gpu_session.sh)."""
+"""The native probe on a real GPU (run on the lent H100 via tools/lent-gpu/gpu_session.sh)."""
 from __future__ import annotations
 
 import pytest
@@ -25,10 +25,12 @@ def test_event_timing_agrees_with_torch_events(torch):
     t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     native, ref = [], []
     for _ in range(10):
-        t0.record(); timer.mark()
+        t0.record()
+        timer.mark()
         for _ in range(20):
             a @ a
-        timer.mark(); t1.record()
+        timer.mark()
+        t1.record()
         t1.synchronize()
         ref.append(t0.elapsed_time(t1))
     native = timer.pairs_ms()

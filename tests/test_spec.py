@@ -7,8 +7,8 @@ import pytest
 
 from edgebench.errors import UserError
 from edgebench.sweep.spec import MAX_CASES, Case, Spec, parse_list, shard
-from edgebench.sweep.specfile import SPEC_FILE_KEYS, add_sweep_arguments, spec_from_args
-from edgebench.sweep.suites import list_suites, load
+from edgebench.sweep.specfile import (SPEC_FILE_KEYS, add_sweep_arguments, list_suites, load_suite,
+                                      read_spec_file, spec_from_args)
 
 
 @pytest.mark.parametrize("text, values", [
@@ -102,7 +102,7 @@ def test_timeout_in_a_spec_file_or_flag_is_checked_before_any_work(tmp_path, val
     path = tmp_path / "s.toml"
     path.write_text(f"[sweep]\nmodels = ['tiny-llama']\ntimeout_s = {value}\n")
     with pytest.raises(UserError, match="timeout_s must be a positive number"):
-        Spec.from_toml(str(path))
+        read_spec_file(str(path))
     with pytest.raises(UserError, match="command line: timeout_s must be a positive number"):
         spec_from_args(_parser().parse_args(["-m", "x", f"--timeout={value}"]))
 
@@ -140,9 +140,9 @@ def test_spec_file_that_is_not_utf8_is_a_clear_error(tmp_path):
     path = tmp_path / "s.toml"
     path.write_bytes(b"[sweep]\nmodels = ['caf\xe9']\n")
     with pytest.raises(UserError, match=r"is not UTF-8 text \(byte 0xe9 at offset 22\); save it as UTF-8"):
-        Spec.from_toml(str(path))
+        read_spec_file(str(path))
     path.write_bytes("\ufeff[sweep]\nmodels = ['a']\n".encode())  # a BOM from a Windows editor is fine
-    assert Spec.from_toml(str(path)).models == ["a"]
+    assert read_spec_file(str(path)).models == ["a"]
 
 
 def test_plan_without_models():
@@ -181,7 +181,7 @@ def test_from_toml(tmp_path):
         memory_budget = "24GiB"
         timeout_s = 60
     """))
-    spec = Spec.from_toml(str(path))
+    spec = read_spec_file(str(path))
     assert spec.ctx == [1024, 2048, 4096] and spec.gen == [16, 32] and spec.reps == 3
     assert spec.memory_budget_bytes == 24 * 2**30 and spec.timeout_s == 60.0
     assert spec.to_dict()["models"] == ["qwen2.5-0.5b", "mamba2-780m"]
@@ -198,12 +198,12 @@ def test_from_toml_rejects(tmp_path, body, message):
     path = tmp_path / "bad.toml"
     path.write_text(body)
     with pytest.raises(UserError, match=message):
-        Spec.from_toml(str(path))
+        read_spec_file(str(path))
 
 
 def test_from_toml_missing_file(tmp_path):
     with pytest.raises(UserError, match="cannot read spec file"):
-        Spec.from_toml(str(tmp_path / "nope.toml"))
+        read_spec_file(str(tmp_path / "nope.toml"))
 
 
 def _parser():
@@ -221,7 +221,7 @@ def test_cli_flags_override_file(tmp_path):
     assert spec.models == ["a", "b"] and spec.gen == [16]
     assert spec.ctx[-1] == 65536 and spec.reps == 7 and spec.raw is True
     assert spec.memory_budget_bytes == 8 * 2**30
-    assert Spec.from_args(_parser().parse_args(["-m", "x"])).models == ["x"]
+    assert spec_from_args(_parser().parse_args(["-m", "x"])).models == ["x"]
     base = Spec(models="y", reps=2)
     assert spec_from_args(_parser().parse_args(["-n", "8"]), base).reps == 2
 
@@ -241,11 +241,11 @@ def test_suites_load_and_list():
     names = list_suites()
     assert {"default-cpu", "default-gpu", "paper-desktop", "paper-jetson"} <= set(names)
     assert all(names.values())
-    cpu = load("default-cpu")
+    cpu = load_suite("default-cpu")
     assert cpu.ctx == [128, 512] and cpu.gen == [16] and cpu.reps == 3 and cpu.device == "cpu"
-    gpu = load("default-gpu")
+    gpu = load_suite("default-gpu")
     assert gpu.ctx == [1024, 4096, 16384] and gpu.decode_modes == ["eager", "graph"]
-    desktop, jetson = load("paper-desktop"), load("paper-jetson")
+    desktop, jetson = load_suite("paper-desktop"), load_suite("paper-jetson")
     assert desktop.ctx[0] == 1024 and desktop.ctx[-1] == 256 * 1024
     assert jetson.ctx[-1] == 64 * 1024 and desktop.gen == jetson.gen == [128]
     assert set(jetson.models) <= set(desktop.models)
@@ -254,4 +254,4 @@ def test_suites_load_and_list():
 
 def test_unknown_suite_lists_suites():
     with pytest.raises(UserError, match="did you mean paper-desktop.*available suites: default-cpu"):
-        load("paper-desktp")
+        load_suite("paper-desktp")

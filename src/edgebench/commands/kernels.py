@@ -18,8 +18,6 @@ import sys
 from pathlib import Path
 
 HELP = "Build mamba-ssm / causal-conv1d wheels for this GPU (offline-capable), or show their status."
-EXTENSIONS = {"mamba-ssm": ("mamba_ssm", "selective_scan_cuda"),
-              "causal-conv1d": ("causal_conv1d", "causal_conv1d_cuda")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +125,8 @@ def status() -> int:
     import importlib
     from importlib.metadata import PackageNotFoundError, version
 
+    from edgebench.toolchain.packages import PACKAGES
+
     try:
         import torch
     except ImportError as exc:
@@ -137,7 +137,7 @@ def status() -> int:
         gpu = "{} sm_{}{}".format(torch.cuda.get_device_name(0), *torch.cuda.get_device_capability(0))
     print(f"torch {torch.__version__} (CUDA {torch.version.cuda}); {gpu}")
     ok = True
-    for dist, (module, ext) in EXTENSIONS.items():
+    for dist, module, ext in ((p.name, p.module, p.extension) for p in PACKAGES.values()):
         try:
             ver = version(dist)
         except PackageNotFoundError:
@@ -158,7 +158,7 @@ def status() -> int:
     return 0 if ok else 1
 
 
-if __name__ == "__main__":  # lets bench/kernels_build.sh run before every other command module exists
+if __name__ == "__main__":  # lets tools/lent-gpu/kernels_build.sh run before every other command module exists
     from edgebench.errors import UserError
 
     _parser = argparse.ArgumentParser(prog="edgebench kernels", description=HELP)

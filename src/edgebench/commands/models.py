@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgebench.choices import FAMILIES
+
 HELP = "list the model presets: family, parameters, context, KV bytes per token, SSM state bytes"
-FAMILIES = ("transformer", "ssm", "hybrid")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

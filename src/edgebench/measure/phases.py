@@ -71,7 +71,7 @@ def measure_prefill(loaded, ids, *, reps: int, warmup: int, logits: str, device:
         mark()
         out = prefill(ids, logits=logits)
         mark()
-        out = None  # free logits and cache outside the timed region, before the next repetition
+        del out  # free logits and cache outside the timed region, before the next repetition
     samples = timer.pairs_ms()
     return PhaseResult(samples, {"first_prefill_ms": first_ms}, {"window_ns": (t0, now_ns())})
 

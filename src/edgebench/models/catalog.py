@@ -30,9 +30,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edgebench.choices import FAMILIES
 from edgebench.errors import MissingDependency, UserError
 
-FAMILIES = ("transformer", "ssm", "hybrid")
 SSM_TYPES = frozenset({"mamba", "mamba2", "falcon_mamba"})
 HYBRID_TYPES = frozenset({"zamba", "zamba2", "jamba", "bamba", "falcon_h1", "nemotron_h",
                           "granitemoehybrid", "hymba", "lfm2", "qwen3_next"})

@@ -36,17 +36,17 @@ import importlib
 import importlib.metadata
 from typing import Callable
 
+from edgebench.toolchain.packages import KERNEL_MODULES, distribution
+
 _TRITON_SSM = ("_chunk_scan_fwd", "_chunk_state_fwd", "_state_passing_fwd", "_chunk_cumsum_fwd",
                "_bmm_chunk_fwd", "selective_scan_update")
 _SDPA = (("_scaled_dot_product_flash_attention", "sdpa-flash"),
          ("_scaled_dot_product_efficient_attention", "sdpa-efficient"),
          ("_scaled_dot_product_cudnn_attention", "sdpa-cudnn"),
          ("_scaled_dot_product_attention_math", "sdpa-math"))
-_PACKAGES = {"mamba_ssm": ("mamba-ssm", "selective_scan_cuda"),
-             "causal_conv1d": ("causal-conv1d", "causal_conv1d_cuda"),
-             "flash_attn": ("flash-attn", None),
-             "triton": ("triton", None),
-             "kernels": ("kernels", None)}
+# Import name -> compiled extension that must import too (None: the package alone).
+_CHECKED = {**{m: p.extension for m, p in KERNEL_MODULES.items()}, "flash_attn": None, "triton": None,
+            "kernels": None}
 _FIX = "pip install mamba-ssm causal-conv1d --no-build-isolation, or `edgebench kernels build --install`"
 
 
@@ -54,7 +54,8 @@ def available() -> dict[str, dict]:
     """Per package: {"ok", "version", "why"}; for mamba_ssm/causal_conv1d `ok` means the package
     AND its compiled CUDA extension import."""
     out = {}
-    for module, (dist, ext) in _PACKAGES.items():
+    for module, ext in _CHECKED.items():
+        dist = distribution(module)
         entry = {"ok": False, "version": None, "why": None}
         try:
             entry["version"] = importlib.metadata.version(dist)

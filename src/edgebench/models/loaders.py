@@ -24,14 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgebench.choices import ATTN_KINDS, BACKENDS, DTYPES, LOGITS_MODES
 from edgebench.errors import MissingDependency, UserError
 from edgebench.models import hf_cache
 from edgebench.models.catalog import Preset
 
-BACKENDS = ("hf", "mamba_ssm")
-DTYPES = ("bfloat16", "float16", "float32")
-ATTN_KINDS = ("sdpa", "eager", "flash_attention_2")
-LOGITS_MODES = ("last", "all")
 _WEIGHT_GLOBS = ("*.safetensors", "*.bin", "*.pt")
 
 

@@ -46,7 +46,7 @@ import dataclasses
 from edgebench.models import mamba_ssm_memory
 from edgebench.errors import UserError
 from edgebench.models.catalog import Preset, param_count
-from edgebench.models.loaders import BACKENDS
+from edgebench.choices import BACKENDS, LOGITS_MODES
 
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 FP32_STATE_BYTES = 4
@@ -203,8 +203,8 @@ def _backend(preset: Preset, backend: str) -> str:
 
 def predict(preset: Preset, ctx: int, batch: int = 1, dtype: str = "bfloat16", logits: str = "last",
             gen: int = 0, backend: str = "hf") -> dict[str, int]:
-    if logits not in ("last", "all"):
-        raise UserError(f"logits must be 'last' or 'all', not {logits!r}")
+    if logits not in LOGITS_MODES:
+        raise UserError(f"logits must be one of {', '.join(LOGITS_MODES)}, not {logits!r}")
     if ctx < 1 or batch < 1 or gen < 0:
         raise UserError(f"ctx and batch must be >= 1 and gen >= 0 (got ctx={ctx}, batch={batch}, gen={gen})")
     nbytes = _dtype_bytes(dtype)

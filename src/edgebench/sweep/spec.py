@@ -16,6 +16,8 @@ is refused with the count instead of planning a billion cases. A timeout is a nu
 
 Model names without a "/" are preset names and are lowercased; names with a "/" (hub ids, local
 directories) are kept as given. Whether a model exists is checked by the runner against the catalog.
+Spec files, suites and command-line flags become a `Spec` in `edgebench.sweep.specfile` (which imports
+this module, never the other way round).
 """
 from __future__ import annotations
 
@@ -26,19 +28,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from edgebench.choices import ATTN_KINDS, AUTO_DTYPE, BACKENDS, DECODE_MODES, LOGITS_MODES
+from edgebench.choices import DTYPES as LOADER_DTYPES
 from edgebench.errors import UserError
 from edgebench.sweep.units import parse_count, parse_size
 
 RANGE_GRAMMAR = ("LIST := ITEM[,ITEM...]; ITEM := N | FIRST-LAST*FACTOR | FIRST-LAST+STEP, "
                  "where N, FIRST, LAST, STEP are counts like 512, 4k, 1.5k and FACTOR an integer >= 2 "
                  "(e.g. 1k,4k,16k or 1k-64k*2 or 1k-8k+1k or 1k,4k-16k*2)")
-BACKENDS = ("hf", "mamba_ssm")
-DTYPES = ("auto", "float32", "float16", "bfloat16")
+DTYPES = (AUTO_DTYPE, *LOADER_DTYPES)  # a sweep may also say "auto" (resolved per device)
 DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16",
                  "bf16": "bfloat16"}
-DECODE_MODES = ("eager", "graph")
-LOGITS_MODES = ("last", "all")
-ATTN_KINDS = ("sdpa", "eager", "flash_attention_2")
 LIST_MAX = 1_000_000  # values in one swept list
 MAX_CASES = 10_000  # cases in one plan unless max_cases raises it
 TIMEOUT_RANGE_S = (1.0, 7 * 24 * 3600.0)
@@ -234,18 +234,6 @@ class Spec:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_toml(cls, path: str) -> "Spec":
-        """Read a spec file (see `edgebench.sweep.specfile`)."""
-        from edgebench.sweep.specfile import read_spec_file
-        return read_spec_file(path)
-
-    @classmethod
-    def from_args(cls, args: Any, base: "Spec | None" = None) -> "Spec":
-        """CLI flags over a base spec (see `edgebench.sweep.specfile`)."""
-        from edgebench.sweep.specfile import spec_from_args
-        return spec_from_args(args, base)
 
 
 def shard(cases: list[Case], which: str) -> list[Case]:

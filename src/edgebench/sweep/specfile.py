@@ -10,7 +10,8 @@ length became the default; `strict_ctx = true` refuses it.
 `add_sweep_arguments(parser)` adds llama-bench style flags (`-m`, `-c`, `-n`, `-r`, ...) whose
 defaults are `argparse.SUPPRESS`, so only flags the user typed appear in the namespace;
 `spec_from_args(args, base)` starts from `--spec FILE`, else `--suite NAME`, else `base`, else the
-`Spec` defaults, and lets each typed flag replace that field.
+`Spec` defaults, and lets each typed flag replace that field. `load_suite(name)` and `list_suites()` read
+the suites shipped in `edgebench.sweep.suites`.
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgebench.choices import ATTN_KINDS, BACKENDS, DECODE_MODES, LOGITS_MODES
 from edgebench.errors import UserError
-from edgebench.sweep.spec import ATTN_KINDS, BACKENDS, DECODE_MODES, DTYPES, LOGITS_MODES, Spec
+from edgebench.sweep.spec import DTYPES, Spec
+from edgebench.sweep.suites import suite_file, suite_files
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -68,6 +71,18 @@ def parse_spec_text(text: str, where: str) -> tuple[Spec, str]:
     if not isinstance(doc.get("sweep"), dict):
         raise UserError(f"{where} has no [sweep] table; put the sweep keys under [sweep]")
     return spec_from_mapping(doc["sweep"], f"[sweep] of {where}"), str(doc.get("description", ""))
+
+
+def load_suite(name: str) -> Spec:
+    """The named suite shipped with edgebench (`edgebench.sweep.suites`)."""
+    name, file = suite_file(name)
+    return parse_spec_text(file.read_text(encoding="utf-8"), f"suite {name!r}")[0]
+
+
+def list_suites() -> dict[str, str]:
+    """{suite name: description}, sorted by name."""
+    return {name: parse_spec_text(f.read_text(encoding="utf-8"), f"suite {name!r}")[1]
+            for name, f in suite_files().items()}
 
 
 def read_spec_file(path: str | Path) -> Spec:
@@ -144,8 +159,7 @@ def spec_from_args(args: Any, base: Spec | None = None) -> Spec:
     if spec_path:
         base = read_spec_file(spec_path)
     elif suite_name:
-        from edgebench.sweep.suites import load
-        base = load(suite_name)
+        base = load_suite(suite_name)
     start = (base or Spec()).to_dict()
     overrides = {name: getattr(args, name) for name in _FIELDS
                  if getattr(args, name, None) is not None}

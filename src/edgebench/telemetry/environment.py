@@ -15,6 +15,7 @@ import socket
 
 from edgebench import __version__, probe
 from edgebench.telemetry import stack
+from edgebench.toolchain.packages import KERNEL_MODULES, distribution
 
 # Python packages that matter, with the command that gets each (torch: the one for this machine).
 _KERNELS_FIX = "edgebench kernels build --install  (compiles them against the installed torch for this GPU)"
@@ -29,13 +30,11 @@ PACKAGES = {
     "jtop": "pip install 'edgebench[jetson]'  (Jetson only; needs the jtop service)",
     "matplotlib": "pip install 'edgebench[report]'",
 }
-_DIST = {"mamba_ssm": "mamba-ssm", "causal_conv1d": "causal-conv1d", "flash_attn": "flash-attn",
-         "pynvml": "nvidia-ml-py", "jtop": "jetson-stats"}
 
 
 def _dist_version(module: str) -> str | None:
     try:
-        return md.version(_DIST.get(module, module))
+        return md.version(distribution(module))
     except md.PackageNotFoundError:
         return None
 
@@ -55,10 +54,10 @@ def packages(deep: bool = True) -> dict:
         entry = {"ok": version is not None, "version": version, "why": None, "fix": None}
         if version is None:
             entry.update(why="not installed", fix=fix or stack.torch_install_command())
-        elif deep and module in ("mamba_ssm", "causal_conv1d"):
+        elif deep and module in KERNEL_MODULES:
             # mamba_ssm cannot be imported at all without its compiled selective_scan_cuda; then
             # transformers silently falls back to the slow PyTorch reference for every SSM model.
-            ext = "selective_scan_cuda" if module == "mamba_ssm" else "causal_conv1d_cuda"
+            ext = KERNEL_MODULES[module].extension
             # The compiled extensions link against torch's libc10: torch must be loaded first.
             ok, why = _importable("torch")
             if ok:

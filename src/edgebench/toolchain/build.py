@@ -24,26 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebench.errors import UserError
+from edgebench.toolchain.packages import PACKAGES, Package
 from edgebench.toolchain.sources import unpack
 
 
-@dataclass(frozen=True)
-class Package:
-    name: str                 # distribution name on PyPI
-    module: str               # import name
-    extension: str            # compiled module its setup.py builds
-    env_prefix: str           # prefix of its setup.py switches (<prefix>_FORCE_BUILD, ...)
-    pinned: str               # version whose setup.py the patch was checked against
-    runtime: tuple[str, ...]  # modules it imports at run time besides torch
-    version: str | None = None  # asked for with name==version
-
-
-PACKAGES = {
-    "causal-conv1d": Package("causal-conv1d", "causal_conv1d", "causal_conv1d_cuda", "CAUSAL_CONV1D",
-                             "1.7.0", ("packaging",)),
-    "mamba-ssm": Package("mamba-ssm", "mamba_ssm", "selective_scan_cuda", "MAMBA", "2.3.2.post1",
-                         ("einops", "triton", "transformers", "huggingface_hub", "packaging")),
-}
 BUILD_MODULES = ("setuptools", "wheel", "packaging")  # imported by both setup.py; ninja is a binary
 KNOWN_ARCHS = {"72": "Jetson Xavier", "75": "T4/RTX 20", "80": "A100", "86": "RTX 30/A10",
                "87": "Jetson Orin", "89": "RTX 40/L4", "90": "H100/H200", "100": "B200",

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One call on the lent GPU machine: install the carried SSM kernel wheels, build and install edgebench
 # there, then run the stage asked for, writing everything under $OUT (or ./gpu-out when run elsewhere).
-#   bash bench/gpu_session.sh setup          # build + install only
-#   bash bench/gpu_session.sh smoke          # env, GPU tests, probe overhead, a short run of each family
-#   bash bench/gpu_session.sh STAGE ...      # any stage defined below, several in order
+#   bash tools/lent-gpu/gpu_session.sh setup          # build + install only
+#   bash tools/lent-gpu/gpu_session.sh smoke          # env, GPU tests, probe overhead, a short run of each family
+#   bash tools/lent-gpu/gpu_session.sh STAGE ...      # any stage defined below, several in order
 # Carry .whl (mamba-ssm + causal-conv1d wheels from ../shared/wheels) with the call. Everything written
 # under $OUT (and the resumable logs kept in $STATE between calls on a warm machine) comes back packed
 # as $OUT/eb-out.tgz: a device call returns at most 8 files.

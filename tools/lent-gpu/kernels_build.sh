@@ -3,7 +3,7 @@
 # them, check that their kernels run and agree with the PyTorch reference, and record it all in $OUT.
 #
 # Run from the repo root on the GPU machine, with the sdists carried in build/sdists:
-#   bash bench/kernels_build.sh
+#   bash tools/lent-gpu/kernels_build.sh
 # Get the sdists (on a machine with network; they are ~250 KB, never commit them):
 #   MAMBA_SKIP_CUDA_BUILD=TRUE CAUSAL_CONV1D_SKIP_CUDA_BUILD=TRUE python -m pip download --no-deps \
 #     --no-binary :all: --no-build-isolation mamba-ssm==2.3.2.post1 causal-conv1d==1.7.0 -d build/sdists
@@ -25,7 +25,7 @@ mkdir -p "$OUT"
 
 {
   echo "date: $(date -u +%FT%TZ)"
-  echo "command: ARCH=$ARCH JOBS=$JOBS PACKAGES=$PACKAGES bash bench/kernels_build.sh"
+  echo "command: ARCH=$ARCH JOBS=$JOBS PACKAGES=$PACKAGES bash tools/lent-gpu/kernels_build.sh"
   nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader || true
   nvcc --version | tail -n 2 || true
   "$PYTHON" -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda)'
