@@ -16,8 +16,7 @@ FACTS = {"BACKENDS": "choices.py", "DTYPES": "choices.py", "ATTN_KINDS": "choice
 # Assignments that are not a second declaration: the sweep's dtypes are the loader's plus "auto".
 DERIVED = {("sweep/spec.py", "DTYPES")}
 # Still declared twice on other helpers' branches; the coordinator empties this after merging.
-FOREIGN = {("logs/schema.py", "FAMILIES"),  # owner: schema (import it from edgebench.choices)
-           ("telemetry/environment.py", "PACKAGES")}  # its table of install fixes, not package names
+FOREIGN = {("telemetry/environment.py", "PACKAGES")}  # its table of install fixes, not package names
 
 
 def _assigned(path: Path) -> set[str]:

@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from edgebench.choices import LOGITS_MODES
     from edgebench.errors import UserError
     from edgebench.execution import executor
     from edgebench.execution.maxctx_planner import MaxctxOptions, MaxctxPlanner
@@ -43,8 +44,9 @@ def main(args: argparse.Namespace) -> int:
     from edgebench.sweep.units import parse_count, parse_size
 
     modes = [x.strip() for x in args.logits.split(",")]
-    if any(x not in ("last", "all") for x in modes):
-        raise UserError(f"--logits takes last, all or last,all, not {args.logits!r}")
+    if not modes or any(x not in LOGITS_MODES for x in modes):
+        raise UserError(f"--logits takes a comma-separated list of {', '.join(LOGITS_MODES)}, "
+                        f"not {args.logits!r}")
     opts = MaxctxOptions(models=[m.strip() for m in args.models.split(",") if m.strip()], modes=modes,
                          resolution=parse_count(args.resolution), backend=args.backend, dtype=args.dtype,
                          gen=args.gen, limit=args.limit, strict_ctx=args.strict_ctx,
