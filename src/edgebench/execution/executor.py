@@ -26,32 +26,23 @@ from typing import Any, Callable
 from edgebench.errors import UserError
 from edgebench.execution import isolate
 from edgebench.logs import schema as records
-from edgebench.logs.contracts import CaseRequest
+from edgebench.logs.contracts import CaseRequest, MeasureOptions
 from edgebench.sweep.spec import Case
 
 CASE_TARGET = "edgebench.measure.case_run:run_case"
 
 
-@dataclass
-class Settings:
-    """How each point is measured: what a worker is asked besides the point and the device."""
-    reps: int
-    warmup: int
+@dataclass(frozen=True)
+class Settings(MeasureOptions):
+    """How each point is measured (what a worker is asked besides the point and the device), and how
+    long its worker may take."""
     timeout_s: float | None = None
-    raw: bool = False
-    budget_bytes: int | None = None
-    telemetry: bool = True
-    power_rate_hz: float = 50.0
-    profile_ops: bool = False
-    trace_dir: str | None = None
 
 
 def _request(case: Case, device: str, s: Settings, key: str) -> dict[str, Any]:
     """The payload of one worker: the point, where it runs, and how it is measured (the typed
     contract of `edgebench.logs.contracts`, which the worker parses back)."""
-    return CaseRequest(case=case.to_dict(), device=device, reps=s.reps, warmup=s.warmup, raw=s.raw,
-                       budget_bytes=s.budget_bytes, telemetry=s.telemetry, power_rate_hz=s.power_rate_hz,
-                       profile_ops=s.profile_ops, trace_dir=s.trace_dir, key=key).to_payload()
+    return CaseRequest.of(s, case=case.to_dict(), device=device, key=key).to_payload()
 
 
 def default_output(name: str | None) -> str:

@@ -24,14 +24,11 @@ class MalformedRequest(ValueError):
 
 
 @dataclass(frozen=True)
-class CaseRequest:
-    """A case to measure on `device` and how: `reps` timed prefills after `warmup`, `raw` samples
-    kept, a `budget_bytes` memory cap, power `telemetry` at `power_rate_hz`, operator profiles
-    (`profile_ops`, Chrome traces into `trace_dir`) labelled with the case's record `key`;
-    `idle_s` of idle power measured first."""
+class MeasureOptions:
+    """How a point is measured: `reps` timed prefills after `warmup`, `raw` samples kept, a
+    `budget_bytes` memory cap, power `telemetry` at `power_rate_hz`, operator profiles (`profile_ops`,
+    Chrome traces into `trace_dir`), `idle_s` of idle power measured first."""
 
-    case: dict[str, Any]
-    device: str
     reps: int
     warmup: int
     raw: bool = False
@@ -40,8 +37,22 @@ class CaseRequest:
     power_rate_hz: float = 50.0
     profile_ops: bool = False
     trace_dir: str | None = None
-    key: str | None = None
     idle_s: float = 0.5  # idle power measured before the case
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseRequest(MeasureOptions):
+    """A case to measure on `device`, with the options it is measured with, labelled with the case's
+    record `key`."""
+
+    case: dict[str, Any]
+    device: str
+    key: str | None = None
+
+    @classmethod
+    def of(cls, options: MeasureOptions, **point: Any) -> "CaseRequest":
+        """The request for one point (`case`, `device`, `key`) under `options`."""
+        return cls(**{f.name: getattr(options, f.name) for f in fields(MeasureOptions)}, **point)
 
     def to_payload(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
