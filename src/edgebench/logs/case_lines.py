@@ -82,18 +82,9 @@ def case_row(reader: Any, n: int, obj: dict[str, Any]) -> bool:
     if type(family) is not str:
         row["family"] = None
     # Text fields: absent or null is None; another type is reported and read as None.
-    if type(v := get("backend")) is not str:
-        row["backend"] = v if v is None else _ignored(reader, n, "backend", "a string", v)
-    if type(v := get("dtype")) is not str:
-        row["dtype"] = v if v is None else _ignored(reader, n, "dtype", "a string", v)
-    if type(v := get("decode_mode")) is not str:
-        row["decode_mode"] = v if v is None else _ignored(reader, n, "decode_mode", "a string", v)
-    if type(v := get("logits")) is not str:
-        row["logits"] = v if v is None else _ignored(reader, n, "logits", "a string", v)
-    if type(v := get("attn")) is not str:
-        row["attn"] = v if v is None else _ignored(reader, n, "attn", "a string", v)
-    if type(v := get("reason")) is not str:
-        row["reason"] = v if v is None else _ignored(reader, n, "reason", "a string", v)
+    for name in ("backend", "dtype", "decode_mode", "logits", "attn", "reason"):
+        if type(v := get(name)) is not str:
+            row[name] = v if v is None else _ignored(reader, n, name, "a string", v)
     if dev is not None and type(dev) is not str:
         _ignored(reader, n, "device", "a string", dev)
     keyed = type(get("key")) is str  # compact lines leave the key out: a hash of the fields
