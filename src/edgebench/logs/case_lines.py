@@ -14,7 +14,8 @@ import re
 from operator import itemgetter
 from typing import Any, Iterable
 
-from edgebench.logs.schema import (CASE, CASE_DEFAULTS, CASE_STATUSES, ENERGY, FAMILIES, KEY_FIELDS,
+from edgebench.choices import FAMILIES
+from edgebench.logs.schema import (CASE, CASE_DEFAULTS, CASE_STATUSES, ENERGY, KEY_FIELDS,
                                    MEM, STATS, case_key)
 from edgebench.logs.values import brief
 

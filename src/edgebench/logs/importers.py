@@ -33,8 +33,8 @@ from typing import Any, Iterable
 from edgebench.analysis.stats import summarize
 from edgebench.logs.schema import CASE_FIELDS
 from edgebench.logs.stream import LOG_FLAG, ReadLimits, text_lines
-from edgebench.logs.values import (MAX_BATCH, MAX_BYTES, MAX_MS, MAX_TOKENS, MIN_MS, NON_FINITE,
-                                 brief, in_range, int_in, json_error, loads)
+from edgebench.logs.fields import MAX_BATCH, MAX_BYTES, MAX_MS, MAX_TOKENS, MIN_MS
+from edgebench.logs.values import NON_FINITE, brief, in_range, int_in, json_error, loads
 from edgebench.sweep.units import format_bytes
 
 GEN_COLUMNS = ("model_name", "input_seq_length", "output_tokens", "prefill_time_seconds",

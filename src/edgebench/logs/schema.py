@@ -27,7 +27,6 @@ import json
 import uuid
 from typing import Any
 
-from edgebench.choices import FAMILIES  # noqa: F401 (readers take it from here with the schema)
 from edgebench.logs.fields import (MAX_BATCH, MAX_BYTES, MAX_COUNT, MAX_JOULES, MAX_MS,  # noqa: F401
                                    MAX_SECONDS, MAX_SHARE, MAX_TOKENS, MIN_MS, Field, byte_count,
                                    fields, text, tokens, trail_ok)

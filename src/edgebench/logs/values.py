@@ -22,11 +22,6 @@ import re
 import reprlib
 from typing import Any, Sequence
 
-# The bounds of the quantities the readers check, declared with the fields they bound
-# (`edgebench.logs.fields`, `edgebench.logs.schema`); named here for the readers that import them.
-from edgebench.logs.fields import (MAX_BATCH, MAX_BYTES, MAX_COUNT, MAX_JOULES,  # noqa: E402,F401
-                                   MAX_MS, MAX_SECONDS, MAX_SHARE, MAX_TOKENS, MIN_MS)
-
 _NUM = (int, float)
 
 
