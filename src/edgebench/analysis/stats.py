@@ -14,6 +14,8 @@ one summary, used by the measuring side (`edgebench.measure.case_run`, rounded) 
   roughly symmetric spread; decode token times are autocorrelated, so the interval is optimistic for
   TPOT and should be read as "at least this uncertain".
 
+`unstable(samples)` applies pyperf's stability rule; `aggregate_runs(stats)` combines the Stats of
+runs in separate processes (`--runs`) so that the between-run spread is the one intervals use.
 `is_significant(ci)` says whether the interval excludes 1 (None when no interval could be formed).
 """
 from __future__ import annotations
@@ -65,6 +67,41 @@ def summarize(samples: Sequence[float | None], rounded: bool = False) -> dict[st
         med, p10, p90 = round_sig(med, 5), round_sig(p10, 4), round_sig(p90, 4)
         stdev = round_sig(stdev, 3) if stdev is not None else None
     return {"median": med, "p10": p10, "p90": p90, "stdev": stdev, "n": int(arr.size)}
+
+
+# pyperf's rule for a number that does not hold still (its `check` command): a standard deviation of
+# at least 10% of the mean, or a minimum below half the mean, or a maximum past 1.5x the mean.
+UNSTABLE_REL_STDEV = 0.10
+UNSTABLE_MIN_OF_MEAN, UNSTABLE_MAX_OF_MEAN = 0.5, 1.5
+
+
+def unstable(samples: Sequence[float]) -> bool | None:
+    """pyperf's rule (above) on a sample list; None with fewer than two samples."""
+    arr = np.asarray([s for s in samples if s is not None], dtype=float)
+    if arr.size < 2:
+        return None
+    mean = float(arr.mean())
+    if mean <= 0:
+        return None
+    return bool(arr.std(ddof=1) >= UNSTABLE_REL_STDEV * mean or arr.min() < UNSTABLE_MIN_OF_MEAN * mean
+                or arr.max() > UNSTABLE_MAX_OF_MEAN * mean)
+
+
+def aggregate_runs(per_run: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The Stats of a phase measured in several worker processes (`--runs`): summarized over the
+    per-run medians (so `n` counts runs and the spread, hence every interval and ratio built from
+    it, is the between-run spread), with `run_medians` listing them and `samples` the samples
+    they came from. One run: that run's Stats unchanged."""
+    per_run = [s for s in per_run if s and type(s.get("median")) in _NUM]
+    if not per_run:
+        return None
+    if len(per_run) == 1:
+        return dict(per_run[0])
+    medians = [float(s["median"]) for s in per_run]
+    out = summarize(medians, rounded=True)
+    out["run_medians"] = [round_sig(m, 5) for m in medians]
+    out["samples"] = sum(int(s.get("n") or 0) for s in per_run)
+    return out
 
 
 def round_sig(x: float, digits: int = 5) -> float:

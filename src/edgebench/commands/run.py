@@ -75,31 +75,7 @@ def main(args: argparse.Namespace) -> int:
                                    ops_trace=args.ops_trace, wait_lock=args.wait_lock)
     out, recs = grid_planner.run(spec, opts, suite=suite, env=env)
     if recs:
-        _summary(recs)
+        from edgebench.report.run_summary import print_summary
+        print_summary(recs)
     print(f"log: {out}")
     return 1 if any(r.get("status") == "error" for r in recs) else 0
-
-
-def _summary(recs: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from edgebench.logs import schema as records
-    t = Table(title="edgebench run", header_style="bold")
-    for col in ("model", "family", "ctx", "decode", "status", "prefill ms", "TPOT ms", "decode tok/s",
-                "peak GiB", "prefill J", "throttled"):
-        t.add_column(col, justify="right" if col not in ("model", "family", "decode", "status") else "left")
-    for r in recs:
-        pre = (r.get("prefill_ms") or {}).get("median")
-        tp = (r.get("tpot_ms") or {}).get("median")
-        peak = records.peak_bytes(r)
-        ej = (r.get("energy") or {}).get("prefill_j")
-        thr = (r.get("prov") or {}).get("throttled")
-        t.add_row(r["model"], r.get("family", ""), str(r["ctx"]), r["decode_mode"],
-                  r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/]",
-                  f"{pre:.2f}" if pre is not None else "-", f"{tp:.3f}" if tp is not None else "-",
-                  f"{r['batch'] * 1e3 / tp:.1f}" if tp else "-",
-                  f"{peak / 2**30:.2f}" if peak else "-", f"{ej:.3f}" if ej is not None else "-",
-                  "[yellow]yes[/]" if thr else ("no" if thr is not None else "-"))
-    import shutil
-    Console(width=max(shutil.get_terminal_size((150, 24)).columns, 150)).print(t)

@@ -3,8 +3,9 @@
 What both commands share lives here, once: the environment snapshot (read in a worker, so this process
 never initialises CUDA), the device and its label, the budget check, the log (locked by its writer
 from the header to the end), the fork server, worker output files, progress, and Ctrl-C / SIGTERM,
-which stop between records and leave a valid log. The unit is a measurement point (`Case`: model,
-backend, dtype, batch, ctx, gen, decode mode, logits, attention), measured in one isolated worker.
+which stop between records and leave a valid log. The unit is a measurement point (`Point`: model,
+backend, dtype, batch, ctx, gen, logits, attention), measured in one isolated worker: prefilled
+once, then decoded in each decode mode asked for; its lines are `Case`s (`key(case)`).
 
 A planner (`grid_planner.GridPlanner`, `maxctx_planner.MaxctxPlanner`) provides `counting` (what its
 log lines count), `preload` and `backends` (what the fork server preloads), `total` (points for the
@@ -26,10 +27,10 @@ from typing import Any, Callable
 from edgebench.errors import UserError
 from edgebench.execution import isolate
 from edgebench.logs import schema as records
-from edgebench.logs.contracts import CaseRequest, MeasureOptions
-from edgebench.sweep.spec import Case
+from edgebench.logs.contracts import MeasureOptions, PointRequest
+from edgebench.sweep.spec import Case, Point
 
-CASE_TARGET = "edgebench.measure.case_run:run_case"
+POINT_TARGET = "edgebench.measure.point_run:run_point"
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,12 @@ class Settings(MeasureOptions):
     timeout_s: float | None = None
 
 
-def _request(case: Case, device: str, s: Settings, key: str) -> dict[str, Any]:
-    """The payload of one worker: the point, where it runs, and how it is measured (the typed
-    contract of `edgebench.logs.contracts`, which the worker parses back)."""
-    return CaseRequest.of(s, case=case.to_dict(), device=device, key=key).to_payload()
+def _request(point: Point, device: str, s: Settings, key: str) -> dict[str, Any]:
+    """The payload of one worker: the point, its decode modes, where it runs, and how it is
+    measured (the typed contract of `edgebench.logs.contracts`, which the worker parses back)."""
+    fields = point.to_dict()
+    modes = fields.pop("decode_modes")
+    return PointRequest.of(s, point=fields, decode_modes=modes, device=device, key=key).to_payload()
 
 
 def default_output(name: str | None) -> str:
@@ -190,11 +193,11 @@ class Executor:
                 raise
         self.wlogs.finish(preload_out)
 
-    def measure(self, case: Case, settings: Settings, key: str, *name: object) -> Outcome:
+    def measure(self, point: Point, settings: Settings, key: str, *name: object) -> Outcome:
         """Measure one point in an isolated worker; its output goes to LOG.workers/<name...>."""
-        self.bar.show(case.label())
+        self.bar.show(point.label())
         output = self.wlogs.path(*name)
-        result = isolate.run_isolated(CASE_TARGET, _request(case, self.device, settings, key),
+        result = isolate.run_isolated(POINT_TARGET, _request(point, self.device, settings, key),
                                       timeout_s=settings.timeout_s, zygote=self.zygote, output=output,
                                       echo=self.wlogs.echo)
         return Outcome(result, output, self.wlogs.keep(output))

@@ -1,21 +1,25 @@
-"""The grid sweep of `edgebench run`: spec -> cases in order -> one log line per case.
+"""The grid sweep of `edgebench run`: spec -> points in order -> per point, one worker (or `--runs`
+of them) and its lines: a prefill line and one line per decode mode (`point_lines`).
 
 Everything that can be checked without loading a model is checked first (model names, context
-limits, the log path, the memory budget), so bad input fails in seconds and loses nothing. Cases run
+limits, the log path, the memory budget), so bad input fails in seconds and loses nothing. Points run
 in the spec's order (contexts ascending within a series); after an oom or a kill, the longer contexts
-of that series are recorded as skipped. A rerun with the same output resumes: cases already in the log
-are not measured again.
+of that series are recorded as skipped (a prefill that failed skips the longer points; a decode mode
+that failed skips that mode at longer contexts). A rerun with the same output resumes: lines already
+in the log are not measured again, and a point missing some of its lines is measured again for those.
 """
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgebench.execution import executor as ex_mod
+from edgebench.execution.point_lines import point_lines
 from edgebench.logs import schema as records
 from edgebench.sweep import plan
-from edgebench.sweep.spec import Case, Spec
+from edgebench.sweep.spec import Case, Point, Spec, group_points
 
 
 @dataclass
@@ -83,6 +87,7 @@ class GridPlanner:
         self.preload: list = []
         self.backends: tuple[str, ...] = ()
         self.todo: list[Case] = []
+        self.points: list[Point] = []
         self.written: list[dict] = []
 
     def check_device(self, device: str, env: dict) -> None:
@@ -95,21 +100,22 @@ class GridPlanner:
 
     @property
     def total(self) -> int:
-        return len(self.todo)
+        return len(self.points)
 
     def begin(self, ex: ex_mod.Executor, finished: set[str]) -> bool:
         self.todo = [c for c in self.cases if ex.key(c) not in finished]
         if finished and len(self.todo) < len(self.cases):
             ex.say(f"resuming {ex.out}: {len(self.cases) - len(self.todo)} of {len(self.cases)} "
-                   "cases already recorded")
+                   "lines already recorded (a point missing any of its lines is measured again)")
         if not self.todo:
             print(f"nothing to do: all {len(self.cases)} cases are in {ex.out} (use -o NEW.jsonl to "
                   "measure again)", file=sys.stderr)
             return False
+        self.points = group_points(self.todo)
         for line in plan.warnings(self.todo, self.presets, ex.device):  # shown under -q too
             print(f"warning: {line}", file=sys.stderr, flush=True)
-        self.preload = [self.presets[m] for m in dict.fromkeys(c.model for c in self.todo)]
-        self.backends = tuple({c.backend for c in self.todo})
+        self.preload = [self.presets[m] for m in dict.fromkeys(p.model for p in self.points)]
+        self.backends = tuple({p.backend for p in self.points})
         return True
 
     def header(self) -> dict[str, Any]:
@@ -122,42 +128,72 @@ class GridPlanner:
                                    telemetry=opts.telemetry, power_rate_hz=opts.power_rate_hz,
                                    profile_ops=opts.profile_ops,
                                    trace_dir=f"{ex.out}.traces" if opts.ops_trace else None)
-        failed: dict[tuple, str] = {}
+        failed: dict[tuple, str] = {}  # a series whose prefill ended oom / killed
+        failed_mode: dict[tuple, str] = {}  # (series, mode) whose decode did
         warned: set[tuple[str, str]] = set()
-        for case in self.todo:
-            pre = self.presets[case.model]
-            series = (case.model, case.backend, case.dtype, case.decode_mode, case.logits,
-                      case.attn, case.batch, case.gen)
-            rec = {"type": "case", "run": ex.run_id, "key": ex.key(case), **case.to_dict(),
-                   "family": pre.family, "device": ex.label,
-                   "beyond_trained_ctx": plan.beyond_trained(case.ctx, case.gen, pre)}
-            done = None
+        for point in self.points:
+            series = point.series()
+            pre = self.presets[point.model]
+            lines = {c.decode_mode: c for c in point.cases()}
+            recs = {m: {"type": "case", "run": ex.run_id, "key": ex.key(c), **c.to_dict(),
+                        "family": pre.family, "device": ex.label,
+                        "beyond_trained_ctx": plan.beyond_trained(c.ctx, c.gen, pre)}
+                    for m, c in lines.items()}
+            modes = [m for m in point.decode_modes if (series, m) not in failed_mode]
+            outcomes = []
             if series in failed:
-                rec.update(status="skipped", reason=f"a shorter context ended {failed[series]}")
+                for rec in recs.values():
+                    rec.update(status="skipped", reason=f"a shorter context ended {failed[series]}")
             else:
-                done = ex.measure(case, settings, rec["key"], case.model, f"ctx{case.ctx}",
-                                  case.decode_mode, rec["key"])
-                rec.update(done.result)
-                rec.setdefault("reason", None)
-                if done.kept and rec["status"] != "ok":
-                    rec["worker_log"] = done.kept
-                if rec["status"] in ("oom", "killed"):  # a longer context would end the same way
-                    failed[series] = f"{rec['status']} at {case.ctx} tokens ({rec.get('reason')})"
-                for w in rec.pop("warnings", None) or []:
-                    if (case.model, w) not in warned:
-                        warned.add((case.model, w))
-                        ex.say(f"warning: {case.model}: {w}")
-            for o in rec.pop("ops", None) or []:
-                ex.log.write({**o, "run": ex.run_id, "model": case.model, "ctx": case.ctx,
-                              "decode_mode": case.decode_mode, "device": ex.label})
-            ex.log.write(records.compact_case(rec))
-            self.written.append(rec)
-            ex.bar.advance(rec)
-            if done is not None:
-                ex.wlogs.show_tail(done.output, rec["status"])
+                measured = replace(point, decode_modes=tuple(modes))
+                t0 = time.monotonic()
+                for run in range(1, spec.runs + 1):
+                    name = [point.model, f"ctx{point.ctx}"] + ([f"run{run}"] if spec.runs > 1 else [])
+                    outcomes.append(ex.measure(measured, settings, recs[None]["key"], *name,
+                                               recs[None]["key"]))
+                    if _prefill_failed(outcomes[-1].result):
+                        break  # another run would end the same way
+                prefill, decodes = point_lines([o.result for o in outcomes], modes)
+                recs[None].update(prefill)
+                recs[None]["wall_s"] = round(time.monotonic() - t0, 1)
+                for m in point.decode_modes:
+                    recs[m].update(decodes.get(m) or {
+                        "status": "skipped", "reason": f"a shorter context ended {failed_mode.get((series, m))}"})
+                kept = next((o.kept for o in outcomes if o.kept and o.result.get("status") != "ok"), None)
+                for rec in recs.values():
+                    if kept and rec["status"] not in ("ok", "skipped"):
+                        rec["worker_log"] = kept
+                first = recs[None]
+                if first["status"] in ("oom", "killed"):  # a longer context would end the same way
+                    failed[series] = f"{first['status']} at {point.ctx} tokens ({first.get('reason')})"
+                for m in modes:
+                    r = recs[m]
+                    if r["status"] in ("oom", "killed"):
+                        failed_mode[(series, m)] = f"{r['status']} at {point.ctx} tokens ({r.get('reason')})"
+                for o in outcomes:
+                    for w in o.result.get("warnings") or []:
+                        if (point.model, w) not in warned:
+                            warned.add((point.model, w))
+                            ex.say(f"warning: {point.model}: {w}")
+                for o in outcomes[:1]:  # the first run's operator profiles
+                    for prof in o.result.get("ops") or []:
+                        mode = prof.get("decode_mode")
+                        ex.log.write({**prof, "key": recs[mode]["key"] if mode in recs else prof.get("key"),
+                                      "run": ex.run_id, "model": point.model, "ctx": point.ctx,
+                                      "device": ex.label})
+            for rec in recs.values():
+                ex.log.write(records.compact_case(rec))
+                self.written.append(rec)
+            ex.bar.advance(recs)
+            for o in outcomes:
+                ex.wlogs.show_tail(o.output, o.result.get("status"))
 
     def on_interrupt(self, ex: ex_mod.Executor, why: str) -> dict[str, Any]:
         n, left = len(self.written), len(self.todo) - len(self.written)
-        ex.say(f"interrupted ({why}) after {n} of {len(self.todo)} cases; the log holds every "
-               "finished case: rerun the same command to resume")
+        ex.say(f"interrupted ({why}) after {n} of {len(self.todo)} lines; the log holds every "
+               "finished point: rerun the same command to resume")
         return {"cases_recorded": n, "cases_left": left}
+
+
+def _prefill_failed(result: dict[str, Any]) -> bool:
+    return result.get("prefill_ms") is None and result.get("status") in ("oom", "killed")

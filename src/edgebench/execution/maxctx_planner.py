@@ -18,7 +18,8 @@ from edgebench.execution import executor as ex_mod
 from edgebench.execution import maxctx_search as search_mod
 from edgebench.models import memory_model
 from edgebench.sweep import plan
-from edgebench.sweep.spec import Case, Spec
+from edgebench.execution.point_lines import point_lines
+from edgebench.sweep.spec import Point, Spec
 from edgebench.sweep.units import format_bytes, parse_count
 
 # The default longest context a search tries: past every model's trained length (flagged).
@@ -140,10 +141,11 @@ class MaxctxPlanner:
         finished: list[tuple[int, str]] = []  # = trail, plus a probe printed but not yet in it
 
         def probe(ctx: int) -> str:
-            case = Case(model=name, backend=o.backend, dtype=self.dtype, ctx=ctx, gen=o.gen, batch=1,
-                        decode_mode="eager", logits=mode, attn="sdpa")
-            done = ex.measure(case, settings, ex.key(case), "maxctx", name, mode, f"ctx{ctx}")
-            r = done.result
+            point = Point(model=name, backend=o.backend, dtype=self.dtype, ctx=ctx, gen=o.gen,
+                          batch=1, logits=mode, attn="sdpa", decode_modes=("eager",) if o.gen else ())
+            done = ex.measure(point, settings, ex.key(point.cases()[0]), "maxctx", name, mode,
+                              f"ctx{ctx}")
+            r = _probe_result(done.result, point.decode_modes)
             if r["status"] == "ok" and r.get("mem"):
                 mems[ctx] = r["mem"]
             # too slow is not "does not fit": a timeout stops the search
@@ -208,3 +210,16 @@ class MaxctxPlanner:
         lines += [f"warning: {x}" for x in self.warnings()]
         lines.append(f"log: {out}")
         return "\n".join(lines)
+
+
+def _probe_result(result: dict[str, Any], modes: tuple[str, ...]) -> dict[str, Any]:
+    """A probe's status, reason and memory: the first of its prefill and decode that did not end
+    ok (a decode that ran out of memory fails the probe though the worker ended cleanly)."""
+    prefill, decodes = point_lines([result], modes)
+    worst = next((d for d in (prefill, *decodes.values()) if d["status"] != "ok"), prefill)
+    mem = dict(prefill.get("mem") or {})
+    for d in decodes.values():
+        peak = (d.get("mem") or {}).get("decode_peak_bytes")
+        if peak is not None:
+            mem["decode_peak_bytes"] = max(peak, mem.get("decode_peak_bytes", 0))
+    return {"status": worst["status"], "reason": worst.get("reason"), "mem": mem or None}

@@ -1,4 +1,4 @@
-"""Sweep progress: a rich progress bar on a terminal, one plain line per case otherwise (logs, CI)."""
+"""Sweep progress: a rich progress bar on a terminal, one plain line per point otherwise (logs, CI)."""
 from __future__ import annotations
 
 import sys
@@ -6,16 +6,28 @@ import sys
 from edgebench.logs import schema as records
 
 
-def describe(rec: dict) -> str:
-    """One line for a finished case: the numbers a user looks at first, or the failure."""
-    head = f"{rec.get('model')} ctx={rec.get('ctx')} {rec.get('decode_mode')}"
-    if rec.get("status") != "ok":
-        return f"{head}: {rec.get('status')} ({rec.get('reason')})"
-    pre = (rec.get("prefill_ms") or {}).get("median")
-    tp = (rec.get("tpot_ms") or {}).get("median")
-    parts = [f"prefill {pre:.2f} ms" if pre is not None else "prefill -",
-             f"TPOT {tp:.3f} ms" if tp is not None else "TPOT -"]
-    peak = records.peak_bytes(rec)
+def flags(rec: dict) -> str:
+    """" [host-bound, unstable]" for a line so flagged, else ""."""
+    got = [name for name, key in (("host-bound", "host_bound"), ("unstable", "unstable")) if rec.get(key)]
+    return f" [{', '.join(got)}]" if got else ""
+
+
+def describe(recs: dict) -> str:
+    """One line for a finished point ({decode mode or None: its line}): the numbers a user looks at
+    first, or the failures."""
+    pre = recs[None]
+    head = f"{pre.get('model')} ctx={pre.get('ctx')}"
+    if pre.get("status") != "ok":
+        return f"{head}: {pre.get('status')} ({pre.get('reason')})"
+    med = (pre.get("prefill_ms") or {}).get("median")
+    parts = [f"prefill {med:.2f} ms{flags(pre)}" if med is not None else "prefill -"]
+    for mode, rec in recs.items():
+        if mode is None:
+            continue
+        tp = (rec.get("tpot_ms") or {}).get("median")
+        parts.append(f"{mode} TPOT {tp:.3f} ms{flags(rec)}" if rec.get("status") == "ok" and tp
+                     else f"{mode} {rec.get('status')} ({rec.get('reason')})")
+    peak = max((p for p in map(records.peak_bytes, recs.values()) if p), default=None)
     if peak:
         parts.append(f"peak {peak / 2**30:.2f} GiB")
     return f"{head}: " + ", ".join(parts)
@@ -43,11 +55,11 @@ class Progress:
         if self._bar:
             self._bar.update(self._task, description=what)
 
-    def advance(self, rec: dict) -> None:
+    def advance(self, recs: dict) -> None:
         self.done += 1
         if not self.enabled:
             return
-        line = f"[{self.done}/{self.total}] {describe(rec)}"
+        line = f"[{self.done}/{self.total}] {describe(recs)}"
         if self._bar:
             self._bar.console.print(line, markup=False, highlight=False)
             self._bar.advance(self._task)

@@ -97,6 +97,11 @@ def case_row(reader: Any, n: int, obj: dict[str, Any]) -> bool:
         row["batch"] = _ignored(reader, n, "batch", f"an integer from {_BATCH_LO} to {_BATCH_HI:,}", batch)
     if not keyed:
         row["key"] = case_key(obj, str(row["device_name"])) if complete else f"{model}|ctx={ctx}"
+    # Flags: only a literal true counts; runs: absent (every v1 line) is one run per point.
+    row["host_bound"] = get("host_bound") is True
+    row["unstable"] = get("unstable") is True
+    runs = get("runs")
+    row["runs"] = runs if type(runs) is int and 1 <= runs <= _N_HI else 1
     if type(get("kernels")) is not dict:
         row["kernels"] = None
     if type(get("cold_ms")) is not dict:
@@ -106,6 +111,8 @@ def case_row(reader: Any, n: int, obj: dict[str, Any]) -> bool:
         del row["mem"]
         a, r, p = mem.get("peak_allocated_bytes"), mem.get("peak_reserved_bytes"), \
             mem.get("predicted_bytes")
+        if a is None and row["decode_mode"] is not None:  # a v2 decode line: its own peak
+            a = mem.get("decode_peak_bytes")
         if (a is None or type(a) in _NUM and 0 <= a <= _BYTES_HI) \
                 and (r is None or type(r) in _NUM and 0 <= r <= _BYTES_HI) \
                 and (p is None or type(p) in _NUM and 0 <= p <= _BYTES_HI):

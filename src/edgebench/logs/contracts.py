@@ -1,14 +1,16 @@
-"""What crosses the process boundary to a case worker and back, typed.
+"""What crosses the process boundary to a point worker and back, typed.
 
-`CaseRequest`: what the parent sends a case worker (`edgebench.measure.case_run.run_case`): the
-case (its `schema.KEY_FIELDS`) and the options of the measurement. The parent builds one and sends
-`to_payload()` (JSON); the worker reads it back with `CaseRequest.parse(payload)`, which names
-what is missing or malformed instead of failing with a KeyError deep in a measurement.
+`PointRequest`: what the parent sends a point worker (`edgebench.measure.point_run.run_point`): the
+point (its `POINT_FIELDS`), the decode modes to measure after its prefill, and the options of the
+measurement. The parent builds one and sends `to_payload()` (JSON); the worker reads it back with
+`PointRequest.parse(payload)`, which names what is missing or malformed instead of failing with a
+KeyError deep in a measurement.
 
-`CaseResult`: what the worker returns, each field a field of the case line (`schema.CASE`), plus
-`ops` (the operator profiles, written as `ops` lines) and `warnings` (printed by the parent, never
-written). Fields not measured stay `MISSING` and are not sent, so the case line has exactly the
-fields measured; `energy: null` beside `energy_why` is sent as null.
+`PointResult`: what the worker returns: the fields of the point's prefill line (`schema.CASE`), a
+`decode` object with the fields of each decode mode's line, plus `ops` (the operator profiles,
+written as `ops` lines) and `warnings` (printed by the parent, never written). Fields not measured
+stay `MISSING` and are not sent, so each line has exactly the fields measured; `energy: null`
+beside `energy_why` is sent as null.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from edgebench.choices import DECODE_MODES
 from edgebench.logs.schema import CASE, KEY_FIELDS
 
 
@@ -40,45 +43,55 @@ class MeasureOptions:
     idle_s: float = 0.5  # idle power measured before the case
 
 
-@dataclass(frozen=True, kw_only=True)
-class CaseRequest(MeasureOptions):
-    """A case to measure on `device`, with the options it is measured with, labelled with the case's
-    record `key`."""
+POINT_FIELDS = tuple(k for k in KEY_FIELDS if k != "decode_mode")  # what a point is
 
-    case: dict[str, Any]
+
+@dataclass(frozen=True, kw_only=True)
+class PointRequest(MeasureOptions):
+    """A point to measure on `device` (`point`: its `POINT_FIELDS`), prefilled once and then decoded
+    in each of `decode_modes`, with the options it is measured with, labelled with its prefill
+    line's record `key`."""
+
+    point: dict[str, Any]
+    decode_modes: list[str]
     device: str
     key: str | None = None
 
     @classmethod
-    def of(cls, options: MeasureOptions, **point: Any) -> "CaseRequest":
-        """The request for one point (`case`, `device`, `key`) under `options`."""
+    def of(cls, options: MeasureOptions, **point: Any) -> "PointRequest":
+        """The request for one point (`point`, `decode_modes`, `device`, `key`) under `options`."""
         return cls(**{f.name: getattr(options, f.name) for f in fields(MeasureOptions)}, **point)
 
     def to_payload(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def parse(cls, payload: Any) -> "CaseRequest":
+    def parse(cls, payload: Any) -> "PointRequest":
         """The request in a worker's payload; MalformedRequest naming each problem."""
         if not isinstance(payload, dict):
-            raise MalformedRequest(f"a case request is a JSON object, got {type(payload).__name__}")
+            raise MalformedRequest(f"a point request is a JSON object, got {type(payload).__name__}")
         known = {f.name: f for f in fields(cls)}
         problems = [f"unknown field {k!r}" for k in payload if k not in known]
         problems += [f"missing {k!r}" for k, f in known.items() if k not in payload
                      and f.default is dataclasses.MISSING]
-        case = payload.get("case")
-        if isinstance(case, dict):
-            problems += [f"case without {k!r}" for k in KEY_FIELDS if k not in case]
-            problems += [f"case {k!r} must be {CASE[k].describe()}, got {case[k]!r}"
-                         for k in KEY_FIELDS if k in case and not CASE[k].ok(case[k])]
-        elif "case" in payload:
-            problems.append(f"'case' must be an object, got {type(case).__name__}")
+        point = payload.get("point")
+        if isinstance(point, dict):
+            problems += [f"point without {k!r}" for k in POINT_FIELDS if k not in point]
+            problems += [f"point {k!r} must be {CASE[k].describe()}, got {point[k]!r}"
+                         for k in POINT_FIELDS if k in point and not CASE[k].ok(point[k])]
+        elif "point" in payload:
+            problems.append(f"'point' must be an object, got {type(point).__name__}")
+        modes = payload.get("decode_modes")
+        if "decode_modes" in payload and not (isinstance(modes, list)
+                                              and all(m in DECODE_MODES for m in modes)):
+            problems.append(f"'decode_modes' must be a list of {', '.join(DECODE_MODES)}, got "
+                            f"{modes!r}")
         for k, want in (("device", str), ("reps", int), ("warmup", int)):
             if k in payload and type(payload[k]) is not want:
                 problems.append(f"{k!r} must be {want.__name__}, got {payload[k]!r}")
         if problems:
-            raise MalformedRequest("malformed case request: " + "; ".join(problems))
-        return cls(**{**payload, "case": case})
+            raise MalformedRequest("malformed point request: " + "; ".join(problems))
+        return cls(**{**payload, "point": point})
 
 
 class _Missing:
@@ -93,20 +106,32 @@ def _unset() -> Any:
     return field(default=MISSING)
 
 
+DECODE_RESULT_FIELDS = ("status", "reason", "tpot_ms", "cold_ms", "mem", "energy", "energy_why",
+                        "raw", "host_bound", "gpu_lag_ms", "unstable")
+
+
 @dataclass
-class CaseResult:
-    """What a case worker measured (see the module doc); the parent adds status and reason."""
+class PointResult:
+    """What a point worker measured (see the module doc): the prefill line's fields, and `decode`:
+    {mode: the fields of that mode's decode line (`DECODE_RESULT_FIELDS`)}. `decoding` names the
+    mode being measured when the worker reported (so a worker killed there is charged to it). The
+    parent adds status and reason from how the worker ended."""
 
     kernels: dict | None = _unset()
     fallback: bool = _unset()
     prefill_ms: dict | None = _unset()
-    tpot_ms: dict | None = _unset()
     cold_ms: dict = _unset()
     mem: dict = _unset()
     raw: dict = _unset()
     prov: dict = _unset()
     energy: dict | None = _unset()
     energy_why: str = _unset()
+    host_bound: bool | None = _unset()
+    gpu_lag_ms: float | None = _unset()
+    unstable: bool | None = _unset()
+    steal_pct: float | None = _unset()
+    decode: dict = _unset()
+    decoding: str | None = _unset()
     ops: list = _unset()
     warnings: list = _unset()
 
@@ -114,7 +139,6 @@ class CaseResult:
         return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not MISSING}
 
     @classmethod
-    def from_dict(cls, rec: dict[str, Any]) -> "CaseResult":
-        """A worker's returned dict as a CaseResult (TypeError on a field not declared here)."""
+    def from_dict(cls, rec: dict[str, Any]) -> "PointResult":
+        """A worker's returned dict as a PointResult (TypeError on a field not declared here)."""
         return cls(**rec)
-

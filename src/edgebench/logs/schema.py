@@ -31,7 +31,8 @@ from edgebench.logs.fields import (MAX_BATCH, MAX_BYTES, MAX_COUNT, MAX_JOULES, 
                                    MAX_SECONDS, MAX_SHARE, MAX_TOKENS, MIN_MS, Field, byte_count,
                                    fields, text, tokens, trail_ok)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a point's prefill and each decode mode on lines of their own (v1: one line
+# per point and decode mode, each with its own prefill); v1 logs read as before, one run per point
 CASE_STATUSES = ("ok", "oom", "error", "killed", "skipped")
 PHASES = ("prefill", "decode")
 
@@ -41,13 +42,18 @@ STATS = fields(
     Field("p90", float, "90th percentile", "ms", checked=True, lo=0, hi=MAX_MS),
     Field("stdev", float, "sample standard deviation; null with one sample", "ms", checked=True,
           lo=0, hi=MAX_MS),
-    Field("n", int, "sample count", "count", checked=True, lo=1, hi=MAX_COUNT),
+    Field("n", int, "sample count (with runs: the number of runs)", "count", checked=True, lo=1,
+          hi=MAX_COUNT),
+    Field("run_medians", list, "--runs N > 1: the median of each worker process; the other fields are "
+          "then over these medians (the between-run spread)", "ms"),
+    Field("samples", int, "--runs N > 1: the samples the run_medians came from", "count"),
 )
 MEM = fields(
     byte_count("peak_allocated_bytes", "torch allocator peak over prefill", checked=True),
     byte_count("peak_reserved_bytes", "torch allocator reserved peak", checked=True),
     byte_count("predicted_bytes", "the analytic memory model's total", checked=True),
-    byte_count("decode_peak_bytes", "allocator peak over decode, when apart from prefill's by >1%"),
+    byte_count("decode_peak_bytes", "a decode line's allocator peak over that decode (v1 lines: "
+               "written when apart from prefill's by >1%)"),
     byte_count("device_used_bytes", "device-level memory in use (NVML)"),
     Field("nvml_bytes", float, "NVML per-process memory; left out within 1% of "
           "device_used_bytes", "bytes", omit="derived"),
@@ -101,7 +107,9 @@ CASE = fields(
     tokens("ctx", "prompt tokens", checked=True), tokens("gen", "decode tokens", checked=True),
     Field("batch", int, "prompts per batch", "count", default=1, omit="default", checked=True,
           lo=1, hi=MAX_BATCH),
-    text("decode_mode", "eager | graph", checked=True),
+    text("decode_mode", "the decode mode of a decode line; left out (null) on the point's prefill "
+         "line, which holds the prefill, memory and cold costs", default=None, omit="default",
+         checked=True),
     text("logits", "last | all", default="last", omit="default", checked=True),
     text("attn", "attention implementation", default="sdpa", omit="default", checked=True),
     text("status", " | ".join(CASE_STATUSES)),
@@ -111,6 +119,18 @@ CASE = fields(
           "weights: timing and memory meaningful, outputs not)", default=False, omit="default"),
     Field("prefill_ms", dict, "Stats of one prefill", "ms", checked=True),
     Field("tpot_ms", dict, "Stats of one decode step", "ms", checked=True),
+    Field("host_bound", bool, "the phase kept the GPU waiting for the host: the GPU finished less "
+          "than HOST_BOUND_LAG_SHARE of the phase time after the timed call returned", default=False,
+          omit="default"),
+    Field("gpu_lag_ms", float, "median time from the timed call's return to the GPU finishing "
+          "(warm-up calls, synchronised): near 0 when host-bound", "ms"),
+    Field("unstable", bool, "the spread (within a run, or between --runs) passed pyperf's rule: "
+          "stdev >= 10% of the mean, or min < 0.5x / max > 1.5x the mean", default=False,
+          omit="default"),
+    Field("runs", int, "worker processes that measured the point (--runs); absent: 1", "count",
+          default=1, omit="default"),
+    Field("steal_pct", float, "host CPU time stolen by the hypervisor during the point "
+          "(/proc/stat)", "pct"),
     Field("cold_ms", dict, "first-call costs: load, first_forward, graph_capture ...", "ms"),
     Field("kernels", dict, "which kernels ran: attention, ssm_scan, conv1d"),
     Field("fallback", bool, "written only when true: a slow fallback ran (kernels says which)"),
@@ -122,7 +142,8 @@ CASE = fields(
     text("worker_log", "not ok: the worker's output file, relative to the log's folder"),
     Field("exit_code", int, "a killed or failed worker's exit code"),
     Field("throttle", dict, "v1 before prov: {throttled, reasons}; read, no longer written"),
-    text("t", "time (early v1 logs)"), Field("wall_s", float, "case wall time (early v1)", "s"),
+    text("t", "time (early v1 logs)"),
+    Field("wall_s", float, "prefill line: the point's worker wall time, all runs and modes", "s"),
 )
 MAXCTX = fields(
     *_COMMON, text("model", "model name"), text("family", "model family"),
@@ -169,6 +190,9 @@ LINE_KINDS: dict[str, dict[str, Field]] = {"run": RUN, "case": CASE, "maxctx": M
                                            "interrupted": INTERRUPTED}
 RECORD_TYPES = tuple(LINE_KINDS)
 # What makes a case a case: the fields of its record key (with the device).
+# A point (`edgebench.sweep.spec.Point`) is written as one line holding its prefill (no decode_mode)
+# and one line per decode mode measured after that prefill; each line is a case.
+HOST_BOUND_LAG_SHARE = 0.1
 KEY_FIELDS = ("model", "backend", "dtype", "ctx", "gen", "batch", "decode_mode", "logits", "attn")
 # Fields a case line leaves out when they hold their default; every reader restores them.
 CASE_DEFAULTS = {f.name: f.default for f in CASE.values() if f.omit == "default"}
@@ -177,7 +201,8 @@ CASE_DEFAULTS = {f.name: f.default for f in CASE.values() if f.omit == "default"
 # row came from (source, file, host, device_name) and the raw samples.
 CASE_FIELDS = ("source", "file", "run", "key", "device", "host", "device_name", "model", "family",
                "backend", "dtype", "ctx", "gen", "batch", "decode_mode", "logits", "attn", "status",
-               "reason", "prefill_ms", "tpot_ms", "prefill_raw_ms", "tpot_raw_ms",
+               "reason", "prefill_ms", "tpot_ms", "prefill_raw_ms", "tpot_raw_ms", "host_bound",
+               "unstable", "runs",
                *(k for k, f in MEM.items() if f.checked),
                *(k for k, f in ENERGY.items() if f.checked), "kernels", "cold_ms")
 _DERIVED_ENERGY = {k: f.derive for k, f in ENERGY.items() if f.derive}
@@ -239,8 +264,8 @@ def expand_case(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def peak_bytes(rec: dict[str, Any]) -> int | None:
-    """A case's device allocator peak over prefill and decode (`mem.peak_allocated_bytes`, or
-    `mem.decode_peak_bytes` when decode peaked higher); None where the device has no allocator stats."""
+    """A line's device allocator peak (`mem.peak_allocated_bytes` of a prefill, `mem.decode_peak_bytes`
+    of a decode, the larger of both on a v1 line); None where the device has no allocator stats."""
     mem = rec.get("mem") or {}
     peaks = [v for v in (mem.get("peak_allocated_bytes"), mem.get("decode_peak_bytes")) if v is not None]
     return max(peaks) if peaks else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from edgebench.measure.phases import PhaseResult, _sync, timed_steps
+from edgebench.measure.phases import LAG_STEPS, PhaseResult, sync, gpu_lag_ms, timed_steps
 from edgebench.models import hf_cache
 from edgebench.probe import now_ns
 
@@ -92,15 +92,16 @@ def decode_graph_hf(loaded, ids, *, gen: int, warmup: int, device: str, after=No
     ctx = ids.shape[1]
     warm = max(warmup, 2)
     with torch.inference_mode():
-        parts = hf_step(loaded, ids, max_len=ctx + gen + warm + 2 + after_steps)
+        parts = hf_step(loaded, ids, max_len=ctx + gen + warm + 2 + LAG_STEPS + after_steps)
         step = parts.step
         t0 = now_ns()
         warm_on_side_stream(step, warm)
-        _sync(device)
+        sync(device)
         warm_ms = (now_ns() - t0) / 1e6
         graph, _, capture_ms = capture(step)
         samples, window = timed_steps(graph.replay, gen, device)
-        extra = {"graph_cache": parts.kind, "window_ns": window}
+        extra = {"graph_cache": parts.kind, "window_ns": window,
+                 "gpu_lag_ms": gpu_lag_ms(graph.replay, device)}
         if after is not None:  # the eager step lends the replay its module scopes (opsreplay)
             extra["after"] = after(graph.replay, step)
         del graph
@@ -114,11 +115,11 @@ def decode_graph_mamba_ssm(loaded, ids, *, gen: int, warmup: int, device: str, a
     model = loaded.model
     batch, ctx = ids.shape
     warm = max(warmup, 2)
-    max_len = ctx + gen + warm + 2 + after_steps
+    max_len = ctx + gen + warm + 2 + LAG_STEPS + after_steps
     with torch.inference_mode():
         t0 = now_ns()
         cache = update_graph_cache(model, None, batch, ctx, max_len)
-        _sync(device)
+        sync(device)
         capture_ms = (now_ns() - t0) / 1e6
         ip = cache.inference_params
         ip.reset(max_len, batch)
@@ -138,9 +139,10 @@ def decode_graph_mamba_ssm(loaded, ids, *, gen: int, warmup: int, device: str, a
             lg = run(state["tok"], pos, ip.seqlen_offset)
             state["tok"] = lg[:, -1:].argmax(-1)
             ip.seqlen_offset += 1
-        _sync(device)
+        sync(device)
         samples, window = timed_steps(step, gen, device)
-        extra = {"graph_cache": "mamba_ssm graph cache", "window_ns": window}
+        extra = {"graph_cache": "mamba_ssm graph cache", "window_ns": window,
+                 "gpu_lag_ms": gpu_lag_ms(step, device)}
         if after is not None:
             extra["after"] = after(step)
     return PhaseResult(samples, {"graph_capture_ms": capture_ms}, extra)

@@ -20,7 +20,7 @@ class PhaseResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
     if device.startswith("cuda"):
         import torch
         torch.cuda.synchronize(device)
@@ -28,11 +28,32 @@ def _sync(device: str) -> None:
 
 def timed_once_ms(fn: Callable[[], Any], device: str) -> tuple[Any, float]:
     """Host-clock time of one call including its device work (for cold-start numbers)."""
-    _sync(device)
+    sync(device)
     t0 = now_ns()
     out = fn()
-    _sync(device)
+    sync(device)
     return out, (now_ns() - t0) / 1e6
+
+
+LAG_STEPS = 3  # synchronised calls that measure the GPU lag at return (decode: steps of room to leave)
+
+
+def gpu_lag_ms(fn: Callable[[], Any], device: str, n: int = LAG_STEPS) -> float | None:
+    """The median, over `n` synchronised calls of `fn`, of the time from the call's return on the
+    host to the GPU finishing its work (ms): near 0 when the GPU waited on the host's launches
+    (host-bound), near the call's time when the host ran ahead (GPU-bound). One host clock read
+    per call beside the synchronisation; never inside a timed region. None on the CPU."""
+    if not device.startswith("cuda") or n < 1:
+        return None
+    lags = []
+    for _ in range(n):
+        sync(device)
+        fn()
+        t = now_ns()
+        sync(device)
+        lags.append((now_ns() - t) / 1e6)
+    lags.sort()
+    return lags[len(lags) // 2]
 
 
 def random_prompt(vocab_size: int, batch: int, ctx: int, device: str, seed: int = 0):
@@ -60,10 +81,13 @@ def measure_prefill(loaded, ids, *, reps: int, warmup: int, logits: str, device:
     prefill = loaded.prefill
     out, first_ms = timed_once_ms(lambda: prefill(ids, logits=logits), device)
     out = None
-    for _ in range(warmup):
-        out = prefill(ids, logits=logits)
-        out = None
-    _sync(device)
+    # The warm-ups run synchronised, each measuring the GPU lag at return (at least one).
+    lag = gpu_lag_ms(lambda: prefill(ids, logits=logits), device, max(warmup, 1))
+    if not device.startswith("cuda"):
+        for _ in range(warmup):
+            out = prefill(ids, logits=logits)
+            out = None
+    sync(device)
     timer = Timer(device, capacity=2 * reps + 2)
     mark = timer.mark
     t0 = now_ns()
@@ -73,7 +97,8 @@ def measure_prefill(loaded, ids, *, reps: int, warmup: int, logits: str, device:
         mark()
         del out  # free logits and cache outside the timed region, before the next repetition
     samples = timer.pairs_ms()
-    return PhaseResult(samples, {"first_prefill_ms": first_ms}, {"window_ns": (t0, now_ns())})
+    return PhaseResult(samples, {"first_prefill_ms": first_ms},
+                       {"window_ns": (t0, now_ns()), "gpu_lag_ms": lag})
 
 
 def eager_step(loaded, ids):
@@ -103,13 +128,15 @@ def measure_decode_eager(loaded, ids, *, gen: int, warmup: int, device: str,
     with torch.inference_mode():
         step, _ = eager_step(loaded, ids)
         _, first_ms = timed_once_ms(step, device)
-        for _ in range(max(warmup, 1)):
-            step()
+        lag = gpu_lag_ms(step, device, max(warmup, 1))
+        if not device.startswith("cuda"):
+            for _ in range(max(warmup, 1)):
+                step()
         step = None
         step, _ = eager_step(loaded, ids)
-        _sync(device)
+        sync(device)
         samples, window = timed_steps(step, gen, device)
-        extra = {"window_ns": window}
+        extra = {"window_ns": window, "gpu_lag_ms": lag}
         if after is not None:  # e.g. the operator profile: more steps, after the timed ones
             extra["after"] = after(step)
     return PhaseResult(samples, {"first_decode_ms": first_ms}, extra)

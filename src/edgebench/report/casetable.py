@@ -22,7 +22,7 @@ CHUNK_ROWS = 4096
 MAX_REL_SE = 100.0
 _FIELDS = ("device", "source", "model", "backend", "dtype", "batch", "decode_mode", "logits", "ctx",
            "status", "reason", "prefill_ms", "tpot_ms", "prefill_raw_ms", "tpot_raw_ms",
-           "peak_allocated_bytes", "prefill_j", "decode_j_per_token")
+           "peak_allocated_bytes", "prefill_j", "decode_j_per_token", "host_bound", "unstable")
 _GET = itemgetter(*_FIELDS)
 _NUM = (int, float)
 _GIB = float(1 << 30)
@@ -79,7 +79,7 @@ class CaseColumns:
     def __init__(self, rows: list[dict[str, Any]]):
         self.n = len(rows)
         names = ("device", "source", "model", "backend", "batch", "ctx", "status", "reason",
-                 "setting", "ok") + tuple(f"stats.{m}" for m in _RATIO) + tuple(
+                 "setting", "ok", "flags", "spread.prefill_ms", "spread.tpot_ms") + tuple(f"stats.{m}" for m in _RATIO) + tuple(
                  f"raw.{m}" for m in _RATIO) + tuple(f"values.{m}" for m in METRIC_NAMES)
         parts: dict[str, list[Any]] = {k: [] for k in names}
         arrays: dict[str, list[Any]] = {}
@@ -88,7 +88,8 @@ class CaseColumns:
             for k, v in self._chunk(rows[start:start + CHUNK_ROWS], canon, memo, arrays).items():
                 parts[k] += v
         (self.device, self.source, self.model, self.backend, self.batch, self.ctx, self.status,
-         self.reason, self.setting, self.ok) = (parts[k] for k in names[:10])
+         self.reason, self.setting, self.ok, self.flags) = (parts[k] for k in names[:11])
+        self.spread = {m: parts[f"spread.{m}"] for m in _RATIO}
         self.stats = {m: parts[f"stats.{m}"] for m in _RATIO}
         self.raw = {m: parts[f"raw.{m}"] for m in _RATIO}
         self.values = {m: parts[f"values.{m}"] for m in METRIC_NAMES}
@@ -98,7 +99,7 @@ class CaseColumns:
     def _chunk(self, rows: list[dict[str, Any]], canon: dict, memo: dict,
                arrays: dict[str, list[Any]]) -> dict[str, list[Any]]:
         (device, source, model, backend, dtype, batch, mode, logits, ctx, status, reason, pre_st,
-         tp_st, pre_raw, tp_raw, mem, pj, dj) = zip(*map(_GET, rows))
+         tp_st, pre_raw, tp_raw, mem, pj, dj, host, unsteady) = zip(*map(_GET, rows))
         # Edgebench log rows hold str or None in these fields and an int or None in batch
         # (edgebench.logs.file_reader makes them so): each distinct string then becomes one object.
         plain = set(source) <= {"edgebench"}
@@ -119,10 +120,12 @@ class CaseColumns:
                   [v if o else None for o, v in zip(ok, dj)])
         out = {"device": device, "source": source, "model": model, "backend": backend,
                "batch": batch, "ctx": ctx, "status": status, "reason": reason, "ok": ok,
+               "flags": [_FLAG_TEXT[(h is True, u is True)] for h, u in zip(host, unsteady)],
                "setting": per_distinct(setting_text, dtype, batch, mode, logits, plain=plain,
                                        memo=memo if plain else None)}
         for m, st, raw in zip(_RATIO, (pre_st, tp_st), (pre_raw, tp_raw)):
             out[f"stats.{m}"], out[f"raw.{m}"] = st, raw
+            out[f"spread.{m}"] = _spreads(ok, fields[m], st)
             med, se = median_rel_se_columns(st, fields[m])
             arrays.setdefault(f"med.{m}", []).append(med)
             arrays.setdefault(f"se.{m}", []).append(se)
@@ -216,6 +219,19 @@ class CaseColumns:
         return out
 
 
+_FLAG_TEXT = {(False, False): None, (True, False): "H", (False, True): "U", (True, True): "HU"}
+
+
+def _spreads(ok: list[bool], fields: list | None, stats: Sequence[Any]) -> list[str | None]:
+    """"p10-p90" of each ok row's Stats (of the run medians with --runs), None where absent."""
+    if fields:
+        lo_hi = zip(fields[2], fields[3])
+    else:
+        lo_hi = ((s.get("p10"), s.get("p90")) if type(s) is dict else (None, None) for s in stats)
+    return [f"{lo:.4g}-{hi:.4g}" if o and type(lo) in _NUM and type(hi) in _NUM else None
+            for o, (lo, hi) in zip(ok, lo_hi)]
+
+
 def _floats(values: Sequence[Any], dtype: type = float) -> np.ndarray | None:
     """np.array(values, dtype) (None -> NaN for floats), None where numpy refuses."""
     try:
@@ -238,14 +254,18 @@ def _codes(values: Sequence[Any], ordered: list[Any]) -> np.ndarray:
 
 def cases_columns(c: CaseColumns, metrics: list[str], ratio_metrics: list[str],
                   baseline: str | None, sources: bool) -> list[list[Any]]:
-    """The cases table's columns: device, label, [source], backend, setting, ctx, status, metrics,
-    ratios, reason; rows sorted by device, setting, label, context."""
+    """The cases table's columns: device, label, [source], backend, setting, ctx, status, flags,
+    metrics (each timed one followed by its p10-p90 spread), ratios, reason; rows sorted by device,
+    setting, label, context."""
     order = c.order()
     order_list = order.tolist()
     names = ["device", "label"] + (["source"] if sources else []) + ["backend", "setting", "ctx",
-                                                                      "status"]
+                                                                      "status", "flags"]
     columns = [c.sorted_column(k, order, order_list) for k in names]
-    columns += [c.sorted_column(f"values.{m}", order, order_list) for m in metrics]
+    for m in metrics:
+        columns.append(c.sorted_column(f"values.{m}", order, order_list))
+        if m in _RATIO:
+            columns.append(list(map(c.spread[m].__getitem__, order_list)))
     if ratio_metrics and baseline is not None:
         b_at = c.baseline_rows(baseline)
         columns += [c.ratio_column(m, b_at, order) for m in ratio_metrics]

@@ -1,9 +1,12 @@
 """Rows of the `crossover` table: where one model overtakes another as the context grows, for
 every device x setting group of ok cases with a context, over `casetable.CaseColumns`. Groups,
 series and contexts become integer codes and the candidate pairs are found for all groups at once
-(`edgebench.analysis.crossover.candidate_pairs_coded`); only those go through `find_crossovers`."""
+(`edgebench.analysis.crossover.candidate_pairs_coded`); only those go through `find_crossovers`. Each crossing says whether it is resolved (`resolution`):
+a crossing between points whose difference is within their uncertainty, or measured host-bound, is
+listed as not resolved, with the reason."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -11,11 +14,13 @@ import numpy as np
 from edgebench.analysis.crossover import candidate_pairs_coded, curve, find_crossovers
 from edgebench.report.casetable import CaseColumns, _codes
 
+Z95 = 1.96
+
 
 def crossover_rows(c: CaseColumns, chosen: list[tuple[str, int]],
                    lower_is_better: dict[str, bool]) -> tuple[int, list[list[Any]]]:
     """(model pairs compared, crossover rows: device, setting, metric, model_a, model_b,
-    crossover_ctx, better_after, below_ctx, a_below, b_below, above_ctx, a_above, b_above)."""
+    crossover_ctx, better_after, resolved, below_ctx, a_below, b_below, above_ctx, a_above, b_above)."""
     n = c.n
     ctx_arr = c.arrays["ctx"]
     has_ctx = ctx_arr != 0 if ctx_arr is not None else np.fromiter(map(bool, c.ctx), bool, n)
@@ -47,6 +52,7 @@ def crossover_rows(c: CaseColumns, chosen: list[tuple[str, int]],
               for k in key[order[starts]].tolist()]
     found = candidate_pairs_coded(np.split(order, starts[1:]), series, ctx, values)
     out, pairs = [], 0
+    at: dict[tuple, int] | None = None  # (device, setting, label, ctx) -> row, built when needed
     for (device, setting), (n_pairs, candidates, s_codes, c_codes, grid) in zip(groups, found):
         pairs += n_pairs
         if not candidates:
@@ -58,7 +64,38 @@ def crossover_rows(c: CaseColumns, chosen: list[tuple[str, int]],
             a, b = curve(grid[k, i], group_ctxs), curve(grid[k, j], group_ctxs)
             for x in find_crossovers(a, b, lower_is_better=lower_is_better[m]):
                 na, nb = group_names[i], group_names[j]
+                if at is None:
+                    at = {(devices[k], settings[k], labels[k], c.ctx[r]): r
+                          for k, r in enumerate(sel)}
+                rows = [[at.get((device, setting, name, br.ctx)) for name in (na, nb)]
+                        for br in (x.before, x.after)]
                 out.append([device, setting, m, na, nb, x.ctx,
-                            na if x.better_after == "a" else nb, x.before.ctx, x.before.a,
-                            x.before.b, x.after.ctx, x.after.a, x.after.b])
+                            na if x.better_after == "a" else nb,
+                            resolution(c, m, rows, [(x.before.a, x.before.b),
+                                                    (x.after.a, x.after.b)]),
+                            x.before.ctx, x.before.a, x.before.b, x.after.ctx, x.after.a, x.after.b])
     return pairs, out
+
+
+def resolution(c: CaseColumns, metric: str, rows: list[list[int | None]],
+               values: list[tuple[float, float]]) -> str:
+    """"yes" when a crossing is real: at both bracketing contexts the two models differ by more
+    than their combined uncertainty (|log a/b| > 1.96 * sqrt(se_a^2 + se_b^2), the relative
+    standard errors of the medians, `analysis.stats`) and no bracketing point is host-bound;
+    otherwise "no: <why>". Metrics without a spread (memory, energy) are not judged: "n/a"."""
+    se = c.arrays.get(f"se.{metric}")
+    if se is None:
+        return "n/a"
+    why = []
+    for (ra, rb), (va, vb) in zip(rows, values):
+        if ra is None or rb is None:
+            return "no: a bracketing point not found"
+        if c.flags[ra] and "H" in c.flags[ra] or c.flags[rb] and "H" in c.flags[rb]:
+            why.append("host-bound point")
+            continue
+        sa, sb = float(se[ra]), float(se[rb])
+        if sa != sa or sb != sb:
+            why.append("no spread (one sample)")
+        elif abs(math.log(va / vb)) <= Z95 * math.sqrt(sa * sa + sb * sb):
+            why.append("intervals overlap")
+    return "yes" if not why else "no: " + ", ".join(dict.fromkeys(why))

@@ -84,6 +84,10 @@ def metric_values(r: dict[str, Any]) -> tuple[float | None, ...]:
 
 assert tuple(METRICS) == METRIC_NAMES  # the columns casetable.CaseColumns makes
 RATIO_METRICS = ("prefill_ms", "tpot_ms")
+FLAGS_NOTE = ("flags: H = host-bound (the GPU waited on the host's launches: the number follows the "
+              "CPU, not the GPU), U = unstable (spread past pyperf's rule: stdev >= 10% of the "
+              "mean, or min/max 50% away); *_p10_p90_ms is the spread (over the run medians with "
+              "--runs)")
 CROSSOVER_METRICS = ("prefill_ms", "tpot_ms", "peak_mem_gib", "prefill_j", "decode_j_per_token")
 OPS_ORDER = categories()  # the categories of analysis/ops_rules.json, in report order
 
@@ -200,8 +204,12 @@ def _cases_table(cases: CaseColumns, baseline: str | None, metrics: list[str],
     ratio_metrics = [m for m in RATIO_METRICS if m in metrics] if baseline else []
     sources = len(set(cases.source)) > 1
     cols = [Column("device"), Column("model")] + ([Column("source")] if sources else [])
-    cols += [Column("backend"), Column("setting"), Column("ctx", "d"), Column("status")]
-    cols += [Column(m, METRICS[m][2]) for m in metrics]
+    cols += [Column("backend"), Column("setting"), Column("ctx", "d"), Column("status"),
+             Column("flags")]
+    for m in metrics:
+        cols.append(Column(m, METRICS[m][2]))
+        if m in RATIO_METRICS:
+            cols.append(Column(f"{m.removesuffix('_ms')}_p10_p90_ms"))
     cols += [Column(f"{m}_ratio", "ratio") for m in ratio_metrics]
     cols.append(Column("reason"))
     data = cases_columns(cases, metrics, ratio_metrics, baseline, sources)
@@ -210,6 +218,8 @@ def _cases_table(cases: CaseColumns, baseline: str | None, metrics: list[str],
         notes.append(f"*_ratio columns are model / {baseline} (the baseline) at the same device, "
                      "setting and context; ~ marks a ratio whose 95% interval includes 1, a "
                      "difference within the measurement spread")
+    if any(cases.flags):
+        notes.append(FLAGS_NOTE)
     if superseded:
         notes.append(f"{superseded} case rows superseded by a later run of the same case on the "
                      "same device")
@@ -219,14 +229,18 @@ def _cases_table(cases: CaseColumns, baseline: str | None, metrics: list[str],
 def _crossover_table(cases: CaseColumns, metrics: list[str]) -> Table | None:
     cols = [Column("device"), Column("setting"), Column("metric"), Column("model_a"),
             Column("model_b"), Column("crossover_ctx", ",.0f"), Column("better_after"),
+            Column("resolved"),
             Column("below_ctx", "d"), Column("a_below", ".4g"), Column("b_below", ".4g"),
             Column("above_ctx", "d"), Column("a_above", ".4g"), Column("b_above", ".4g")]
     chosen = [(m, list(METRICS).index(m)) for m in CROSSOVER_METRICS if m in metrics]
     pairs, out = crossover_rows(cases, chosen, {m: lower for m, (_, lower, _) in METRICS.items()})
     if not pairs:
         return None
+    real = sum(r[7] == "yes" for r in out)
     notes = [f"{pairs} model pairs compared over context (interpolated log-log between the "
-             f"bracketing measured contexts); {len(out)} crossings found"]
+             f"bracketing measured contexts); {len(out)} crossings found, {real} resolved: a "
+             "crossing is claimed only where, at both bracketing contexts, the models differ by "
+             "more than their combined 95% uncertainty and neither point is host-bound"]
     return Table("crossover", "Crossover: where one model overtakes another", cols, out, notes)
 
 

@@ -91,13 +91,13 @@ def _problems(case: Case, pre: Any, strict: bool, device: str | None) -> list[tu
 def warnings(cases: list[Case], presets: dict[str, Any], device: str | None = None) -> list[str]:
     """One line per model with cases past its trained length, and one for graph decode on a CPU."""
     past: dict[str, list[Case]] = {}
-    for case in cases:
+    for case in _prefills(cases):
         if beyond_trained(case.ctx, case.gen, presets[case.model]):
             past.setdefault(case.model, []).append(case)
     out = []
     for model, over in past.items():
         first = min(over, key=lambda c: c.ctx + c.gen)
-        out.append(f"{model}: {_n(len(over), 'case')} from context {first.ctx} + {first.gen} "
+        out.append(f"{model}: {_n(len(over), 'point')} from context {first.ctx} + {first.gen} "
                    f"generated tokens run{'s' if len(over) == 1 else ''} past its trained length of "
                    f"{presets[model].max_ctx} tokens (random weights: timing and memory stay "
                    f"meaningful, outputs do not; --strict-ctx refuses them)")
@@ -135,24 +135,35 @@ def device_class(requested: str = "auto") -> tuple[str, str]:
     return "cpu", "no NVIDIA driver or GPU device node found"
 
 
-def work(cases: list[Case], reps: int, warmup: int) -> dict[str, int]:
-    """Estimated work of a plan, in the measurement loop's own terms (edgebench.measure.case_run, measure/):
-    per case a cold prefill, `warmup` warm ones and `reps` timed ones at full length; with gen > 0,
-    decode's own prefills (eager 2, graph 1), `gen` timed steps and its warm-up steps (eager: the
-    first step + max(warmup, 1); graph: max(warmup, 2) + the captured one). The short forwards that
-    detect the kernels are not counted."""
-    out = dict.fromkeys(("cases", "timed_prefills", "untimed_prefills", "prompt_tokens",
+def _prefills(cases: list[Case]) -> list[Case]:
+    """One case per point (its prefill line, or its first line where the prefill is not listed)."""
+    return list({c.point_fields(): c for c in reversed(cases)}.values())[::-1]
+
+
+def work(cases: list[Case], reps: int, warmup: int, runs: int = 1) -> dict[str, int]:
+    """Estimated work of a plan, in the measurement loop's own terms (edgebench.measure.point_run,
+    measure/), times `runs`: per point a cold prefill, `warmup` warm ones and `reps` timed ones at
+    full length; per decode mode, its own prefills (eager 2, graph and compile 1), `gen` timed steps
+    and its warm-up steps (eager: the first step + max(warmup, 1); graph and compile: max(warmup, 2)
+    + the captured one). The short forwards that detect the kernels are not counted."""
+    out = dict.fromkeys(("points", "cases", "timed_prefills", "untimed_prefills", "prompt_tokens",
                          "decode_steps", "warmup_steps"), 0)
+    points = {c.point_fields() for c in cases}
+    out["points"] = len(points)
+    out["cases"] = len(cases)
+    for c in _prefills(cases):
+        out["timed_prefills"] += reps * runs
+        out["untimed_prefills"] += (1 + warmup) * runs
+        out["prompt_tokens"] += c.ctx * c.batch * (reps + 1 + warmup) * runs
     for c in cases:
+        if c.decode_mode is None or not c.gen:
+            continue
         eager = c.decode_mode == "eager"
-        untimed = 1 + warmup + ((2 if eager else 1) if c.gen else 0)
-        out["cases"] += 1
-        out["timed_prefills"] += reps
-        out["untimed_prefills"] += untimed
-        out["prompt_tokens"] += c.ctx * c.batch * (reps + untimed)
-        out["decode_steps"] += c.gen
-        if c.gen:
-            out["warmup_steps"] += 1 + (max(warmup, 1) if eager else max(warmup, 2))
+        setup = 2 if eager else 1
+        out["untimed_prefills"] += setup * runs
+        out["prompt_tokens"] += c.ctx * c.batch * setup * runs
+        out["decode_steps"] += c.gen * runs
+        out["warmup_steps"] += (1 + (max(warmup, 1) if eager else max(warmup, 2))) * runs
     return out
 
 
@@ -160,9 +171,10 @@ def describe(spec: Spec, cases: list[Case], presets: dict[str, Any], device: str
              suite: str | None, log: str) -> str:
     """The dry-run text: where it would run, the cases (by model when many), the work, the log.
     `cases` hold their dtypes as resolved for `device`."""
-    w = work(cases, spec.reps, spec.warmup)
-    lines = [f"dry run: {'suite ' + suite + ', ' if suite else ''}{_n(len(cases), 'case')} on {device} "
-             f"({how}); nothing is loaded or measured"]
+    w = work(cases, spec.reps, spec.warmup, spec.runs)
+    lines = [f"dry run: {'suite ' + suite + ', ' if suite else ''}{_n(w['points'], 'point')} "
+             f"({_n(len(cases), 'log line')}: a prefill per point, a decode per point and mode) on "
+             f"{device} ({how}); nothing is loaded or measured"]
     if len(cases) <= LIST_CASES_UP_TO:
         for c in cases:
             pre = presets[c.model]
@@ -171,8 +183,9 @@ def describe(spec: Spec, cases: list[Case], presets: dict[str, Any], device: str
     else:
         lines += [_by_model(model, [c for c in cases if c.model == model], presets[model])
                   for model in dict.fromkeys(c.model for c in cases)]
-    lines.append(f"work: {_n(w['cases'], 'case')}, {spec.reps} timed repetitions and {spec.warmup} warm-up "
-                 f"each; prefills: {w['timed_prefills']:,} timed + {w['untimed_prefills']:,} untimed "
+    runs = f", each in {spec.runs} worker processes" if spec.runs > 1 else ""
+    lines.append(f"work: {_n(w['points'], 'point')}{runs}, {spec.reps} timed repetitions and "
+                 f"{spec.warmup} warm-up each; prefills: {w['timed_prefills']:,} timed + {w['untimed_prefills']:,} untimed "
                  f"(cold, warm-up, decode setup), {w['prompt_tokens']:,} prompt tokens in all; "
                  f"decode steps: {w['decode_steps']:,} timed + {w['warmup_steps']:,} warm-up")
     lines += [f"warning: {x}" for x in warnings(cases, presets, device)]
@@ -184,8 +197,8 @@ def describe(spec: Spec, cases: list[Case], presets: dict[str, Any], device: str
 def _by_model(model: str, cases: list[Case], pre: Any) -> str:
     def values(name: str) -> str:
         return ",".join(str(v) for v in dict.fromkeys(getattr(c, name) for c in cases))
-    past = sum(beyond_trained(c.ctx, c.gen, pre) for c in cases)
-    return (f"  {model}: {_n(len(cases), 'case')}; {values('backend')} {values('dtype')} ctx {values('ctx')} "
+    past = sum(beyond_trained(c.ctx, c.gen, pre) for c in _prefills(cases))
+    return (f"  {model}: {_n(len(_prefills(cases)), 'point')}; {values('backend')} {values('dtype')} ctx {values('ctx')} "
             f"gen {values('gen')} batch {values('batch')} {values('decode_mode')} logits "
             f"{values('logits')} {values('attn')}"
             + (f"; {past} beyond its trained {pre.max_ctx}" if past else ""))

@@ -5,14 +5,16 @@ Swept numbers take llama-bench style lists and ranges (grammar in `RANGE_GRAMMAR
 `"1k,4k-16k*2"`. A range includes its end when a step lands on it and never passes it.
 
 `Spec` holds one sweep; every field validates in `__post_init__` (strings are parsed there, so
-`Spec(models="a,b", ctx="1k-4k*2")` works). `Spec.plan()` is the cartesian product as `Case`s in a fixed
-order: model (as given), backend, dtype, decode_mode, logits, attn (as given), then batch, gen and
-ctx ascending, so contexts grow within a model and a runner can skip longer ones after an OOM.
+`Spec(models="a,b", ctx="1k-4k*2")` works). `Spec.points()` is the cartesian product as `Point`s in a fixed
+order: model (as given), backend, dtype, logits, attn (as given), then batch, gen and ctx ascending,
+so contexts grow within a model and a runner can skip longer ones after an OOM; each point decodes in
+every decode mode after one prefill. `Spec.plan()` gives their log lines (`Case`s): per point, its
+prefill line, then one line per decode mode.
 A list holds at most `LIST_MAX` values (a range is counted before it is expanded) and a plan at most
 `max_cases` cases (`MAX_CASES` unless raised; counted before it is built), so a `+1` typed for `*2`
 is refused with the count instead of planning a billion cases. A timeout is a number of seconds in
 `TIMEOUT_RANGE_S` (`check_number`).
-`shard(cases, "i/N")` takes every N-th case starting at the i-th, 1-based like job arrays.
+`shard(cases, "i/N")` takes every N-th point starting at the i-th, 1-based like job arrays.
 
 Model names without a "/" are preset names and are lowercased; names with a "/" (hub ids, local
 directories) are kept as given. Whether a model exists is checked by the runner against the catalog.
@@ -41,6 +43,7 @@ DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half
                  "bf16": "bfloat16"}
 LIST_MAX = 1_000_000  # values in one swept list
 MAX_CASES = 10_000  # cases in one plan unless max_cases raises it
+RUNS_RANGE = (1, 100)  # --runs: worker processes per point
 TIMEOUT_RANGE_S = (1.0, 7 * 24 * 3600.0)
 _RANGE_RE = re.compile(r"([^-*+]+)-([^-*+]+)([*+])(.+)")
 _DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -136,25 +139,75 @@ def _choices(value: str | list, what: str, allowed: tuple[str, ...],
 
 
 @dataclass(frozen=True)
-class Case:
-    """One measured configuration. `label()` names it for people (progress, plans, warnings); the
-    record key that identifies it in logs and for resume is `edgebench.logs.schema.case_key`."""
+class Point:
+    """What one worker measures (`edgebench.measure.point_run`): a model at one shape, prefilled once,
+    then decoded in each of `decode_modes` after that prefill (none: prefill and memory only)."""
     model: str
     backend: str
     dtype: str
     ctx: int
     gen: int
     batch: int
-    decode_mode: str
+    logits: str
+    attn: str
+    decode_modes: tuple[str, ...] = ()
+
+    def cases(self) -> list["Case"]:
+        """Its log lines, in order: the prefill (decode_mode None), then one per decode mode."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name != "decode_modes"}
+        return [Case(**fields, decode_mode=m) for m in (None, *self.decode_modes)]
+
+    def series(self) -> tuple:
+        """The point without its context: contexts ascend within a series."""
+        return (self.model, self.backend, self.dtype, self.logits, self.attn, self.batch, self.gen)
+
+    def label(self) -> str:
+        return (f"{self.model}|{self.backend}|{self.dtype}|ctx={self.ctx}|gen={self.gen}|"
+                f"b={self.batch}|{self.logits}|{self.attn}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "decode_modes": list(self.decode_modes)}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One log line of a point: its prefill (`decode_mode` None) or one decode mode. `label()` names
+    it for people (progress, plans, warnings); the record key that identifies it in logs and for
+    resume is `edgebench.logs.schema.case_key`."""
+    model: str
+    backend: str
+    dtype: str
+    ctx: int
+    gen: int
+    batch: int
+    decode_mode: str | None
     logits: str
     attn: str
 
     def label(self) -> str:
         return (f"{self.model}|{self.backend}|{self.dtype}|ctx={self.ctx}|gen={self.gen}|"
-                f"b={self.batch}|{self.decode_mode}|{self.logits}|{self.attn}")
+                f"b={self.batch}|{self.decode_mode or 'prefill'}|{self.logits}|{self.attn}")
+
+    def point_fields(self) -> tuple:
+        """What it shares with the other lines of its point."""
+        return (self.model, self.backend, self.dtype, self.ctx, self.gen, self.batch, self.logits,
+                self.attn)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def group_points(cases: list[Case]) -> list[Point]:
+    """The points of a list of cases (in first-seen order), each with the decode modes its cases
+    ask for (a point whose prefill line is not among them still gets measured: its prefill comes
+    with every decode)."""
+    modes: dict[tuple, list[str]] = {}
+    for c in cases:
+        got = modes.setdefault(c.point_fields(), [])
+        if c.decode_mode is not None:
+            got.append(c.decode_mode)
+    return [Point(*k, decode_modes=tuple(v)) for k, v in modes.items()]
 
 
 @dataclass
@@ -170,6 +223,7 @@ class Spec:
     logits: list[str] = field(default_factory=lambda: ["last"])
     attn: list[str] = field(default_factory=lambda: ["sdpa"])
     reps: int = 5
+    runs: int = 1  # worker processes per point (pyperf's processes): RUNS_RANGE
     warmup: int = 2
     raw: bool = False
     output: str | None = None
@@ -199,6 +253,10 @@ class Spec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
                 raise UserError(f"{name} must be an integer >= {lowest}, got {value!r}")
+        lo, hi = RUNS_RANGE
+        if isinstance(self.runs, bool) or not isinstance(self.runs, int) or not lo <= self.runs <= hi:
+            raise UserError(f"runs must be an integer from {lo} to {hi} (worker processes per point; "
+                            f"3 gives a between-run spread), got {self.runs!r}")
         for name in ("raw", "strict_ctx"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -219,26 +277,35 @@ class Spec:
         lists = {"models": self.models, "backends": self.backends, "dtypes": self.dtypes,
                  "decode modes": self.decode_modes, "logits modes": self.logits, "attention kinds": self.attn,
                  "batch sizes": self.batch, "gen lengths": self.gen, "contexts": self.ctx}
-        count = math.prod(len(v) for v in lists.values())
+        lists.pop("decode modes")  # a point has one line for its prefill and one per decode mode
+        count = math.prod(len(v) for v in lists.values()) * (1 + len(self.decode_modes))
         if count > self.max_cases:
             sizes = " x ".join(f"{len(v):,} {k}" for k, v in lists.items() if len(v) > 1)
             raise UserError(f"this sweep plans {count:,} cases ({sizes}), more than the limit of "
                             f"{self.max_cases:,}; a range stepping +1 where *2 was meant does this "
                             f"(1-4k+1 is 4,096 values, 1-4k*2 is 13): check the lists, or pass "
                             f"--max-cases {count} to run them all")
-        combos = itertools.product(self.models, self.backends, self.dtypes, self.decode_modes,
-                                   self.logits, self.attn, sorted(self.batch), sorted(self.gen),
-                                   sorted(self.ctx))
-        return [Case(model=m, backend=be, dtype=dt, ctx=c, gen=g, batch=b, decode_mode=dm,
-                     logits=lg, attn=at) for m, be, dt, dm, lg, at, b, g, c in combos]
+        return [c for p in self.points() for c in p.cases()]
+
+    def points(self) -> list[Point]:
+        """The points of the sweep in plan order; each decodes in every decode mode after its
+        prefill, except where there is nothing to decode: gen 0, or full logits (decode after a
+        full-logits prefill is the decode after a last-logits one; the point measures prefill
+        and memory)."""
+        combos = itertools.product(self.models, self.backends, self.dtypes, self.logits, self.attn,
+                                   sorted(self.batch), sorted(self.gen), sorted(self.ctx))
+        return [Point(model=m, backend=be, dtype=dt, ctx=c, gen=g, batch=b, logits=lg, attn=at,
+                      decode_modes=tuple(self.decode_modes) if g > 0 and lg == "last" else ())
+                for m, be, dt, lg, at, b, g, c in combos]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 def shard(cases: list[Case], which: str) -> list[Case]:
-    """The i-th of N round-robin shards ("i/N", 1 <= i <= N): cases i-1, i-1+N, i-1+2N, ... The
-    relative order is kept, so contexts still ascend within a model."""
+    """The i-th of N round-robin shards ("i/N", 1 <= i <= N) of the points: points i-1, i-1+N, ...,
+    each with all its lines (a point is measured in one worker). The relative order is kept, so
+    contexts still ascend within a model."""
     match = _SHARD_RE.fullmatch(str(which).strip())
     if not match:
         raise UserError(f"bad shard {which!r}; write i/N with 1 <= i <= N, e.g. 1/4 (1-based, "
@@ -246,4 +313,5 @@ def shard(cases: list[Case], which: str) -> list[Case]:
     index, count = int(match.group(1)), int(match.group(2))
     if count < 1 or not 1 <= index <= count:
         raise UserError(f"bad shard {which!r}: i must be between 1 and N (1-based), e.g. 1/{max(count, 1)}")
-    return cases[index - 1::count]
+    order = {k: i for i, k in enumerate(dict.fromkeys(c.point_fields() for c in cases))}
+    return [c for c in cases if order[c.point_fields()] % count == index - 1]

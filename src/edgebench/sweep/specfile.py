@@ -110,14 +110,16 @@ _FLAGS = (
     (("--attn",), "attn", f"attention kinds: {', '.join(ATTN_KINDS)}"),
     (("-r", "--reps"), "reps", "timed repetitions per case"),
     (("--warmup",), "warmup", "untimed warm-up repetitions per case"),
+    (("--runs",), "runs", "worker processes per point, each giving its own medians; the spread "
+     "between them is what intervals use (1 to 100)"),
     (("-o", "--output"), "output", "log path, *.jsonl or *.jsonl.gz (appends; a rerun resumes)"),
     (("--device",), "device", "auto, cpu, cuda or cuda:N"),
     (("--memory-budget",), "memory_budget_bytes", "cap on device memory, e.g. 24GiB or 8GB"),
     (("--timeout",), "timeout_s", "seconds after which a case is killed (1 to 604800)"),
     (("--max-cases",), "max_cases", "refuse a sweep that plans more cases than this"),
 )
-_INT_FIELDS = {"reps", "warmup", "max_cases"}
-_METAVARS = {"reps": "N", "warmup": "N", "output": "PATH", "device": "DEVICE",
+_INT_FIELDS = {"reps", "warmup", "max_cases", "runs"}
+_METAVARS = {"reps": "N", "warmup": "N", "runs": "N", "output": "PATH", "device": "DEVICE",
              "memory_budget_bytes": "SIZE", "timeout_s": "SECONDS", "max_cases": "N"}
 
 

@@ -1,16 +1,24 @@
-"""One case, run inside an isolated worker (see execution/isolate.py): load, warm up, measure, return a record.
+"""One measurement point, run inside an isolated worker (see execution/isolate.py): load the model,
+prefill once, then decode in each mode asked for, and return what was measured.
 
-`run_case(payload)` is the worker target. The payload is a `CaseRequest` (`edgebench.logs.contracts`:
-the case and the run options); the result a `CaseResult`. Prefill results are reported as a partial record as soon as they exist, so a decode that
-runs out of memory still leaves its prefill numbers in the log.
+`run_point(payload)` is the worker target. The payload is a `PointRequest` (`edgebench.logs.contracts`:
+the point, its decode modes and the run options); the result a `PointResult`. The prefill is
+reported as a partial record as soon as it exists, and each decode mode as it ends, so a decode that
+runs out of memory or kills the worker still leaves everything measured before it in the log. A
+decode mode that fails with an exception (out of memory, a graph that cannot be captured, a model
+that cannot compile) is recorded with its status and reason, and the next mode still runs.
+
+Set-up is paid once per point: model load, kernel detection, the idle power baseline and the power
+sampler serve the prefill and every decode mode.
 """
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
-from edgebench.analysis.stats import round_sig, summarize
-from edgebench.logs.contracts import CaseRequest, CaseResult
+from edgebench.analysis.stats import round_sig, summarize, unstable
+from edgebench.logs.contracts import PointRequest, PointResult
+from edgebench.logs.schema import HOST_BOUND_LAG_SHARE
 from edgebench.probe import now_ns
 
 
@@ -18,18 +26,40 @@ def _device_index(device: str) -> int:
     return int(device.split(":")[1]) if ":" in device else 0
 
 
-def run_case(payload: dict[str, Any]) -> dict[str, Any]:
-    req = CaseRequest.parse(payload)  # before torch loads: a malformed request fails at once
+def decoder(mode: str, backend: str, cuda: bool) -> Callable[..., Any]:
+    """The timing loop of a decode mode (`edgebench.choices.DECODE_MODES`) for a backend."""
+    from edgebench.measure import graph, phases
+    if mode == "eager":
+        return phases.measure_decode_eager
+    if mode == "graph":
+        if not cuda:
+            raise ValueError("graph decode needs a CUDA device; use --decode-mode eager on the CPU")
+        return graph.decode_graph_mamba_ssm if backend == "mamba_ssm" else graph.decode_graph_hf
+    raise ValueError(f"no timing loop for decode mode {mode!r}")
+
+
+def phase_flags(samples: list[float], median: float | None, lag_ms: float | None) -> dict[str, Any]:
+    """A phase's host-bound and stability fields: `gpu_lag_ms` and `host_bound` (lag below
+    HOST_BOUND_LAG_SHARE of the median; None on the CPU, where there is no GPU to wait), and
+    `unstable` (pyperf's rule on the samples)."""
+    out: dict[str, Any] = {"unstable": unstable(samples)}
+    if lag_ms is not None:
+        out["gpu_lag_ms"] = round_sig(lag_ms, 3)
+        out["host_bound"] = bool(median and lag_ms < HOST_BOUND_LAG_SHARE * median)
+    return out
+
+
+def run_point(payload: dict[str, Any]) -> dict[str, Any]:
+    req = PointRequest.parse(payload)  # before torch loads: a malformed request fails at once
     import torch
 
-    from edgebench.execution import isolate
-    from edgebench.models import memory_model
-    from edgebench.measure import graph, phases
+    from edgebench.execution import isolate, worker
+    from edgebench.measure import phases
     from edgebench.measure.memory import PhaseMemory
-    from edgebench.models import catalog, loaders
+    from edgebench.models import catalog, loaders, memory_model
     from edgebench.models import kernel_detect as kernels
 
-    c, device = req.case, req.device
+    c, device = req.point, req.device
     cuda = device.startswith("cuda")
     index = _device_index(device)
     if cuda:
@@ -60,7 +90,9 @@ def run_case(payload: dict[str, Any]) -> dict[str, Any]:
     if cuda:
         torch.cuda.synchronize(device)
     first_forward_ms = (now_ns() - t0) / 1e6
+    t0 = now_ns()
     found = kernels.detect(probe_once)
+    detect_ms = (now_ns() - t0) / 1e6
     rec["kernels"] = {k: v for k, v in found.items() if v is not None}
     warnings = kernels.fallback_warnings(rec["kernels"], preset.family)
     if warnings:  # printed by the parent; the line keeps only the flag (kernels says which)
@@ -78,7 +110,10 @@ def run_case(payload: dict[str, Any]) -> dict[str, Any]:
                                      logits=c["logits"], device=device)
         mem_prefill = mem.end()
     rec["prefill_ms"] = summarize(pre.samples_ms, rounded=True)
+    rec.update(phase_flags(pre.samples_ms, (rec["prefill_ms"] or {}).get("median"),
+                           pre.extra.get("gpu_lag_ms")))
     rec["cold_ms"] = {"load": load_ms, "first_forward": round(first_forward_ms, 1),
+                      "detect_kernels": round(detect_ms, 1),
                       **{k.removesuffix("_ms"): round(v, 1) for k, v in pre.cold_ms.items()}}
     rec["mem"] = _mem_fields(mem_prefill, predicted)
     if req.raw:
@@ -87,47 +122,62 @@ def run_case(payload: dict[str, Any]) -> dict[str, Any]:
     if req.profile_ops:
         with torch.inference_mode():
             ops.append(_profile(loaded, lambda: loaded.prefill(ids, logits=c["logits"]), req.key,
-                                "prefill", rec["prefill_ms"]["median"], 1, device, req.trace_dir))
+                                "prefill", (rec["prefill_ms"] or {}).get("median"), 1, device,
+                                req.trace_dir))
     isolate.report_partial(dict(rec))
 
-    if c["gen"] > 0:
+    decode: dict[str, dict[str, Any]] = {}
+    windows: dict[str, tuple[int, int]] = {}
+    for mode in req.decode_modes:
+        isolate.report_partial({"decoding": mode})
         mem.begin()
-        if c["decode_mode"] == "graph":
-            if not cuda:
-                raise ValueError("graph decode needs a CUDA device; use --decode-mode eager on the CPU")
-            fn = graph.decode_graph_mamba_ssm if c["backend"] == "mamba_ssm" else graph.decode_graph_hf
-        else:
-            fn = phases.measure_decode_eager
         after, steps = None, 0
         if req.profile_ops:
             steps = min(c["gen"], 16)
-            after = lambda step, reference=None: _profile(  # noqa: E731
-                loaded, step, req.key, "decode", None, steps, device, req.trace_dir, reference)
-        dec = fn(loaded, ids, gen=c["gen"], warmup=req.warmup, device=device, after=after, after_steps=steps)
-        if "after" in dec.extra:
-            ops.append(dec.extra["after"])
-        mem_decode = mem.end()
-        peak, dpeak = rec["mem"].get("peak_allocated_bytes"), mem_decode.get("peak_allocated_bytes")
-        if dpeak is not None and (peak is None or abs(dpeak - peak) > 0.01 * peak):
-            rec["mem"]["decode_peak_bytes"] = dpeak  # only when decode peaked apart from prefill
-        rec["tpot_ms"] = summarize(dec.samples_ms, rounded=True)
-        rec["cold_ms"].update({k.removesuffix("_ms"): round(v, 1) for k, v in dec.cold_ms.items()})
+            after = lambda step, reference=None, m=mode: _profile(  # noqa: E731
+                loaded, step, req.key, "decode", None, steps, device, req.trace_dir, reference, m)
+        try:
+            fn = decoder(mode, c["backend"], cuda)
+            dec = fn(loaded, ids, gen=c["gen"], warmup=req.warmup, device=device, after=after,
+                     after_steps=steps)
+        except Exception as exc:  # this mode failed; the point and the other modes stand
+            oom = worker.is_oom(exc)
+            decode[mode] = {"status": "oom" if oom else "error",
+                            "reason": worker.describe(exc, where=not oom)}
+            exc = None
+            if cuda:
+                torch.cuda.synchronize(device)
+                torch.cuda.empty_cache()
+            isolate.report_partial({"decode": dict(decode), "decoding": None})
+            continue
+        entry: dict[str, Any] = {"status": "ok", "tpot_ms": summarize(dec.samples_ms, rounded=True)}
+        entry.update(phase_flags(dec.samples_ms, entry["tpot_ms"]["median"],
+                                 dec.extra.get("gpu_lag_ms")))
+        entry["cold_ms"] = {k.removesuffix("_ms"): round(v, 1) for k, v in dec.cold_ms.items()}
+        dpeak = mem.end().get("peak_allocated_bytes")
+        if dpeak is not None:
+            entry["mem"] = {"decode_peak_bytes": dpeak}
         if req.raw:
-            rec["raw"]["tpot_ms"] = [round(x, 4) for x in dec.samples_ms]
-    else:
+            entry["raw"] = {"tpot_ms": [round(x, 4) for x in dec.samples_ms]}
+        if "after" in dec.extra:
+            prof = dec.extra["after"]
+            prof.update(_wall_from_timing(prof, entry["tpot_ms"]["median"]))
+            ops.append(prof)
+        windows[mode] = dec.extra["window_ns"]
+        decode[mode] = entry
         dec = None
+        isolate.report_partial({"decode": dict(decode), "decoding": None})
     if telemetry:
-        rec.update(telemetry.end(pre, dec, c, req.reps))
+        rec.update(telemetry.end(pre, windows, decode, c, req.reps))
+    rec["decode"] = decode
+    rec["decoding"] = None
     if ops:
-        for o in ops:
-            if o["phase"] == "decode" and rec.get("tpot_ms"):
-                o.update(_wall_from_timing(o, rec["tpot_ms"]["median"]))
         rec["ops"] = ops
-    return CaseResult.from_dict(rec).to_dict()
+    return PointResult.from_dict(rec).to_dict()
 
 
 def _profile(loaded, fn, key: str, phase: str, wall_ms, steps: int, device: str,
-             trace_dir: str | None = None, reference=None) -> dict:
+             trace_dir: str | None = None, reference=None, mode: str | None = None) -> dict:
     """One operator profile outside every timed region. The phase's wall time is the timed median
     where there is one (the profiler slows the host, which would overstate the idle share)."""
     from edgebench.measure import ops_profile as opsprofile
@@ -139,7 +189,8 @@ def _profile(loaded, fn, key: str, phase: str, wall_ms, steps: int, device: str,
     norms = [m for m in loaded.model.modules() if type(m).__name__.endswith(_NORM_CLASS_SUFFIXES)]
     if norms:
         scopes["norm"] = norms
-    trace = f"{trace_dir}/{key}-{phase}" if trace_dir else None
+    name = f"{key}-{phase}" + (f"-{mode}" if mode else "")
+    trace = f"{trace_dir}/{name}" if trace_dir else None
     prof = opsprofile.profile_phase(fn, steps=steps, device=device, scopes=scopes, trace_path=trace,
                                     reference=reference)
     rec = opsprofile.ops_record(key, phase, prof.kernels, (wall_ms or prof.wall_ms / steps) * steps,
@@ -148,7 +199,9 @@ def _profile(loaded, fn, key: str, phase: str, wall_ms, steps: int, device: str,
     if prof.replay_scopes:
         rec["replay_scopes"] = prof.replay_scopes
     if trace:
-        rec["trace"] = f"{key}-{phase}.json.gz"  # in the log's .traces/ folder
+        rec["trace"] = f"{name}.json.gz"  # in the log's .traces/ folder
+    if mode:
+        rec["decode_mode"] = mode
     return rec
 
 
@@ -203,7 +256,7 @@ def _prov(before: dict, after: dict) -> dict:
 
 
 class _Telemetry:
-    """Power sampling, per-phase energy and device provenance around one case. Every part that the
+    """Power sampling, per-phase energy and device provenance around one point. Every part that the
     device cannot give is recorded as null with its reason; it never fails the case."""
 
     def __init__(self, req: CaseRequest):
@@ -242,7 +295,10 @@ class _Telemetry:
         from edgebench.telemetry import nvml
         return nvml.energy_mj(self.index)
 
-    def end(self, pre, dec, c: dict, reps: int) -> dict:
+    def end(self, pre, windows: dict[str, tuple[int, int]], decode: dict[str, dict], c: dict,
+            reps: int) -> dict:
+        """The point's provenance and prefill energy; each decode mode's energy goes into its
+        entry of `decode` (`windows`: each measured mode's timed window)."""
         from edgebench.telemetry import energy
         self.span[1], self.span_ns[1] = self._counter_mj(), now_ns()
         after = self.provenance.snapshot(self.index) if self.kind else {}
@@ -257,36 +313,40 @@ class _Telemetry:
         if not self.sampler:
             out["energy"] = None
             out["energy_why"] = self.why
+            for entry in decode.values():
+                if entry.get("status") == "ok":
+                    entry["energy"], entry["energy_why"] = None, self.why
             return out
         time.sleep(2.0 / self.rate_hz)  # one more sample after the last phase ends, so it is covered
         self.sampler.stop()
         t_ns, per_channel = self.sampler.samples()
         total = next((i for i, ch in enumerate(self.channels) if ch.is_total), 0)
-        phases = {"prefill": pre.extra["window_ns"], "case": tuple(self.span_ns)}
-        if dec is not None:
-            phases["decode"] = dec.extra["window_ns"]
+        phases = {"prefill": pre.extra["window_ns"], "case": tuple(self.span_ns),
+                  **{f"decode:{m}": w for m, w in windows.items()}}
         idle_mw = self.idle["idle_mw"][total]
         # The NVML energy counter is read around the whole measured region ("case") and compared
         # there with the integrated samples; per-phase energy comes from the samples.
         e = energy.phase_energy(t_ns, per_channel[total], phases, idle_mw,
                                 counter_mj={"case": tuple(self.span)} if self.kind == "nvml" else None)
-        pe, de = e.get("prefill") or {}, (e.get("decode") or {}) if dec is not None else {}
-        tokens = c["gen"] * c["batch"]
+        pe = e.get("prefill") or {}
         result: dict[str, Any] = {
             "channel": None if self.kind == "nvml" else self.channels[total].name,
             "idle_w": round(idle_mw / 1e3, 1) if idle_mw is not None else None,
             "prefill_j": _div(pe.get("energy_j"), reps), "prefill_net_j": _div(pe.get("net_energy_j"), reps),
             "prefill_mean_w": _rnd(pe.get("mean_w"), 1), "prefill_peak_w": _rnd(pe.get("peak_w"), 0),
-            "decode_j_per_token": _div(de.get("energy_j"), tokens),
-            "decode_net_j_per_token": _div(de.get("net_energy_j"), tokens),
-            "decode_mean_w": _rnd(de.get("mean_w"), 1), "decode_peak_w": _rnd(de.get("peak_w"), 0),
             "counter_vs_samples_pct": _rnd((e.get("case") or {}).get("counter_vs_samples_pct"), 2),
         }
-        whys = [f"{n}: {d['energy_j_why']}" for n, d in (("prefill", pe), ("decode", de)) if d.get("energy_j_why")]
-        if whys:
-            result["energy_why"] = "; ".join(whys)
+        if pe.get("energy_j_why"):
+            result["energy_why"] = f"prefill: {pe['energy_j_why']}"
         if self.sampler.dropped:
             result["dropped_samples"] = self.sampler.dropped
-        result = {k: v for k, v in result.items() if v is not None}
-        out["energy"] = result
+        out["energy"] = {k: v for k, v in result.items() if v is not None}
+        tokens = c["gen"] * c["batch"]
+        for mode in windows:
+            de = e.get(f"decode:{mode}") or {}
+            got = {"decode_j_per_token": _div(de.get("energy_j"), tokens),
+                   "decode_net_j_per_token": _div(de.get("net_energy_j"), tokens),
+                   "decode_mean_w": _rnd(de.get("mean_w"), 1), "decode_peak_w": _rnd(de.get("peak_w"), 0),
+                   "energy_why": f"decode: {de['energy_j_why']}" if de.get("energy_j_why") else None}
+            decode[mode]["energy"] = {k: v for k, v in got.items() if v is not None}
         return out

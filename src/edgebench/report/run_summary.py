@@ -1,0 +1,76 @@
+"""The table `edgebench run` prints when it ends: one row per point, its prefill once and each decode
+mode's time per token beside it, every median with its spread and its flags.
+
+Spread: p10-p90 of the samples (with `--runs N`, of the N run medians). Flags: `H` host-bound (the GPU
+finished within `HOST_BOUND_LAG_SHARE` of the phase time after the timed call returned: the number
+measures the host's launch speed, and moves with CPU load and clocks), `U` unstable (pyperf's rule:
+stdev >= 10% of the mean, or min / max 50% away from it). A legend under the table says so.
+"""
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from edgebench.logs import schema as records
+
+
+def _flags(rec: dict[str, Any]) -> str:
+    return ("H" if rec.get("host_bound") else "") + ("U" if rec.get("unstable") else "")
+
+
+def timed_cell(rec: dict[str, Any] | None, key: str, digits: int) -> str:
+    """"median (p10-p90) FLAGS" of a line's Stats, or its status when not ok, or "-"."""
+    if rec is None:
+        return "-"
+    if rec.get("status") != "ok":
+        return f"[red]{rec.get('status')}[/]"
+    st = rec.get(key) or {}
+    med = st.get("median")
+    if med is None:
+        return "-"
+    cell = f"{med:.{digits}f}"
+    lo, hi = st.get("p10"), st.get("p90")
+    if lo is not None and hi is not None and st.get("n", 1) > 1:
+        cell += f" ({lo:.{digits}f}-{hi:.{digits}f})"
+    flags = _flags(rec)
+    return f"{cell} [yellow]{flags}[/]" if flags else cell
+
+
+def points(recs: list[dict[str, Any]]) -> list[dict[Any, dict[str, Any]]]:
+    """The lines grouped by point, in order: {decode mode or None (the prefill): line}."""
+    out: dict[tuple, dict] = {}
+    for r in recs:
+        k = (r["model"], r.get("backend"), r.get("dtype"), r["ctx"], r.get("gen"), r.get("batch"),
+             r.get("logits"), r.get("attn"))
+        out.setdefault(k, {})[r.get("decode_mode")] = r
+    return list(out.values())
+
+
+def print_summary(recs: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    groups = points(recs)
+    modes = list(dict.fromkeys(m for g in groups for m in g if m is not None))
+    t = Table(title="edgebench run", header_style="bold")
+    for col in ("model", "family", "ctx", "status", "prefill ms (p10-p90)",
+                *(f"{m} TPOT ms (p10-p90)" for m in modes), "peak GiB", "prefill J", "throttled"):
+        t.add_column(col, justify="left" if col in ("model", "family", "status") else "right")
+    flagged = False
+    for g in groups:
+        pre = g.get(None) or next(iter(g.values()))
+        peak = max((p for p in map(records.peak_bytes, g.values()) if p), default=None)
+        ej = (pre.get("energy") or {}).get("prefill_j")
+        thr = (pre.get("prov") or {}).get("throttled")
+        flagged |= any(_flags(r) for r in g.values())
+        t.add_row(pre["model"], pre.get("family", ""), str(pre["ctx"]),
+                  pre["status"] if pre["status"] == "ok" else f"[red]{pre['status']}[/]",
+                  timed_cell(g.get(None), "prefill_ms", 2),
+                  *(timed_cell(g.get(m), "tpot_ms", 3) for m in modes),
+                  f"{peak / 2**30:.2f}" if peak else "-", f"{ej:.3f}" if ej is not None else "-",
+                  "[yellow]yes[/]" if thr else ("no" if thr is not None else "-"))
+    con = Console(width=max(shutil.get_terminal_size((150, 24)).columns, 150))
+    con.print(t)
+    if flagged:
+        con.print("H: host-bound (the GPU waited on the host's launches: this number follows the "
+                  "CPU, not the GPU); U: unstable (spread past pyperf's rule: stdev >= 10% of the "
+                  "mean, or min/max 50% away); see README, 'How numbers are flagged'")
