@@ -268,6 +268,18 @@ maxctxsmoke() {  # the maxctx planner on the one executor: same answer as call 1
   grep -o '"device":"[^"]*"' "$OUT/maxctx_smoke.jsonl" | sort | uniq -c
 }
 
+devstate() {  # issue 15.5: the device state a run records, beside nvidia-smi's own answers (read only)
+  log "device state"
+  timeout 120 $PY -c "import json; from edgebench.telemetry import device_state as d, environment as e
+s, w = d.check('cuda:0', {'gpus': e.gpus()}); print(json.dumps(s, indent=1)); print(*w, sep='\n')
+a = d.cpu_times(); import time; time.sleep(2); print('steal_share over 2 s:', d.steal_share(a, d.cpu_times()))" \
+    > "$OUT/devstate.txt" 2>&1
+  nvidia-smi -i 0 --query-gpu=pci.bus_id,persistence_mode,clocks.applications.graphics,clocks.default_applications.graphics,clocks.applications.memory,clocks.default_applications.memory,clocks_event_reasons.active \
+    --format=csv >> "$OUT/devstate.txt" 2>&1
+  nvidia-smi -i 0 --query-compute-apps=pid,process_name,used_memory --format=csv >> "$OUT/devstate.txt" 2>&1
+  cat "$OUT/devstate.txt"
+}
+
 keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces
   cp -r "$STATE"/*.jsonl "$STATE"/*.txt "$STATE"/*.traces "$OUT/" 2>/dev/null
   (cd "$OUT" && tar czf /tmp/eb-out.tgz --exclude=eb-out.tgz --exclude='*.traces' . \

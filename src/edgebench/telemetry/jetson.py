@@ -15,9 +15,12 @@ board. Paths follow jetson_stats (jtop/core/gpu.py, memory.py, jetson_variables.
 - EMC clock: `/sys/kernel/debug/bpmp/debug/clk/emc/rate` (Hz, debugfs: root only), Thor's devfreq
   `bwmgr`, older `/sys/kernel/debug/clk/override.emc/clk_rate`. Unreadable -> None with the reason.
 - jetson_clocks, without root: jetson_clocks pins each DVFS clock by raising its minimum to its
-  maximum. Rule: "on" when the GPU devfreq min_freq == max_freq and every CPU's cpufreq
-  scaling_min_freq == scaling_max_freq; "off" when any of them has min < max; None (with why) when
-  none can be read. `jetson_clocks_detail` lists each clock's cur/min/max.
+  maximum. Rule (jetson_stats' jetson_clocks_alive): "on" when the GPU devfreq min_freq == max_freq,
+  every online CPU's cpufreq scaling_min_freq == scaling_max_freq (offline CPUs, `cpuN/online` 0,
+  are skipped: jetson_clocks leaves them alone and the kernel answers EBUSY for their policy) and,
+  where readable, the EMC runs at its max (`emc/rate` == `emc/max_rate`, debugfs: root only; Thor's
+  devfreq `bwmgr`); "off" when any of them is free; None (with why) when none can be read.
+  `jetson_clocks_detail` lists each clock's cur/min/max.
 - temperatures: `/sys/class/thermal/thermal_zone*/{type,temp}` in millidegrees C; unreadable zones
   (Orin's cv* zones answer EAGAIN) and the -256 C "no sensor" value are skipped with a reason.
 - unified memory: `/proc/meminfo` MemTotal, MemAvailable, NvMapMemUsed (kB) -> bytes.
@@ -120,13 +123,30 @@ def gpu_devfreq() -> tuple[str | None, dict | None]:
 
 
 def cpu_freqs_khz() -> dict[str, dict]:
+    """{cur,min,max} in kHz of each online CPU (an offline CPU runs nothing and is not pinned)."""
     out = {}
     for d in sorted(sysroot.path("/sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq")):
         rel = "/" + str(d.relative_to(sysroot.root()))
+        if sysroot.read_text(f"/sys/devices/system/cpu/{d.parent.name}/online") == "0":
+            continue
         trip = _freq_triplet(rel, "scaling_cur_freq", "scaling_min_freq", "scaling_max_freq")
         if trip:
             out[d.parent.name] = trip
     return out
+
+
+EMC_LIMIT_FOLDERS = (("/sys/kernel/debug/bpmp/debug/clk/emc", ("rate", "min_rate", "max_rate")),
+                     ("/sys/class/devfreq/bwmgr", ("cur_freq", "min_freq", "max_freq")))
+
+
+def emc_freqs() -> dict | None:
+    """The EMC's {cur,min,max} in Hz where readable (Orin's debugfs needs root), else None."""
+    for folder, names in EMC_LIMIT_FOLDERS:
+        if sysroot.path(folder).is_dir():
+            trip = _freq_triplet(folder, *names)
+            if trip:
+                return trip
+    return None
 
 
 def emc_rate() -> tuple[int | None, str]:
@@ -139,17 +159,20 @@ def emc_rate() -> tuple[int | None, str]:
     return None, "EMC rate unreadable (debugfs needs root): " + "; ".join(whys)
 
 
-def jetson_clocks_state(gpu: dict | None, cpus: dict[str, dict]) -> tuple[bool | None, str]:
+def jetson_clocks_state(gpu: dict | None, cpus: dict[str, dict],
+                        emc: dict | None = None) -> tuple[bool | None, str]:
     pinned = []
     for what, f in [("gpu", gpu)] + sorted(cpus.items()):
         if f and f.get("min") is not None and f.get("max") is not None:
             pinned.append((what, f["min"] >= f["max"]))
+    if emc and emc.get("cur") is not None and emc.get("max") is not None:
+        pinned.append(("emc", emc["cur"] >= emc["max"]))  # jetson_clocks runs the EMC at its max
     if not pinned:
         return None, "no GPU devfreq or CPU cpufreq min/max readable"
     loose = [w for w, p in pinned if not p]
     if loose:
-        return False, "min < max (DVFS free) on: " + ", ".join(loose)
-    return True, "min == max on gpu and all cpus"
+        return False, "DVFS free on " + ", ".join(loose) + " (min < max, emc below max_rate)"
+    return True, "pinned on " + ", ".join(w for w, _ in pinned) + " (min == max, emc at max_rate)"
 
 
 def temperatures_c(problems: list[str] | None = None) -> dict[str, float]:
@@ -223,9 +246,10 @@ def board_facts(problems: list[str] | None = None, use_jtop: bool = True) -> dic
     facts["emc_freq_mhz"] = emc_hz / 1e6 if emc_hz is not None else None
     if emc_hz is None:
         facts["emc_freq_mhz_why"] = emc_why
-    state, why = jetson_clocks_state(gpu, cpus)
+    emc = emc_freqs()
+    state, why = jetson_clocks_state(gpu, cpus, emc)
     facts["jetson_clocks"], facts["jetson_clocks_rule"] = state, why
-    facts["jetson_clocks_detail"] = {"gpu_hz": gpu, "cpu_khz": cpus}
+    facts["jetson_clocks_detail"] = {"gpu_hz": gpu, "cpu_khz": cpus, "emc_hz": emc}
     if use_jtop:
         snap, why = jtop_snapshot()
         if snap:

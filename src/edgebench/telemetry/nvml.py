@@ -5,6 +5,8 @@
 gpu_temp_c, throttle_reasons`; each value is None when NVML refuses it, with `<key>_why` giving NVML's
 error string (on Jetson NVML initialises but answers "Not Supported" for power, energy and memory).
 `pynvml` is imported only on the first call; the native module comes through `probe.py`.
+`device_settings(index)`: persistence mode, compute processes, application clocks against their
+defaults, through pynvml even when the native probe is live (it binds none of these).
 
 Torch and NVML number GPUs differently unless CUDA_DEVICE_ORDER=PCI_BUS_ID (and CUDA_VISIBLE_DEVICES
 renumbers torch's view): `index_for_torch_device` matches them by PCI domain/bus/device.
@@ -79,6 +81,16 @@ def _text(v):
     return v.decode() if isinstance(v, bytes) else v
 
 
+def _with_whys(raw: dict[str, tuple]) -> dict:
+    """{key: (value, why)} -> {key: value}, plus `<key>_why` beside each None."""
+    out = {}
+    for key, (value, why) in raw.items():
+        out[key] = value
+        if value is None:
+            out[f"{key}_why"] = why
+    return out
+
+
 def _pynvml_query(nv, index: int) -> dict:
     h, why = _call(nv.nvmlDeviceGetHandleByIndex, index)
     if h is None:
@@ -99,12 +111,7 @@ def _pynvml_query(nv, index: int) -> dict:
         "gpu_temp_c": _call(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
         "throttle_reasons": _call(reasons, h),
     }
-    out = {}
-    for key, (value, why) in raw.items():
-        out[key] = value
-        if value is None:
-            out[f"{key}_why"] = why
-    return out
+    return _with_whys(raw)
 
 
 def query(index: int) -> dict:
@@ -188,6 +195,48 @@ def process_memory_bytes(index: int, pid: int) -> int | None:
             if p.pid == pid:
                 return p.usedGpuMemory
     return None
+
+
+SETTINGS_KEYS = ("persistence_mode", "compute_processes", "app_graphics_mhz", "default_app_graphics_mhz",
+                 "app_mem_mhz", "default_app_mem_mhz")
+
+
+def _settings_pynvml() -> tuple[object, str]:
+    name, mod, why = _backend()
+    if name == "pynvml":
+        return mod, ""
+    if name is None:
+        return None, why
+    try:
+        import pynvml
+        pynvml.nvmlInit()  # reference-counted: the native probe's own init is untouched
+    except ImportError as e:
+        return None, f"pynvml not installed ({e}); pip install 'edgebench[nvml]'"
+    except Exception as e:  # pynvml.NVMLError
+        return None, f"pynvml: {e}"
+    return pynvml, ""
+
+
+def device_settings(index: int) -> dict:
+    """What makes a GPU's numbers repeatable: `persistence_mode` (bool), `compute_processes`
+    ([{pid, used_bytes}], used_bytes None where NVML cannot attribute memory), and the application
+    clocks (`nvidia-smi -ac`) with their defaults, in MHz. Each None with `<key>_why` when refused."""
+    nv, why = _settings_pynvml()
+    h, hwhy = _call(nv.nvmlDeviceGetHandleByIndex, index) if nv is not None else (None, why)
+    if h is None:
+        return {k: None for k in SETTINGS_KEYS} | {f"{k}_why": hwhy for k in SETTINGS_KEYS}
+    pm, pm_why = _call(nv.nvmlDeviceGetPersistenceMode, h)
+    procs, procs_why = _call(nv.nvmlDeviceGetComputeRunningProcesses, h)
+    raw = {
+        "persistence_mode": (None if pm is None else pm == nv.NVML_FEATURE_ENABLED, pm_why),
+        "compute_processes": (None if procs is None else
+                              [{"pid": int(p.pid), "used_bytes": p.usedGpuMemory} for p in procs], procs_why),
+        "app_graphics_mhz": _call(nv.nvmlDeviceGetApplicationsClock, h, nv.NVML_CLOCK_GRAPHICS),
+        "default_app_graphics_mhz": _call(nv.nvmlDeviceGetDefaultApplicationsClock, h, nv.NVML_CLOCK_GRAPHICS),
+        "app_mem_mhz": _call(nv.nvmlDeviceGetApplicationsClock, h, nv.NVML_CLOCK_MEM),
+        "default_app_mem_mhz": _call(nv.nvmlDeviceGetDefaultApplicationsClock, h, nv.NVML_CLOCK_MEM),
+    }
+    return _with_whys(raw)
 
 
 def decode_throttle_reasons(mask: int | None) -> list[str]:
