@@ -1,7 +1,7 @@
 """Summary statistics and the spread of a ratio of medians.
 
 `summarize(samples)` gives the Stats object the log schema uses (median, p10, p90, stdev, n): the
-one summary, used by the measuring side (`edgebench.measure.case_run`, rounded) and the readers.
+one summary, used by the measuring side (`edgebench.measure.point_run`, rounded) and the readers.
 `ratio_ci(...)` gives the ratio of two medians (a / b) with a confidence interval:
 
 - from raw samples: a percentile bootstrap (both samples resampled with replacement, the median of

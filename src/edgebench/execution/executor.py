@@ -140,6 +140,7 @@ class Executor:
             (lambda *a: print(*a, file=sys.stderr, flush=True))
         self.env: dict = {}
         self.device = self.label = ""
+        self.device_state: dict = {}
         self.run_id = ""
         self.log = self.wlogs = self.zygote = self.bar = None
 
@@ -153,6 +154,10 @@ class Executor:
         self.env = env or snapshot_env()
         self.device = resolve_device(requested_device, self.env)
         self.label = device_label(self.device, self.env)
+        from edgebench.telemetry import device_state
+        self.device_state, warns = device_state.check(self.device, self.env)
+        for w in warns:  # what makes numbers reproducible here, checked before the first case
+            print(f"warning: {w}", file=sys.stderr, flush=True)
         if check is not None:
             check(self.device, self.env)
 
@@ -180,7 +185,7 @@ class Executor:
         with isolate.sigterm_as_interrupt(), log, (self.zygote or contextlib.nullcontext()):
             log.write({"type": "run", "run": self.run_id, "t": records.utc_now(),
                        "edgebench": self.env["edgebench"], "argv": sys.argv[1:], "device": self.label,
-                       "env": self.env, **planner.header(), "workers": forkserver.describe(self.zygote)})
+                       "env": self.env, "device_state": self.device_state, **planner.header(), "workers": forkserver.describe(self.zygote)})
             try:
                 with Progress(planner.total, enabled=not self.quiet and planner.total > 0) as self.bar:
                     planner.drive(self)

@@ -216,7 +216,7 @@ class Zygote:
 def preload_modules(presets, backends=("hf",)) -> list[str]:
     """What case workers of these presets import: torch, transformers, each model's modeling module
     (optional: "?"), mamba_ssm's model for that backend, and edgebench's case code."""
-    mods = ["torch", "transformers", "edgebench.measure.case_run", "edgebench.measure.phases", "edgebench.models.loaders"]
+    mods = ["torch", "transformers", "edgebench.measure.point_run", "edgebench.measure.phases", "edgebench.models.loaders"]
     for pre in presets:
         if not pre.remote_code:
             mods.append(f"?transformers.models.{pre.model_type}.modeling_{pre.model_type}")

@@ -96,6 +96,9 @@ RUN = fields(
     text("edgebench", "version"), Field("env", dict, "environment snapshot"),
     Field("spec", dict, "the sweep spec as given"), Field("argv", list, "command line"),
     text("device", "device label"), text("shard", "--shard i/n"),
+    Field("device_state", dict, "what makes numbers reproducible, checked before the first case: "
+          "CPU governors, steal since boot, Jetson nvpmodel / jetson_clocks, other GPU processes, "
+          "persistence, locked clocks (telemetry/device_state.py)"),
     Field("workers", dict, "how workers started (preloaded or spawned)"),
 )
 CASE = fields(

@@ -67,6 +67,8 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
         if req.budget_bytes:
             from edgebench.execution.budget import apply_budget
             apply_budget(req.budget_bytes, index)
+    from edgebench.telemetry import device_state
+    cpu_before = device_state.cpu_times()  # steal: host-bound phases slow down when it is high
     preset = catalog.resolve(c["model"])
     rec: dict[str, Any] = {}
     telemetry = _Telemetry(req) if req.telemetry else None
@@ -169,6 +171,9 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
         isolate.report_partial({"decode": dict(decode), "decoding": None})
     if telemetry:
         rec.update(telemetry.end(pre, windows, decode, c, req.reps))
+    steal, _ = device_state.steal_share(cpu_before, device_state.cpu_times())
+    if steal is not None:
+        rec["steal_pct"] = round(100 * steal, 2)
     rec["decode"] = decode
     rec["decoding"] = None
     if ops:
