@@ -25,6 +25,7 @@ import os
 from typing import Any
 
 from edgebench.errors import UserError
+from edgebench.sweep import cost
 from edgebench.sweep.spec import Case, Spec
 
 DEFAULT_SUITES = {"cuda": "default-gpu", "cpu": "default-cpu"}  # `edgebench run` with no arguments
@@ -136,23 +137,20 @@ def device_class(requested: str = "auto") -> tuple[str, str]:
 
 
 def work(cases: list[Case], reps: int, warmup: int) -> dict[str, int]:
-    """Estimated work of a plan, in the measurement loop's own terms (edgebench.measure.case_run, measure/):
-    per case a cold prefill, `warmup` warm ones and `reps` timed ones at full length; with gen > 0,
-    decode's own prefills (eager 2, graph 1), `gen` timed steps and its warm-up steps (eager: the
-    first step + max(warmup, 1); graph: max(warmup, 2) + the captured one). The short forwards that
-    detect the kernels are not counted."""
+    """Estimated work of a plan, in the measurement loop's own terms: the sum over its cases of
+    `edgebench.sweep.cost.passes` (cold, warm-up and timed prefills at full length, decode's own
+    prefills, timed and warm-up decode steps; the short forwards that detect the kernels are not
+    counted)."""
     out = dict.fromkeys(("cases", "timed_prefills", "untimed_prefills", "prompt_tokens",
                          "decode_steps", "warmup_steps"), 0)
     for c in cases:
-        eager = c.decode_mode == "eager"
-        untimed = 1 + warmup + ((2 if eager else 1) if c.gen else 0)
+        p = cost.passes(c, reps, warmup)
         out["cases"] += 1
-        out["timed_prefills"] += reps
-        out["untimed_prefills"] += untimed
-        out["prompt_tokens"] += c.ctx * c.batch * (reps + untimed)
-        out["decode_steps"] += c.gen
-        if c.gen:
-            out["warmup_steps"] += 1 + (max(warmup, 1) if eager else max(warmup, 2))
+        out["timed_prefills"] += p.timed_prefills
+        out["untimed_prefills"] += p.untimed_prefills
+        out["prompt_tokens"] += c.ctx * c.batch * p.prefills
+        out["decode_steps"] += p.decode_steps
+        out["warmup_steps"] += p.warmup_steps
     return out
 
 

@@ -12,7 +12,7 @@ A list holds at most `LIST_MAX` values (a range is counted before it is expanded
 `max_cases` cases (`MAX_CASES` unless raised; counted before it is built), so a `+1` typed for `*2`
 is refused with the count instead of planning a billion cases. A timeout is a number of seconds in
 `TIMEOUT_RANGE_S` (`check_number`).
-`shard(cases, "i/N")` takes every N-th case starting at the i-th, 1-based like job arrays.
+`shard(cases, "i/N" | "auto")` is one job-array task's share (`edgebench.sweep.shards`).
 
 Model names without a "/" are preset names and are lowercased; names with a "/" (hub ids, local
 directories) are kept as given. Whether a model exists is checked by the runner against the catalog.
@@ -44,7 +44,6 @@ MAX_CASES = 10_000  # cases in one plan unless max_cases raises it
 TIMEOUT_RANGE_S = (1.0, 7 * 24 * 3600.0)
 _RANGE_RE = re.compile(r"([^-*+]+)-([^-*+]+)([*+])(.+)")
 _DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
-_SHARD_RE = re.compile(r"(\d+)/(\d+)")
 
 
 def parse_list(text: str | int | list, parse: Callable[[str], int] = parse_count) -> list[int]:
@@ -237,13 +236,8 @@ class Spec:
 
 
 def shard(cases: list[Case], which: str) -> list[Case]:
-    """The i-th of N round-robin shards ("i/N", 1 <= i <= N): cases i-1, i-1+N, i-1+2N, ... The
-    relative order is kept, so contexts still ascend within a model."""
-    match = _SHARD_RE.fullmatch(str(which).strip())
-    if not match:
-        raise UserError(f"bad shard {which!r}; write i/N with 1 <= i <= N, e.g. 1/4 (1-based, "
-                        "like job array indices)")
-    index, count = int(match.group(1)), int(match.group(2))
-    if count < 1 or not 1 <= index <= count:
-        raise UserError(f"bad shard {which!r}: i must be between 1 and N (1-based), e.g. 1/{max(count, 1)}")
-    return cases[index - 1::count]
+    """This task's cases under `--shard i/N|auto` (`edgebench.sweep.shards.select`: whole series
+    balanced by expected work, each model's preset from the catalog, the default reps and warm-up).
+    Kept for callers that hold only the cases; with the spec and its presets call `shards.select`."""
+    from edgebench.sweep import shards
+    return shards.select(cases, which, reps=Spec.reps, warmup=Spec.warmup)[0]
