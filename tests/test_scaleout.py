@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -156,6 +157,24 @@ def test_run_dry_run_with_shard_auto_lists_this_tasks_share(monkeypatch, capsys)
     planned = [c.label().replace("|auto|", "|float32|") for c in load_suite("default-cpu").plan()]
     assert sorted(listed[0] + listed[1]) == sorted(planned)  # dtype auto: float32 on the CPU
     assert listed[0] and listed[1]
+
+
+def test_example_sbatch_runs_this_tasks_shard_into_its_own_log(tmp_path):
+    """examples/slurm-array.sbatch as Slurm runs it, with an `edgebench` on PATH that records its
+    arguments and checks that they pick a shard of the suite."""
+    fake = tmp_path / "bin" / "edgebench"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\n')
+    fake.chmod(0o755)
+    script = Path(__file__).parent.parent / "examples" / "slurm-array.sbatch"
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "SLURM_SUBMIT_DIR": str(tmp_path), "SUITE": "default-gpu",
+           **slurm(2, 1, 3, 3)}
+    subprocess.run(["bash", str(script)], env=env, check=True, timeout=30)
+    args = (tmp_path / "args").read_text().split()
+    assert args[:5] == ["run", "--suite", "default-gpu", "--shard", "auto"]
+    assert args[-1] == f"{tmp_path}/edgebench-logs/default-gpu/task-2.jsonl"
+    assert (tmp_path / "edgebench-logs" / "default-gpu").is_dir()
+    assert shards.parse(args[4], env).label == "2/3"
 
 
 def test_cost_model():
