@@ -115,3 +115,11 @@ def runs_profiler(payload):
     with profile(activities=[ProfilerActivity.CPU]):
         torch.ones(8).sum()
     return {"profiled": True}
+
+
+def writes_pid_then_sleeps(payload):
+    """Write this worker's pid to payload["pid_file"], then sleep (a worker to be stopped)."""
+    with open(payload["pid_file"], "w") as fh:
+        fh.write(str(os.getpid()))
+    time.sleep(payload["sleep_s"])
+    return {"slept": True}

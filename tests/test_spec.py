@@ -1,4 +1,5 @@
-"""Sweep lists and ranges, Spec validation, TOML spec files, CLI overrides, planning and sharding."""
+"""Sweep lists and ranges, Spec validation, TOML spec files, CLI overrides and planning (sharding:
+test_scaleout.py)."""
 import argparse
 import textwrap
 import time
@@ -6,7 +7,7 @@ import time
 import pytest
 
 from edgebench.errors import UserError
-from edgebench.sweep.spec import MAX_CASES, Case, Spec, parse_list, shard
+from edgebench.sweep.spec import MAX_CASES, Case, Spec, parse_list
 from edgebench.sweep.specfile import (SPEC_FILE_KEYS, add_sweep_arguments, list_suites, load_suite,
                                       read_spec_file, spec_from_args)
 
@@ -148,24 +149,6 @@ def test_spec_file_that_is_not_utf8_is_a_clear_error(tmp_path):
 def test_plan_without_models():
     with pytest.raises(UserError, match="no models"):
         Spec().plan()
-
-
-def test_shard_round_robin_covers_plan_once():
-    cases = Spec(models="m1,m2,m3", ctx="1k-8k*2").plan()
-    shards = [shard(cases, f"{i}/4") for i in range(1, 5)]
-    assert sorted(k for s in shards for k in (c.label() for c in s)) == sorted(c.label() for c in cases)
-    assert shards[0] == cases[0::4]
-    assert len({c.model for c in shards[0]}) == 3
-    for part in shards:
-        for model in {c.model for c in part}:
-            ctxs = [c.ctx for c in part if c.model == model]
-            assert ctxs == sorted(ctxs)
-
-
-@pytest.mark.parametrize("text", ["0/4", "5/4", "1/0", "1-4", "a/b", "", "1/4/2"])
-def test_shard_rejects(text):
-    with pytest.raises(UserError, match="1-based"):
-        shard([], text)
 
 
 def test_from_toml(tmp_path):

@@ -278,6 +278,37 @@ a = d.cpu_times(); import time; time.sleep(2); print('steal_share over 2 s:', d.
     --format=csv >> "$OUT/devstate.txt" 2>&1
   nvidia-smi -i 0 --query-compute-apps=pid,process_name,used_memory --format=csv >> "$OUT/devstate.txt" 2>&1
   cat "$OUT/devstate.txt"
+devices() {  # issue 18 on nvidia-h200-x2: default-gpu on one GPU, then with --devices all: wall ratio, per-point agreement
+  log "--devices all vs one GPU"
+  $PY -m edgebench run --help | grep -q -- "--devices" \
+    || { echo "skip: this edgebench's run has no --devices yet (the executor does not run it)"; return 1; }
+  local t0=$SECONDS one all
+  timeout "${1:-300}" $PY -m edgebench run --suite default-gpu -q -o "$OUT/devices_one.jsonl" > "$OUT/devices_one.txt" 2>&1
+  one=$((SECONDS - t0)); t0=$SECONDS
+  timeout "${1:-300}" $PY -m edgebench run --suite default-gpu --devices all -q -o "$OUT/devices_all.jsonl" \
+    > "$OUT/devices_all.txt" 2>&1
+  all=$((SECONDS - t0))
+  echo "wall: one GPU ${one} s, --devices all ${all} s, ratio $(awk "BEGIN{printf \"%.2f\", $one/$all}") (target >= 1.8)" \
+    | tee "$OUT/devices.txt"
+  $PY - "$OUT/devices_one.jsonl" "$OUT/devices_all.jsonl" <<'PYEOF' | tee -a "$OUT/devices.txt"
+import json, sys
+def cases(path):
+    out = {}
+    for line in open(path):
+        r = json.loads(line)
+        if r.get("type") == "case":
+            out[(r["model"], r["ctx"], r["decode_mode"])] = r
+    return out
+one, both = cases(sys.argv[1]), cases(sys.argv[2])
+print(f"points: one GPU {len(one)}, --devices all {len(both)}; devices in the second log: "
+      f"{sorted({str(r.get('device')) for r in both.values()})}")
+for key in sorted(one.keys() & both.keys()):
+    a, b = one[key], both[key]
+    pre = [(r.get("prefill_ms") or {}).get("median") for r in (a, b)]
+    tpot = [(r.get("tpot_ms") or {}).get("median") for r in (a, b)]
+    ratio = lambda x: f"{x[1] / x[0]:.3f}" if all(x) else "-"
+    print(f"{key}: status {a['status']}/{b['status']}, prefill all/one {ratio(pre)}, tpot all/one {ratio(tpot)}")
+PYEOF
 }
 
 keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces

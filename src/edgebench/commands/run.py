@@ -13,10 +13,10 @@ HELP = "measure prefill (TTFT) and decode (TPOT), memory and energy over a sweep
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from edgebench.sweep.specfile import add_sweep_arguments
+    from edgebench.sweep.specfile import add_shard_argument, add_sweep_arguments
     add_sweep_arguments(p)
     how = p.add_argument_group("how to run")
-    how.add_argument("--shard", metavar="I/N", help="run only the I-th of N round-robin shards (1-based)")
+    add_shard_argument(how)
     how.add_argument("--no-telemetry", action="store_true",
                      help="skip power sampling, per-phase energy and clock/throttle provenance")
     how.add_argument("--power-rate", type=float, default=50.0, metavar="HZ",

@@ -45,17 +45,21 @@ def validate(spec: Spec, cases: list[Case], device: str | None = None) -> dict[s
     return plan.check(spec, cases, device)
 
 
-def _cases(spec: Spec, shard: str | None) -> list[Case]:
-    from edgebench.sweep import spec as specmod
+def _cases(spec: Spec, shard: str | None) -> tuple[list[Case], Any]:
+    """The plan's lines, or one shard's (`edgebench.sweep.shards`: whole series balanced by expected
+    work), and the shard (None without --shard)."""
     cases = spec.plan()
-    return specmod.shard(cases, shard) if shard else cases
+    if not shard:
+        return cases, None
+    from edgebench.sweep import shards
+    return shards.select(cases, shard, reps=spec.reps, warmup=spec.warmup)
 
 
 def dry_run(spec: Spec, shard: str | None = None, suite: str | None = None) -> str:
     """The plan as text (`edgebench.sweep.plan.describe`), checked as a run checks it, without loading a
     model, importing torch or starting a worker: the device class is the forced --device, else
     `plan.device_class`'s look at the system."""
-    cases = _cases(spec, shard)
+    cases, _ = _cases(spec, shard)
     device, how = plan.device_class(spec.device)
     if spec.device.startswith("cuda"):
         device = spec.device
@@ -82,7 +86,7 @@ class GridPlanner:
 
     def __init__(self, spec: Spec, opts: RunOptions):
         self.spec, self.opts = spec, opts
-        self.cases = _cases(spec, opts.shard)
+        self.cases, self.shard = _cases(spec, opts.shard)
         self.presets = validate(spec, self.cases, None if spec.device == "auto" else spec.device)
         self.preload: list = []
         self.backends: tuple[str, ...] = ()
@@ -119,7 +123,8 @@ class GridPlanner:
         return True
 
     def header(self) -> dict[str, Any]:
-        return {"spec": self.spec.to_dict(), "shard": self.opts.shard, **self.opts.extra_header}
+        shard = f"{self.shard.label} ({self.shard.how})" if self.shard else None
+        return {"spec": self.spec.to_dict(), "shard": shard, **self.opts.extra_header}
 
     def drive(self, ex: ex_mod.Executor) -> None:
         spec, opts = self.spec, self.opts

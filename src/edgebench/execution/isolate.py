@@ -31,6 +31,8 @@ preloaded parent (`edgebench.execution.forkserver`) that dies or is stopped is r
 as killed, later cases are spawned. On SIGINT (Ctrl-C) or SIGTERM while waiting, the worker is stopped
 quietly (SIGINT, which a worker does not catch: no stack dump) and the exception (KeyboardInterrupt, or
 `Terminated` for SIGTERM) propagates so the caller can record the interruption and close its log.
+A caller running workers from several threads passes each a `stop` event instead (signals reach
+the main thread only): setting it stops that worker the same way and raises `Stopped` in its thread.
 """
 from __future__ import annotations
 
@@ -59,6 +61,11 @@ _channel_path: str | None = None  # inside a worker process: see bind_channel
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived while a worker ran; the worker was stopped. Subclasses KeyboardInterrupt so
     callers that clean up on Ctrl-C clean up on SIGTERM too."""
+
+
+class Stopped(KeyboardInterrupt):
+    """The caller's `stop` event was set while a worker ran (another thread asked: Ctrl-C in a
+    multi-device run); the worker was stopped as on Ctrl-C."""
 
 
 def bind_channel(path: str) -> None:
@@ -99,17 +106,22 @@ def _read_messages(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     return partials, final
 
 
-def _wait(proc, timeout_s: float | None, follow: Follower | None) -> int:
-    """Wait for the worker (TimeoutExpired after timeout_s); with a follower, copy its output meanwhile."""
-    if follow is None:
+def _wait(proc, timeout_s: float | None, follow: Follower | None,
+          stop: threading.Event | None = None) -> int:
+    """Wait for the worker (TimeoutExpired after timeout_s); with a follower, copy its output meanwhile;
+    with a `stop` event, raise `Stopped` once it is set (checked every ECHO_INTERVAL_S)."""
+    if follow is None and stop is None:
         return proc.wait(timeout=timeout_s)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
+        if stop is not None and stop.is_set():
+            raise Stopped("stopped by the caller")
         left = None if deadline is None else deadline - time.monotonic()
         try:
             return proc.wait(timeout=ECHO_INTERVAL_S if left is None else min(ECHO_INTERVAL_S, max(0.0, left)))
         except subprocess.TimeoutExpired:
-            follow.pump()
+            if follow is not None:
+                follow.pump()
             if left is not None and left <= ECHO_INTERVAL_S:
                 raise subprocess.TimeoutExpired("edgebench.execution.worker", timeout_s) from None
 
@@ -199,11 +211,14 @@ def sigterm_as_interrupt():
 
 def run_isolated(target: str, payload: dict[str, Any], timeout_s: float | None = None,
                  zygote=None, output: str | os.PathLike | None = None,
-                 echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 echo: Callable[[str], None] | None = None,
+                 stop: threading.Event | None = None) -> dict[str, Any]:
     """Call `target(payload)` in a fresh worker process and return its outcome record. With a working
     `edgebench.execution.forkserver.Zygote`, the worker is forked from it (imports already done) instead of spawned.
     `output`: a file (truncated) that receives the worker's stdout and stderr; `echo`: called with
-    each line of it while the worker runs."""
+    each line of it while the worker runs; `stop`: an event that, once set (by another thread), stops
+    the worker as Ctrl-C does and raises `Stopped`. A zygote serves one worker at a time: threads
+    running workers at once each need their own."""
     if ":" not in target:
         raise ValueError(f"target {target!r} must be 'package.module:function'")
     workdir = Path(tempfile.mkdtemp(prefix="edgebench-worker-"))
@@ -218,7 +233,7 @@ def run_isolated(target: str, payload: dict[str, Any], timeout_s: float | None =
         try:
             proc = _start(zygote, request, channel, output)
             try:
-                returncode = _wait(proc, timeout_s, follow)
+                returncode = _wait(proc, timeout_s, follow, stop)
                 timed_out = False
             except subprocess.TimeoutExpired:
                 _stop(proc)

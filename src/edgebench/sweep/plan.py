@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+from dataclasses import replace
 from typing import Any
 
 from edgebench.errors import UserError
+from edgebench.sweep import cost
 from edgebench.sweep.spec import Case, Spec
 
 DEFAULT_SUITES = {"cuda": "default-gpu", "cpu": "default-cpu"}  # `edgebench run` with no arguments
@@ -141,29 +143,21 @@ def _prefills(cases: list[Case]) -> list[Case]:
 
 
 def work(cases: list[Case], reps: int, warmup: int, runs: int = 1) -> dict[str, int]:
-    """Estimated work of a plan, in the measurement loop's own terms (edgebench.measure.point_run,
-    measure/), times `runs`: per point a cold prefill, `warmup` warm ones and `reps` timed ones at
-    full length; per decode mode, its own prefills (eager 2, graph and compile 1), `gen` timed steps
-    and its warm-up steps (eager: the first step + max(warmup, 1); graph and compile: max(warmup, 2)
-    + the captured one). The short forwards that detect the kernels are not counted."""
+    """Estimated work of a plan, in the measurement loop's own terms, times `runs`: the sum of
+    `edgebench.sweep.cost.passes` over each point's prefill and each decode line (the short forwards
+    that detect the kernels are not counted)."""
     out = dict.fromkeys(("points", "cases", "timed_prefills", "untimed_prefills", "prompt_tokens",
                          "decode_steps", "warmup_steps"), 0)
-    points = {c.point_fields() for c in cases}
-    out["points"] = len(points)
-    out["cases"] = len(cases)
-    for c in _prefills(cases):
-        out["timed_prefills"] += reps * runs
-        out["untimed_prefills"] += (1 + warmup) * runs
-        out["prompt_tokens"] += c.ctx * c.batch * (reps + 1 + warmup) * runs
-    for c in cases:
-        if c.decode_mode is None or not c.gen:
-            continue
-        eager = c.decode_mode == "eager"
-        setup = 2 if eager else 1
-        out["untimed_prefills"] += setup * runs
-        out["prompt_tokens"] += c.ctx * c.batch * setup * runs
-        out["decode_steps"] += c.gen * runs
-        out["warmup_steps"] += (1 + (max(warmup, 1) if eager else max(warmup, 2))) * runs
+    out["points"], out["cases"] = len({c.point_fields() for c in cases}), len(cases)
+    lines = [replace(c, decode_mode=None) for c in _prefills(cases)]
+    lines += [c for c in cases if c.decode_mode is not None]
+    for c in lines:
+        p = cost.passes(c, reps, warmup)
+        out["timed_prefills"] += p.timed_prefills * runs
+        out["untimed_prefills"] += p.untimed_prefills * runs
+        out["prompt_tokens"] += c.ctx * c.batch * p.prefills * runs
+        out["decode_steps"] += p.decode_steps * runs
+        out["warmup_steps"] += p.warmup_steps * runs
     return out
 
 

@@ -1,4 +1,4 @@
-"""The sweep spec: what to measure, from CLI flags and TOML files, validated, planned and sharded.
+"""The sweep spec: what to measure, from CLI flags and TOML files, validated and planned (sharded in `edgebench.sweep.shards`).
 
 Swept numbers take llama-bench style lists and ranges (grammar in `RANGE_GRAMMAR`, counts as in
 `edgebench.sweep.units.parse_count`): `"1k,4k,16k"`, `"1k-64k*2"` (multiply), `"1k-8k+1k"` (add), mixed
@@ -14,7 +14,6 @@ A list holds at most `LIST_MAX` values (a range is counted before it is expanded
 `max_cases` cases (`MAX_CASES` unless raised; counted before it is built), so a `+1` typed for `*2`
 is refused with the count instead of planning a billion cases. A timeout is a number of seconds in
 `TIMEOUT_RANGE_S` (`check_number`).
-`shard(cases, "i/N")` takes every N-th point starting at the i-th, 1-based like job arrays.
 
 Model names without a "/" are preset names and are lowercased; names with a "/" (hub ids, local
 directories) are kept as given. Whether a model exists is checked by the runner against the catalog.
@@ -47,7 +46,6 @@ RUNS_RANGE = (1, 100)  # --runs: worker processes per point
 TIMEOUT_RANGE_S = (1.0, 7 * 24 * 3600.0)
 _RANGE_RE = re.compile(r"([^-*+]+)-([^-*+]+)([*+])(.+)")
 _DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
-_SHARD_RE = re.compile(r"(\d+)/(\d+)")
 
 
 def parse_list(text: str | int | list, parse: Callable[[str], int] = parse_count) -> list[int]:
@@ -300,18 +298,3 @@ class Spec:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def shard(cases: list[Case], which: str) -> list[Case]:
-    """The i-th of N round-robin shards ("i/N", 1 <= i <= N) of the points: points i-1, i-1+N, ...,
-    each with all its lines (a point is measured in one worker). The relative order is kept, so
-    contexts still ascend within a model."""
-    match = _SHARD_RE.fullmatch(str(which).strip())
-    if not match:
-        raise UserError(f"bad shard {which!r}; write i/N with 1 <= i <= N, e.g. 1/4 (1-based, "
-                        "like job array indices)")
-    index, count = int(match.group(1)), int(match.group(2))
-    if count < 1 or not 1 <= index <= count:
-        raise UserError(f"bad shard {which!r}: i must be between 1 and N (1-based), e.g. 1/{max(count, 1)}")
-    order = {k: i for i, k in enumerate(dict.fromkeys(c.point_fields() for c in cases))}
-    return [c for c in cases if order[c.point_fields()] % count == index - 1]

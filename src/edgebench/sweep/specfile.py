@@ -11,7 +11,9 @@ length became the default; `strict_ctx = true` refuses it.
 defaults are `argparse.SUPPRESS`, so only flags the user typed appear in the namespace;
 `spec_from_args(args, base)` starts from `--spec FILE`, else `--suite NAME`, else `base`, else the
 `Spec` defaults, and lets each typed flag replace that field. `load_suite(name)` and `list_suites()` read
-the suites shipped in `edgebench.sweep.suites`.
+the suites shipped in `edgebench.sweep.suites`. `add_shard_argument` and `add_devices_argument` add the
+flags that say how a plan is spread, not what it holds: `--shard I/N|auto` (`edgebench.sweep.shards`)
+and `--devices all|cuda:N,...` (`edgebench.execution.scheduler.parse_devices`).
 """
 from __future__ import annotations
 
@@ -169,3 +171,18 @@ def spec_from_args(args: Any, base: Spec | None = None) -> Spec:
         return Spec(**{**start, **overrides})
     except UserError as exc:
         raise UserError(f"command line: {exc}") from None
+
+
+def add_shard_argument(group: Any) -> None:
+    """`--shard I/N|auto` (dest `shard`, default None): this process's share of the plan."""
+    group.add_argument("--shard", metavar="I/N|auto", default=None,
+                       help="run only the I-th of N shards of the plan (1-based; whole series of "
+                            "contexts, balanced by expected work), or auto: I and N from the job "
+                            "array's environment (Slurm, Grid Engine, LSF; see the README)")
+
+
+def add_devices_argument(group: Any) -> None:
+    """`--devices all|cuda:N,...` (dest `devices`, default None): several GPUs of this host at once."""
+    group.add_argument("--devices", metavar="all|cuda:N,...", default=None,
+                       help="measure on several GPUs of this host at once, one worker per GPU, the "
+                            "longest work first: all, or a list such as cuda:0,cuda:2 (not with --device)")
