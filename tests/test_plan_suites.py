@@ -43,8 +43,9 @@ def _lines(path):
 def test_every_shipped_suite_plans_on_both_device_classes(suite, device, no_workers, capsys):
     assert main(["run", "--suite", suite, "--device", device, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    n = len(load_suite(suite).plan())
-    assert out.startswith(f"dry run: suite {suite}, {n} cases on {device} (--device {device})")
+    n, points = len(load_suite(suite).plan()), len(load_suite(suite).points())
+    assert out.startswith(f"dry run: suite {suite}, {points} points ({n} log lines: a prefill per "
+                          f"point, a decode per point and mode) on {device} (--device {device})")
     assert "work: " in out and "log: " in out
 
 
@@ -79,7 +80,7 @@ def test_no_argument_dry_run_forced_to_cuda_plans_default_gpu_without_torch():
     r = _python(_NOTHING_HEAVY.format(argv=["run", "--dry-run", "--device", "cuda"]))
     assert r.returncode == 0, r.stderr
     assert "planning the embedded default suite 'default-gpu'" in r.stderr
-    assert "dry run: suite default-gpu, 18 cases on cuda" in r.stdout
+    assert "dry run: suite default-gpu, 9 points (27 log lines" in r.stdout
     assert "imported: []" in r.stdout  # nothing loaded: no torch, no transformers
 
 
@@ -88,7 +89,7 @@ def test_no_argument_dry_run_on_this_cpu_plans_default_cpu():
     r = _python(_NOTHING_HEAVY.format(argv=["run", "--dry-run"]), CUDA_VISIBLE_DEVICES="")
     assert r.returncode == 0, r.stderr
     assert "planning the embedded default suite 'default-cpu'" in r.stderr
-    assert "dry run: suite default-cpu, 6 cases on cpu" in r.stdout and "imported: []" in r.stdout
+    assert "dry run: suite default-cpu, 6 points (12 log lines" in r.stdout and "imported: []" in r.stdout
 
 
 @pytest.fixture
@@ -131,15 +132,16 @@ def test_a_large_plan_is_listed_by_model(no_workers, capsys):
     spec = load_suite("paper-desktop")
     by_model = [x for x in out if x.startswith("  ")]
     assert [x.split(":")[0].strip() for x in by_model] == spec.models
-    per_model = len(spec.plan()) // len(spec.models)
-    assert by_model[0].startswith(f"  qwen2.5-0.5b: {per_model} cases; hf bfloat16 ctx 1024,2048,")
-    assert by_model[0].endswith("; 16 beyond its trained 32768")  # 64k..256k, 2 modes x 2 logits
+    per_model = len(spec.points()) // len(spec.models)
+    assert by_model[0].startswith(f"  qwen2.5-0.5b: {per_model} points; hf bfloat16 ctx 1024,2048,")
+    assert by_model[0].endswith("; 8 beyond its trained 32768")  # 64k..256k points, 2 logits modes
 
 
 def test_estimated_work_matches_what_a_case_runs(monkeypatch):
     """Full-length prefills and decode steps counted inside a real eager case on the CPU."""
-    from edgebench.measure import case_run as casemod
+    from edgebench.measure import point_run
     from edgebench.models import loaders
+    from edgebench.sweep.spec import Point
     ctx, gen, reps, warmup = 80, 3, 2, 1
     counts = {"prefills": 0, "steps": 0}
     real_load = loaders.load
@@ -158,12 +160,14 @@ def test_estimated_work_matches_what_a_case_runs(monkeypatch):
         loaded.prefill, loaded.decode = counted_prefill, counted_decode
         return loaded
     monkeypatch.setattr(loaders, "load", counting_load)
-    c = Case(model="tiny-llama", backend="hf", dtype="float32", ctx=ctx, gen=gen, batch=1,
-             decode_mode="eager", logits="last", attn="sdpa")
-    rec = casemod.run_case({"case": c.to_dict(), "device": "cpu", "reps": reps, "warmup": warmup,
-                            "telemetry": False, "key": "k"})
-    assert rec["tpot_ms"]["n"] == gen
-    w = plan.work([c], reps, warmup)
+    p = Point(model="tiny-llama", backend="hf", dtype="float32", ctx=ctx, gen=gen, batch=1,
+              logits="last", attn="sdpa", decode_modes=("eager",))
+    fields = p.to_dict()
+    rec = point_run.run_point({"point": {k: v for k, v in fields.items() if k != "decode_modes"},
+                               "decode_modes": ["eager"], "device": "cpu", "reps": reps,
+                               "warmup": warmup, "telemetry": False, "key": "k"})
+    assert rec["decode"]["eager"]["tpot_ms"]["n"] == gen
+    w = plan.work(p.cases(), reps, warmup)
     assert counts["prefills"] == w["timed_prefills"] + w["untimed_prefills"]
     assert counts["steps"] - 2 == w["decode_steps"] + w["warmup_steps"]  # 2: kernel detection
     assert w["prompt_tokens"] == ctx * counts["prefills"]
@@ -195,14 +199,14 @@ def test_compact_lines_write_the_flag_only_when_true():
 
 @pytest.mark.parametrize("argv, message", [
     (["-m", "tiny-llama", "-c", "4095", "-n", "2", "--strict-ctx"],
-     "tiny-llama|hf|bfloat16|ctx=4095|gen=2|b=1|eager|last|sdpa: context 4095 + 2 generated tokens "
+     "tiny-llama|hf|bfloat16|ctx=4095|gen=2|b=1|last|sdpa: context 4095 + 2 generated tokens "
      "exceeds its 4096-token limit (its trained length; --strict-ctx refuses it): lower -c to 4094"),
-    (["-m", "tiny-llama", "-c", "4k,8k,16k", "--strict-ctx"], "(2 more cases like it)"),
+    (["-m", "tiny-llama", "-c", "4k,8k,16k", "--strict-ctx"], "(2 more points like it)"),
     (["-m", "tiny-llama", "--allow-long-ctx", "--strict-ctx"], "contradict each other"),
     (["-m", "tiny-llama,tiny-mamba", "--backend", "mamba_ssm", "-c", "64"],
      "tiny-llama has no mamba_ssm backend (it has: hf); sweep it with --backend hf separately"),
     (["-m", "tiny-mamba", "--backend", "mamba_ssm", "-c", "64"],
-     "tiny-mamba|mamba_ssm|bfloat16|ctx=64|gen=128|b=1|eager|last|sdpa: the mamba_ssm backend runs "
+     "tiny-mamba|mamba_ssm|bfloat16|ctx=64|gen=128|b=1|last|sdpa: the mamba_ssm backend runs "
      "on CUDA only; use --backend hf on the CPU"),
     (["-m", "tiny-llama", "--attn", "flash_attention_2", "-c", "64"], "use --attn sdpa on the CPU"),
     (["-m", "tiny-llama", "-c", "64", "--memory-budget", "1GiB"], "drop --memory-budget"),

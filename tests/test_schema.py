@@ -99,7 +99,9 @@ def test_every_field_is_declared_once_with_its_unit_in_its_name():
             if f.unit in ("bytes", "j", "w", "pct", "c", "mhz"):
                 assert f.stem is not None, name
     assert schema.CASE_DEFAULTS == {"backend": "hf", "dtype": "bfloat16", "batch": 1,
-                                    "logits": "last", "attn": "sdpa", "beyond_trained_ctx": False}
+                                    "decode_mode": None, "logits": "last", "attn": "sdpa",
+                                    "beyond_trained_ctx": False, "host_bound": False,
+                                    "unstable": False, "runs": 1}
     assert set(schema.KEY_FIELDS) <= set(schema.CASE)
 
 
@@ -108,9 +110,11 @@ def test_what_the_worker_writes_is_declared():
     every field a worker result carries is a declared case field."""
     from dataclasses import fields
 
-    from edgebench.logs.contracts import CaseResult
+    from edgebench.logs.contracts import DECODE_RESULT_FIELDS, PointResult
     assert {"prov", "fallback", "exit_code", "worker_log"} <= set(schema.CASE)
-    assert {f.name for f in fields(CaseResult)} - {"ops", "warnings"} <= set(schema.CASE)
+    assert {f.name for f in fields(PointResult)} - {"ops", "warnings", "decode", "decoding"} \
+        <= set(schema.CASE)
+    assert set(DECODE_RESULT_FIELDS) <= set(schema.CASE)
     assert {"gpu_temp_c", "sm_clock_mhz", "throttled", "throttle_reasons"} <= set(schema.PROV)
 
 
@@ -127,8 +131,13 @@ def test_compact_case_drops_what_the_schema_says_and_expand_restores_it():
     assert line["energy"] == {"prefill_j": 1.0} and line["mem"] == {"device_used_bytes": 100}
     back = schema.expand_case(line)
     assert back["energy"]["prefill_mean_w"] == 500.0
-    assert {k: back[k] for k in schema.CASE_DEFAULTS} == schema.CASE_DEFAULTS
+    assert {k: back[k] for k in schema.CASE_DEFAULTS} == {**schema.CASE_DEFAULTS,
+                                                          "decode_mode": "eager"}
     assert back["key"] == schema.case_key(rec, "CPU")
+    # a point's prefill line leaves its null decode_mode out; its key is restored all the same
+    pre = schema.compact_case({**rec, "decode_mode": None})
+    assert "decode_mode" not in pre
+    assert schema.expand_case(pre)["key"] == schema.case_key({**rec, "decode_mode": None}, "CPU")
 
 
 def test_a_declared_quantity_in_another_unit_is_named(tmp_path):
@@ -153,8 +162,8 @@ def test_ops_order_is_the_rules_categories():
 @pytest.mark.parametrize("rounded", [False, True])
 def test_one_summarize_stdev_undefined_for_one_sample(rounded):
     from edgebench.analysis.stats import summarize
-    from edgebench.measure import case_run
-    assert case_run.summarize is summarize  # the measuring side uses the readers' summary
+    from edgebench.measure import point_run
+    assert point_run.summarize is summarize  # the measuring side uses the readers' summary
     s = summarize([3.14159265], rounded=rounded)
     assert s["stdev"] is None and s["n"] == 1 and s["median"] == pytest.approx(3.14159265, 1e-4)
     s = summarize([1.0, 2.0, 3.0, 4.0, 100.0], rounded=rounded)
@@ -168,39 +177,43 @@ def test_summarize_rounded_keeps_significant_digits():
     assert (s["median"], s["p10"], s["p90"], s["stdev"]) == (1.2346, 1.235, 8.148, 4.99)
 
 
-def test_case_request_round_trips_and_names_what_is_malformed():
-    from edgebench.logs.contracts import CaseRequest, MalformedRequest
-    case = {"model": "m", "backend": "hf", "dtype": "float32", "ctx": 8, "gen": 2, "batch": 1,
-            "decode_mode": "eager", "logits": "last", "attn": "sdpa"}
-    req = CaseRequest(case=case, device="cpu", reps=1, warmup=0, key="abc")
+def test_point_request_round_trips_and_names_what_is_malformed():
+    from edgebench.logs.contracts import MalformedRequest, PointRequest
+    point = {"model": "m", "backend": "hf", "dtype": "float32", "ctx": 8, "gen": 2, "batch": 1,
+             "logits": "last", "attn": "sdpa"}
+    req = PointRequest(point=point, decode_modes=["eager", "graph"], device="cpu", reps=1,
+                       warmup=0, key="abc")
     payload = json.loads(json.dumps(req.to_payload()))
-    assert CaseRequest.parse(payload) == req
+    assert PointRequest.parse(payload) == req
     # maxctx sends only what it needs: the rest takes the declared defaults
-    short = CaseRequest.parse({"case": case, "device": "cpu", "reps": 0, "warmup": 0})
+    short = PointRequest.parse({"point": point, "decode_modes": [], "device": "cpu", "reps": 0,
+                                "warmup": 0})
     assert (short.telemetry, short.profile_ops, short.key, short.power_rate_hz) == \
         (True, False, None, 50.0)
     with pytest.raises(MalformedRequest) as err:
-        CaseRequest.parse({"case": {**case, "ctx": "8"}, "device": "cpu", "warmup": 0, "x": 1})
+        PointRequest.parse({"point": {**point, "ctx": "8"}, "decode_modes": ["warp"],
+                            "device": "cpu", "warmup": 0, "x": 1})
     msg = str(err.value)
-    assert "missing 'reps'" in msg and "unknown field 'x'" in msg and "case 'ctx' must be" in msg
+    assert "missing 'reps'" in msg and "unknown field 'x'" in msg and "point 'ctx' must be" in msg
+    assert "'decode_modes' must be a list of" in msg
     with pytest.raises(MalformedRequest, match="JSON object"):
-        CaseRequest.parse(["not", "a", "request"])
+        PointRequest.parse(["not", "a", "request"])
 
 
 def test_worker_refuses_a_malformed_request_before_measuring():
     from edgebench.logs.contracts import MalformedRequest
-    from edgebench.measure.case_run import run_case
-    with pytest.raises(MalformedRequest, match="case without 'model'"):
-        run_case({"case": {"ctx": 8}, "device": "cpu", "reps": 1, "warmup": 0})
+    from edgebench.measure.point_run import run_point
+    with pytest.raises(MalformedRequest, match="point without 'model'"):
+        run_point({"point": {"ctx": 8}, "decode_modes": [], "device": "cpu", "reps": 1, "warmup": 0})
 
 
-def test_case_result_sends_only_what_was_measured():
-    from edgebench.logs.contracts import CaseResult
-    res = CaseResult.from_dict({"prefill_ms": {"median": 1.0}, "energy": None,
-                                "energy_why": "CPU run"})
+def test_point_result_sends_only_what_was_measured():
+    from edgebench.logs.contracts import PointResult
+    res = PointResult.from_dict({"prefill_ms": {"median": 1.0}, "energy": None,
+                                 "energy_why": "CPU run"})
     assert res.to_dict() == {"prefill_ms": {"median": 1.0}, "energy": None, "energy_why": "CPU run"}
     with pytest.raises(TypeError):
-        CaseResult.from_dict({"prefill_us": 1})
+        PointResult.from_dict({"prefill_us": 1})
 
 
 def test_case_label_is_not_the_record_key():

@@ -80,15 +80,20 @@ def test_spec_validation(kwargs, message):
 def test_plan_order_is_model_major_with_ascending_ctx():
     spec = Spec(models="b-model,a-model", ctx="16k,1k,4k", gen="64,16", decode_modes="graph,eager")
     cases = spec.plan()
-    assert len(cases) == 2 * 3 * 2 * 2
-    assert [c.model for c in cases[:12]] == ["b-model"] * 12
-    first_block = cases[:3]
-    assert [c.ctx for c in first_block] == [1024, 4096, 16384]
-    assert {(c.decode_mode, c.gen) for c in first_block} == {("graph", 16)}
-    assert [c.gen for c in cases[:6]] == [16, 16, 16, 64, 64, 64]
-    assert cases[6].decode_mode == "eager"
+    assert len(cases) == 2 * 3 * 2 * (1 + 2)  # per point: its prefill line and one per mode
+    assert [c.model for c in cases[:18]] == ["b-model"] * 18
+    points = spec.points()
+    assert [p.ctx for p in points[:3]] == [1024, 4096, 16384]
+    assert [p.gen for p in points[:6]] == [16, 16, 16, 64, 64, 64]
+    assert all(p.decode_modes == ("graph", "eager") for p in points)
+    assert [c.decode_mode for c in cases[:3]] == [None, "graph", "eager"]
+    assert {c.point_fields() for c in cases[:3]} == {cases[0].point_fields()}
     assert len({c.label() for c in cases}) == len(cases)
     assert spec.plan() == cases
+    # nothing to decode: gen 0, or full logits (decode after it is decode after last logits)
+    assert Spec(models="m", gen="0", logits="last,all").plan()[0].decode_mode is None
+    assert [p.decode_modes for p in Spec(models="m", gen="8", logits="last,all").points()] == \
+        [("eager",), ()]
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e10, 0.5, 0, -3, "60"])
@@ -113,8 +118,9 @@ def test_a_typo_that_plans_a_billion_cases_is_refused_fast_with_the_count():
     spec = Spec(models="tiny-llama", ctx="1-4k+1", gen="1-4k+1", batch="1-64+1")
     with pytest.raises(UserError) as info:
         spec.plan()
-    assert "plans 1,073,741,824 cases (64 batch sizes x 4,096 gen lengths x 4,096 contexts)" in str(info.value)
-    assert "--max-cases 1073741824" in str(info.value)
+    assert ("plans 2,147,483,648 cases (1,073,741,824 points: 64 batch sizes x 4,096 gen lengths x "
+            "4,096 contexts; a prefill line each, and one per decode mode)") in str(info.value)
+    assert "--max-cases 2147483648" in str(info.value)
     with pytest.raises(UserError, match="it counts 1,000,000,000,000 values, more than the 1,000,000"):
         parse_list("1-1000000000000+1")
     with pytest.raises(UserError, match="more than the 1,000,000"):
@@ -124,15 +130,18 @@ def test_a_typo_that_plans_a_billion_cases_is_refused_fast_with_the_count():
 
 def test_max_cases_raises_the_limit_from_a_flag_over_a_spec_file(tmp_path):
     assert MAX_CASES == 10_000
-    with pytest.raises(UserError, match="plans 10,100 cases"):
+    with pytest.raises(UserError, match="plans 20,200 cases"):
         Spec(models="m", ctx="1-101+1", gen="1-100+1").plan()
-    assert len(Spec(models="m", ctx="1-101+1", gen="1-100+1", max_cases=10_100).plan()) == 10_100
+    assert len(Spec(models="m", ctx="1-101+1", gen="1-100+1", max_cases=20_200).plan()) == 20_200
+    # full logits and gen 0 plan no decode lines: the count says so before planning
+    assert len(Spec(models="m", ctx="1-101+1", gen="0,1-99+1", logits="all,last",
+                    max_cases=40_000).plan()) == 2 * 101 * 100 + 101 * 99
     path = tmp_path / "s.toml"
     path.write_text("[sweep]\nmodels = ['m']\nctx = '1-101+1'\ngen = '1-100+1'\n")
-    with pytest.raises(UserError, match="--max-cases 10100"):
+    with pytest.raises(UserError, match="--max-cases 20200"):
         spec_from_args(_parser().parse_args(["--spec", str(path)])).plan()
-    spec = spec_from_args(_parser().parse_args(["--spec", str(path), "--max-cases", "20000"]))
-    assert spec.max_cases == 20_000 and len(spec.plan()) == 10_100
+    spec = spec_from_args(_parser().parse_args(["--spec", str(path), "--max-cases", "30000"]))
+    assert spec.max_cases == 30_000 and len(spec.plan()) == 20_200
     with pytest.raises(UserError, match="max_cases must be an integer >= 1"):
         Spec(max_cases=0)
 

@@ -51,13 +51,13 @@ def check(spec: Spec, cases: list[Case], device: str | None = None) -> dict[str,
         raise UserError("--memory-budget caps a CUDA device's memory; this run is on the CPU (drop "
                         "--memory-budget, or run with --device cuda where a GPU is)")
     found: dict[tuple, list] = {}  # (model, kind) -> [first case, why, count]
-    for case in cases:
+    for case in _prefills(cases):  # what cannot plan is a property of the point
         for kind, why in _problems(case, presets[case.model], spec.strict_ctx, device):
             entry = found.setdefault((case.model, kind), [case, why, 0])
             entry[2] += 1
     if not found:
         return presets
-    lines = [f"{case.label()}: {why}" + (f" ({n - 1} more cases like it)" if n > 1 else "")
+    lines = [f"{case.label()}: {why}" + (f" ({n - 1} more points like it)" if n > 1 else "")
              for case, why, n in list(found.values())[:_MORE]]
     if len(found) > _MORE:
         lines.append(f"... and {len(found) - _MORE} more problems")
@@ -190,7 +190,7 @@ def describe(spec: Spec, cases: list[Case], presets: dict[str, Any], device: str
 
 def _by_model(model: str, cases: list[Case], pre: Any) -> str:
     def values(name: str) -> str:
-        return ",".join(str(v) for v in dict.fromkeys(getattr(c, name) for c in cases))
+        return ",".join(str(v) for v in dict.fromkeys(getattr(c, name) for c in cases) if v is not None)
     past = sum(beyond_trained(c.ctx, c.gen, pre) for c in _prefills(cases))
     return (f"  {model}: {_n(len(_prefills(cases)), 'point')}; {values('backend')} {values('dtype')} ctx {values('ctx')} "
             f"gen {values('gen')} batch {values('batch')} {values('decode_mode')} logits "

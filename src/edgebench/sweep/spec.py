@@ -184,8 +184,9 @@ class Case:
     attn: str
 
     def label(self) -> str:
+        mode = f"{self.decode_mode}|" if self.decode_mode else ""  # a prefill line: its point's label
         return (f"{self.model}|{self.backend}|{self.dtype}|ctx={self.ctx}|gen={self.gen}|"
-                f"b={self.batch}|{self.decode_mode or 'prefill'}|{self.logits}|{self.attn}")
+                f"b={self.batch}|{mode}{self.logits}|{self.attn}")
 
     def point_fields(self) -> tuple:
         """What it shares with the other lines of its point."""
@@ -275,11 +276,17 @@ class Spec:
         lists = {"models": self.models, "backends": self.backends, "dtypes": self.dtypes,
                  "decode modes": self.decode_modes, "logits modes": self.logits, "attention kinds": self.attn,
                  "batch sizes": self.batch, "gen lengths": self.gen, "contexts": self.ctx}
-        lists.pop("decode modes")  # a point has one line for its prefill and one per decode mode
-        count = math.prod(len(v) for v in lists.values()) * (1 + len(self.decode_modes))
+        # A point has a line for its prefill, and one per decode mode where it decodes (gen > 0
+        # and last-token logits: see `points`).
+        lists.pop("decode modes")
+        points = math.prod(len(v) for v in lists.values())
+        decoding = points // len(self.gen) // len(self.logits) * sum(g > 0 for g in self.gen) \
+            * ("last" in self.logits)
+        count = points + decoding * len(self.decode_modes)
         if count > self.max_cases:
             sizes = " x ".join(f"{len(v):,} {k}" for k, v in lists.items() if len(v) > 1)
-            raise UserError(f"this sweep plans {count:,} cases ({sizes}), more than the limit of "
+            raise UserError(f"this sweep plans {count:,} cases ({points:,} points: {sizes}; a "
+                            f"prefill line each, and one per decode mode), more than the limit of "
                             f"{self.max_cases:,}; a range stepping +1 where *2 was meant does this "
                             f"(1-4k+1 is 4,096 values, 1-4k*2 is 13): check the lists, or pass "
                             f"--max-cases {count} to run them all")
