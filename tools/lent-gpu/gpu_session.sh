@@ -268,6 +268,15 @@ maxctxsmoke() {  # the maxctx planner on the one executor: same answer as call 1
   grep -o '"device":"[^"]*"' "$OUT/maxctx_smoke.jsonl" | sort | uniq -c
 }
 
+# Issue 15.6: the same points with edgebench and with a plain timer that imports no edgebench module
+# (bench/plain_timer.py), one process per model; the table gives edgebench / independent per phase, H = host-bound.
+indep() {
+  log "edgebench beside an independent timer"
+  timeout "${1:-300}" $PY bench/independent_timer.py --out "$OUT/indep" --json "$OUT/indep.json" \
+    > "$OUT/indep.txt" 2>&1; echo "exit $?" >> "$OUT/indep.txt"
+  sed -n '/^model  /,$p' "$OUT/indep.txt"
+}
+
 keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces
   cp -r "$STATE"/*.jsonl "$STATE"/*.txt "$STATE"/*.traces "$OUT/" 2>/dev/null
   (cd "$OUT" && tar czf /tmp/eb-out.tgz --exclude=eb-out.tgz --exclude='*.traces' . \
