@@ -278,6 +278,7 @@ a = d.cpu_times(); import time; time.sleep(2); print('steal_share over 2 s:', d.
     --format=csv >> "$OUT/devstate.txt" 2>&1
   nvidia-smi -i 0 --query-compute-apps=pid,process_name,used_memory --format=csv >> "$OUT/devstate.txt" 2>&1
   cat "$OUT/devstate.txt"
+}
 devices() {  # issue 18 on nvidia-h200-x2: default-gpu on one GPU, then with --devices all: wall ratio, per-point agreement
   log "--devices all vs one GPU"
   $PY -m edgebench run --help | grep -q -- "--devices" \
@@ -309,6 +310,14 @@ for key in sorted(one.keys() & both.keys()):
     ratio = lambda x: f"{x[1] / x[0]:.3f}" if all(x) else "-"
     print(f"{key}: status {a['status']}/{b['status']}, prefill all/one {ratio(pre)}, tpot all/one {ratio(tpot)}")
 PYEOF
+}
+# Issue 15.6: the same points with edgebench and with a plain timer that imports no edgebench module
+# (bench/plain_timer.py), one process per model; the table gives edgebench / independent per phase, H = host-bound.
+indep() {
+  log "edgebench beside an independent timer"
+  timeout "${1:-300}" $PY bench/independent_timer.py --out "$OUT/indep" --json "$OUT/indep.json" \
+    > "$OUT/indep.txt" 2>&1; echo "exit $?" >> "$OUT/indep.txt"
+  sed -n '/^model  /,$p' "$OUT/indep.txt"
 }
 
 keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces
