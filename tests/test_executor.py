@@ -41,8 +41,11 @@ def fake_workers(monkeypatch):
 
     def run_isolated(target, payload, **kw):
         state["payloads"].append(payload)
-        ctx = payload["case"]["ctx"]
-        return {"status": "ok"} if ctx <= 2048 else {"status": "oom", "reason": "out of memory"}
+        ctx = payload["point"]["ctx"]
+        if ctx > 2048:
+            return {"status": "oom", "reason": "out of memory"}
+        return {"status": "ok", "prefill_ms": None,
+                "decode": {m: {"status": "ok"} for m in payload["decode_modes"]}}
 
     monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
     monkeypatch.setattr(executor, "snapshot_env", lambda: dict(state["env"]))
@@ -81,6 +84,8 @@ def test_a_grid_on_the_second_gpu_labels_that_gpu_and_skips_after_an_oom(fake_wo
     assert main(["run", "-m", "tiny-llama", "-c", "1024,4096,8192", "-n", "1", "-r", "1", "--warmup", "0",
                  "--device", "cuda:1", "-q", "-o", str(path)]) == 0
     cases = [x for x in _lines(path) if x["type"] == "case"]
-    assert [(c["ctx"], c["status"]) for c in cases] == [(1024, "ok"), (4096, "oom"), (8192, "skipped")]
+    assert [(c["ctx"], c.get("decode_mode"), c["status"]) for c in cases] == [
+        (1024, None, "ok"), (1024, "eager", "ok"), (4096, None, "oom"), (4096, "eager", "skipped"),
+        (8192, None, "skipped"), (8192, "eager", "skipped")]
     assert {c["device"] for c in cases} == {"GPU One"}
-    assert [p["case"]["ctx"] for p in fake_workers["payloads"]] == [1024, 4096]
+    assert [p["point"]["ctx"] for p in fake_workers["payloads"]] == [1024, 4096]

@@ -72,13 +72,13 @@ def test_empty_folder_and_missing_path_are_clear(tmp_path):
 
 
 def test_newer_schema_file_is_skipped_whole_with_upgrade_message(tmp_path, capsys):
-    write(tmp_path / "new.jsonl", [dict(HEADER, v=2), case(v=2)])
+    write(tmp_path / "new.jsonl", [dict(HEADER, v=3), case(v=3)])
     write(tmp_path / "old.jsonl", [HEADER, case()])
     logs = load([tmp_path])
     assert len(logs.cases) == 1 and logs.cases[0]["file"].endswith("old.jsonl")
     (problem,) = logs.problems
     assert problem.file.endswith("new.jsonl") and problem.line == 1
-    assert "newer edgebench (schema v2" in problem.reason
+    assert "newer edgebench (schema v3" in problem.reason
     assert "pip install -U edgebench" in problem.reason
     assert run_validate(tmp_path) == 1
     assert "new.jsonl:1: written by a newer edgebench" in capsys.readouterr().out

@@ -249,14 +249,15 @@ def test_case_records_the_prediction_for_its_backend(monkeypatch):
     """The run path's `predicted_bytes` (and so maxctx's "model:" figure) is the case backend's. The
     mamba_ssm loader needs CUDA, so the CPU stands in with transformers' model of the same preset."""
     pytest.importorskip("torch", reason="torch is needed for a real prefill")
-    from edgebench.measure import case_run as case
+    from edgebench.measure import point_run
     from edgebench.models import loaders
 
     real = loaders.load
     monkeypatch.setattr(loaders, "load", lambda preset, backend="hf", **kw: real(preset, backend="hf", **kw))
     c = {"model": "tiny-mamba", "backend": "mamba_ssm", "dtype": "float32", "ctx": 32, "gen": 0, "batch": 1,
-         "decode_mode": "eager", "logits": "all", "attn": "sdpa"}
-    rec = case.run_case({"case": c, "device": "cpu", "reps": 1, "warmup": 0, "telemetry": False})
+         "logits": "all", "attn": "sdpa"}
+    rec = point_run.run_point({"point": c, "decode_modes": [], "device": "cpu", "reps": 1, "warmup": 0,
+                               "telemetry": False})
     preset = catalog.get("tiny-mamba")
     want = memory_model.predict(preset, 32, dtype="float32", logits="all", backend="mamba_ssm")["total_bytes"]
     assert rec["mem"]["predicted_bytes"] == want

@@ -33,13 +33,17 @@ def test_log_has_header_and_one_compact_line_per_case(first_log):
     assert lines[0]["type"] == "run" and lines[0]["env"]["host"]["hostname"]
     assert "power" in lines[0]["env"]  # the full (deep) snapshot, read in a worker
     cases = [x for x in lines if x["type"] == "case"]
-    assert [c["model"] for c in cases] == ["tiny-llama", "tiny-mamba2"]
+    # per point: its prefill line (no decode_mode), then its decode line
+    assert [(c["model"], c.get("decode_mode")) for c in cases] == [
+        ("tiny-llama", None), ("tiny-llama", "eager"), ("tiny-mamba2", None), ("tiny-mamba2", "eager")]
     for c in cases:
         assert c["status"] == "ok", c.get("reason")
-        assert c["v"] == 1 and c["family"] in ("transformer", "ssm")
-        assert c["prefill_ms"]["n"] == 1 and c["prefill_ms"]["median"] > 0
-        assert c["tpot_ms"]["n"] == 2
-        assert c["kernels"] is not None
+        assert c["v"] == 2 and c["family"] in ("transformer", "ssm")
+    for pre, dec in (cases[:2], cases[2:]):
+        assert pre["prefill_ms"]["n"] == 1 and pre["prefill_ms"]["median"] > 0
+        assert "tpot_ms" not in pre and "prefill_ms" not in dec and dec["tpot_ms"]["median"] > 0
+        assert dec["tpot_ms"]["n"] == 2
+        assert pre["kernels"] is not None and "kernels" not in dec  # the point's, said once
     raw_len = [len(x) for x in first_log.read_text().splitlines(keepends=True) if '"type":"case"' in x]
     assert max(raw_len) < 1024, raw_len
 
@@ -68,7 +72,7 @@ def test_bad_input_fails_fast_with_a_clear_message(argv, message, capsys):
     (["run", "-m", "tiny-llama", "-c", "32", "--timeout", "nan"], "timeout_s must be a positive number"),
     (["run", "-m", "tiny-llama", "-c", "32", "--timeout", "1e10"], "from 1 to 604800"),
     (["run", "-m", "tiny-llama", "-c", "32", "--power-rate", "inf"], "--power-rate must be a positive number"),
-    (["run", "-m", "tiny-llama", "-c", "1-4k+1", "-n", "1-4k+1", "-b", "1-64+1"], "--max-cases 1073741824"),
+    (["run", "-m", "tiny-llama", "-c", "1-4k+1", "-n", "1-4k+1", "-b", "1-64+1"], "--max-cases 2147483648"),
     (["maxctx", "-m", "tiny-llama", "--device", "cpu", "--timeout", "inf"], "--timeout must be a positive number"),
 ])
 def test_bad_numbers_fail_before_the_log_is_touched(tmp_path, argv, message, capsys):
@@ -84,10 +88,10 @@ def test_a_failing_case_is_recorded_and_the_sweep_goes_on(tmp_path):
     # graph decode needs CUDA: on the CPU that case fails inside its worker, the eager one runs.
     rc = main(["run", "-m", "tiny-llama", "-c", "32", "-n", "2", "-r", "1", "--warmup", "0", "-t", "float32",
                "--device", "cpu", "-q", "--decode-mode", "eager,graph", "-o", str(path)])
-    cases = {c["decode_mode"]: c for c in _lines(path) if c["type"] == "case"}
+    cases = {c.get("decode_mode"): c for c in _lines(path) if c["type"] == "case"}
     assert cases["eager"]["status"] == "ok"
     assert cases["graph"]["status"] == "error" and "CUDA" in cases["graph"]["reason"]
-    assert cases["graph"]["prefill_ms"]["n"] == 1  # prefill numbers kept from the partial record
+    assert cases[None]["prefill_ms"]["n"] == 1  # the point's prefill stands beside the failed mode
     assert rc == 1
 
 
@@ -200,17 +204,25 @@ def test_sigterm_mid_maxctx_keeps_the_probes_done(tmp_path):
     assert rec["trail"][:2] == [[1024, "ok"], [2048, "ok"]]
 
 
-def test_summary_and_progress_show_the_device_peak(capsys):
-    """The peak column reads the case line's flat `mem` object (it showed '-' on the H100 before)."""
-    from edgebench.commands.run import _summary
+def test_summary_and_progress_show_one_row_per_point_with_spread_and_flags(capsys):
+    """One row per point: its prefill once, each decode mode's TPOT beside it with p10-p90 and the
+    H / U flags; the peak is the point's largest (the decode line's own peak here)."""
     from edgebench.execution.progress import describe
-    rec = {"model": "m", "family": "ssm", "ctx": 1024, "decode_mode": "graph", "status": "ok", "batch": 1,
-           "prefill_ms": {"median": 30.0}, "tpot_ms": {"median": 2.0},
-           "mem": {"peak_allocated_bytes": 3 * 2**30, "decode_peak_bytes": 3.5 * 2**30, "rss_bytes": 10}}
-    assert "peak 3.50 GiB" in describe(rec)
-    _summary([rec, {**rec, "mem": {"rss_bytes": 10}}])
+    from edgebench.report.run_summary import print_summary
+    base = {"model": "m", "family": "ssm", "ctx": 1024, "status": "ok", "batch": 1, "gen": 8}
+    pre = {**base, "decode_mode": None, "prefill_ms": {"median": 30.0, "p10": 29.0, "p90": 31.0, "n": 5},
+           "mem": {"peak_allocated_bytes": 3 * 2**30, "rss_bytes": 10}}
+    eager = {**base, "decode_mode": "eager", "tpot_ms": {"median": 50.0, "p10": 40.0, "p90": 90.0, "n": 8},
+             "host_bound": True, "unstable": True}
+    graph = {**base, "decode_mode": "graph", "tpot_ms": {"median": 2.0, "p10": 1.9, "p90": 2.1, "n": 8},
+             "mem": {"decode_peak_bytes": 3.5 * 2**30}}
+    line = describe({None: pre, "eager": eager, "graph": graph})
+    assert "peak 3.50 GiB" in line and "eager TPOT 50.000 ms [host-bound, unstable]" in line
+    print_summary([pre, eager, graph])
     out = capsys.readouterr().out
-    assert "3.50" in out
+    assert "3.50" in out and out.count("1024") == 1  # one row for the point
+    assert "30.00 (29.00-31.00)" in out and "50.000 (40.000-90.000) HU" in out
+    assert "H: host-bound" in out
 
 
 def test_run_header_records_the_variables_that_change_results(monkeypatch):

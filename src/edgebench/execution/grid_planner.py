@@ -201,4 +201,4 @@ class GridPlanner:
 
 
 def _prefill_failed(result: dict[str, Any]) -> bool:
-    return result.get("prefill_ms") is None and result.get("status") in ("oom", "killed")
+    return "prefill_ms" not in result and result.get("status") in ("oom", "killed")

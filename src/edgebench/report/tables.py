@@ -213,6 +213,10 @@ def _cases_table(cases: CaseColumns, baseline: str | None, metrics: list[str],
     cols += [Column(f"{m}_ratio", "ratio") for m in ratio_metrics]
     cols.append(Column("reason"))
     data = cases_columns(cases, metrics, ratio_metrics, baseline, sources)
+    # flags and spreads only where some row has one (a log of failures keeps its width)
+    keep = [i for i, col in enumerate(cols) if not (col.name == "flags" or col.name.endswith("_p10_p90_ms"))
+            or any(v is not None for v in data[i])]
+    cols, data = [cols[i] for i in keep], [data[i] for i in keep]
     notes = []
     if ratio_metrics:
         notes.append(f"*_ratio columns are model / {baseline} (the baseline) at the same device, "
