@@ -3,7 +3,13 @@
 With no arguments it runs the embedded default for whatever is here (a GPU: one model of each family
 at a few lengths; CPU only: the tiny presets of all three families) and says how to run the full
 characterization. A forced --device picks that default without asking a worker. `--dry-run` prints
-the plan and its estimated work (`edgebench.sweep.plan`) and exits without loading anything.
+the plan, its estimated work (`edgebench.sweep.plan`) and time (`edgebench.sweep.suite_plan`) and
+exits without loading anything.
+
+A suite of several grids and max-context searches (`edgebench.sweep.suite`) runs as one executor run
+per group of grids (the operator-profiled grids apart), then one per `[[maxctx]]` table, all into one
+log; `--shard i/N` divides the cases and the searches round-robin; a rerun resumes both (a search
+already in the log for this device, backend, dtype and budget is not made again).
 """
 from __future__ import annotations
 
@@ -65,19 +71,116 @@ def main(args: argparse.Namespace) -> int:
               "edgebench run --suite paper-desktop (paper-jetson on a Jetson); list models with: "
               "edgebench models", file=sys.stderr)
         args.suite = suite
+    from edgebench.sweep.suite import Suite
     spec: Spec = spec_from_args(args)
     if args.dry_run:
-        print(grid_planner.dry_run(spec, shard=args.shard, suite=suite))
+        print(_dry_run(spec, args.shard, suite))
         return 0
     opts = grid_planner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
                                    power_rate_hz=args.power_rate, quiet=args.quiet,
                                    verbose=args.verbose, profile_ops=args.profile == "ops",
                                    ops_trace=args.ops_trace, wait_lock=args.wait_lock)
-    out, recs = grid_planner.run(spec, opts, suite=suite, env=env)
+    if isinstance(spec, Suite):
+        out, recs = _run_suite(spec, opts, suite, env)
+    else:
+        out, recs = grid_planner.run(spec, opts, suite=suite, env=env)
     if recs:
         _summary(recs)
     print(f"log: {out}")
     return 1 if any(r.get("status") == "error" for r in recs) else 0
+
+
+def _dry_run(spec, shard: str | None, suite: str | None) -> str:
+    """The grid plan (`grid_planner.dry_run`), then a suite's grids and searches and the estimated
+    time (`edgebench.sweep.suite_plan`). A suite that cannot run on this machine's CPU (mamba_ssm,
+    say) is planned for CUDA, with a note, when no --device was forced: its size is what was asked."""
+    import dataclasses
+
+    from edgebench.errors import UserError
+    from edgebench.execution import grid_planner
+    from edgebench.sweep import plan, suite_plan
+    from edgebench.sweep.spec import shard as shard_cases
+    from edgebench.sweep.suite import Suite
+    units = suite_plan.shard_units(spec, shard)
+    cases = spec.plan()
+    cases = shard_cases(cases, shard) if shard else cases
+    device, how = (spec.device, f"--device {spec.device}") if spec.device != "auto" else \
+        plan.device_class(spec.device)
+    notes = []
+    if isinstance(spec, Suite) and spec.device == "auto" and device == "cpu":
+        try:
+            plan.check(spec, cases, "cpu")
+        except UserError as exc:
+            notes.append(f"note: planned for CUDA: no GPU here ({how}), and on the CPU: "
+                         f"{str(exc).splitlines()[-1].strip()}")
+            spec, device = dataclasses.replace(spec, device="cuda"), "cuda"
+    text = grid_planner.dry_run(spec, shard=shard, suite=suite) if cases else \
+        f"dry run: suite {suite}, 0 cases; nothing is loaded or measured"
+    first, _, rest = text.partition("\n")
+    head, _, log = rest.rpartition("log: ")
+    return "\n".join([first, *notes, *filter(None, head.split("\n")),
+                      *suite_plan.describe(spec, cases, units, device), f"log: {log}"])
+
+
+def _run_suite(spec, opts, suite: str | None, env: dict | None) -> tuple[str, list[dict]]:
+    """A suite's grids (one executor run per profile setting), then its max-context searches (one
+    run per table), into one log; see the module doc."""
+    import dataclasses
+    import sys
+
+    from edgebench.execution import executor, grid_planner
+    from edgebench.execution.maxctx_planner import MaxctxPlanner
+    from edgebench.sweep import suite_plan
+    from edgebench.sweep.spec import shard as shard_cases
+    cases = spec.plan()
+    cases = shard_cases(cases, opts.shard) if opts.shard else cases
+    units = suite_plan.shard_units(spec, opts.shard)
+    header = {"suite": suite, "suite_shard": opts.shard}
+    for s, models, modes in spec.searches_for(units):  # every search checked before anything runs
+        MaxctxPlanner(s.options(spec.device, None, header, models, modes)).check(
+            None if spec.device == "auto" else spec.device)
+    out = spec.output or executor.default_output(suite)
+    env = env or executor.snapshot_env()
+    recs: list[dict] = []
+    for profile, sub in spec.groups(cases):
+        run_opts = dataclasses.replace(opts, shard=None, profile_ops=opts.profile_ops or profile == "ops",
+                                       extra_header={**opts.extra_header, **header})
+        recs += grid_planner.run(dataclasses.replace(sub, output=out), run_opts, suite=suite, env=env)[1]
+    device = executor.resolve_device(spec.device, env)
+    total = env["gpus"][int(device.split(":")[1])]["total_bytes"] if device.startswith("cuda") else None
+    done = _searched(out, executor.device_label(device, env), env)
+    for s, models, modes in spec.searches_for(units):
+        dtype = executor.resolve_dtype(s.dtype, device)
+        budget = s.options(spec.device, total).budget
+        left = [m for m in models if (m, modes[0], s.backend, dtype, budget) not in done]
+        if not left:
+            continue
+        if s.budget_note(total):
+            print(f"note: {s.budget_note(total)}", file=sys.stderr)
+        planner = MaxctxPlanner(s.options(spec.device, total, header, left, modes))
+        ex = executor.Executor(out, opts.wait_lock, opts.verbose, opts.quiet)
+        ex.prepare(spec.device, env, planner.check_device)
+        ex.execute(planner)
+    return out, recs
+
+
+def _searched(out: str, label: str, env: dict) -> set[tuple]:
+    """(model, logits mode, backend, dtype, budget) of the max-context results already in the log
+    for this device."""
+    import os
+
+    from edgebench.logs.loader import device_label, load
+    if not os.path.exists(out):
+        return set()
+    logs = load([out])
+    here = device_label(label, (env.get("host") or {}).get("hostname"))
+    found = set()
+    for r in logs.maxctx:
+        spec = ((logs.runs.get(r.get("run")) or {}).get("spec") or {}).get("maxctx") or {}
+        if r.get("device") == here:
+            found.add((r.get("model"), r.get("mode"), r.get("backend") or spec.get("backend") or "hf",
+                       r.get("dtype"), r.get("budget_bytes")))
+    return found
 
 
 def _summary(recs: list[dict]) -> None:
