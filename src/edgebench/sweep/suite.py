@@ -19,8 +19,8 @@ plans or runs a suite's grids. What only a suite has:
 - `search_units()` / `searches_for(units)`: the searches as (table, model, logits mode) units, which
   `--shard i/N` divides round-robin like cases, and the tables they fill;
 - `MaxctxSearch.options(device_total_bytes, header)`: the `MaxctxOptions` the maxctx planner takes.
-  A budget above the device's memory becomes the whole device (a suite written for an 8 GiB board
-  runs on a 7.4 GiB one), and says so;
+  A budget above the device's memory becomes the device's memory (a suite written for an 8 GiB
+  board runs on a 7.4 GiB one), and says so;
 - `with_overrides(values)`: command-line flags over a suite. `-m` keeps only the named models in every
   grid and search (a model in none of them is an error listing the suite's); the other swept flags
   replace that list in every grid; `--memory-budget` and `--timeout` hold for the searches too.
@@ -94,12 +94,12 @@ class MaxctxSearch:
                 header: dict[str, Any] | None = None, models: list[str] | None = None,
                 modes: list[str] | None = None):
         """The `MaxctxOptions` of these searches (or of the `models` x `modes` given), on `device`.
-        A budget above `device_total_bytes` searches the whole device instead (the note is in
-        `budget_note`)."""
+        A budget above `device_total_bytes` becomes the whole device (the note is in
+        `budget_note`), and the records name that budget."""
         from edgebench.execution.maxctx_planner import MaxctxOptions
         budget = self.memory_budget_bytes
         if budget and device_total_bytes and budget > device_total_bytes:
-            budget = None
+            budget = device_total_bytes
         return MaxctxOptions(models=list(models or self.models), modes=list(modes or self.logits),
                              resolution=self.resolution, backend=self.backend, dtype=self.dtype,
                              gen=self.gen, limit=None if self.limit is None else str(self.limit),
