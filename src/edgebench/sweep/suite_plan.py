@@ -2,8 +2,8 @@
 and the estimated time of the whole run (`edgebench.sweep.estimate`).
 
 `shard_units(spec, which)` divides a suite's searches among N shards, balanced by their estimated
-time: longest first, dealt 1..N then N..1 (one 4-minute search and three 30-second ones should not
-land on one shard, as plain round-robin over the table order would).
+time: longest first, each to the shard with the least so far (one 4-minute search and three
+30-second ones should not land on one shard, as plain round-robin over the table order would).
 `estimated_seconds(spec, cases, units)` -> (cases s, searches s); `describe(spec, cases, units,
 device)` the lines printed after the grid plan. Nothing here imports torch or starts a worker.
 """
@@ -30,10 +30,11 @@ def shard_units(spec: Spec, which: str | None) -> list[tuple[int, str, str]]:
         return units
     index, count = (int(x) for x in which.strip().split("/"))
     times = _search_seconds(spec, units)
-    order = sorted(range(len(units)), key=lambda k: (-times[k], k))
-    mine = {k for rank, k in enumerate(order)
-            if (rank % count if (rank // count) % 2 == 0 else count - 1 - rank % count) == index - 1}
-    return [u for k, u in enumerate(units) if k in mine]
+    loads, owner = [0.0] * count, {}
+    for k in sorted(range(len(units)), key=lambda k: (-times[k], k)):
+        owner[k] = min(range(count), key=lambda i: (loads[i], i))
+        loads[owner[k]] += times[k]
+    return [u for k, u in enumerate(units) if owner[k] == index - 1]
 
 
 def _search_seconds(spec: Suite, units: list[tuple[int, str, str]]) -> list[float]:
