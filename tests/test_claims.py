@@ -449,3 +449,10 @@ timeout_s = 60
     assert next(x for x in lines if x["type"] == "maxctx")["max_ok_ctx"] == 64
     assert main(["run", "--spec", str(spec), "-o", str(out), "-q"]) == 0  # resumes: nothing new
     assert len(out.read_text().splitlines()) == len(lines)
+
+
+def test_a_model_only_searched_plans_its_searches_alone(capsys):
+    assert main(["run", "--suite", "paper-desktop", "-m", "llama-3.2-1b", "--device", "cuda", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "dry run: suite paper-desktop, 0 cases on cuda; nothing is loaded or measured"
+    assert out[1].startswith("maxctx: 2 of 2 searches") and out[-1].startswith("log: ")

@@ -188,9 +188,10 @@ def _published_length(res: Result, budget: int | None, sides: dict[str, dict]) -
     if None in pair:
         pair = (best("ssm", False), best("transformer", False))
     (sm, sv), (tm, tv) = pair
-    where = figures[sm][1]
+    where = ", ".join(dict.fromkeys((figures[sm][1], figures[tm][1])))
     res.published = sv / tv
-    res.published_shown = f"{res.published:.2f}x ({sm} {sv:,} / {tm} {tv:,}, {where}); abstract ~4x"
+    res.published_shown = (f"{res.published:.2f}x ({sm} {sv:,} / {tm} {tv:,}, {where}); "
+                           f"abstract ~{published.claim(1)['factor']:g}x")
 
 
 def _pair_ratios(prefill: dict[str, dict[int, float]], pairs=PAIRS) -> dict[tuple[str, str], dict[int, float]]:

@@ -39,8 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="stream each worker's output (library messages, warnings) live; by default "
                           "it goes to LOG.workers/ beside the log and a failed case prints its last lines")
     how.add_argument("--dry-run", action="store_true",
-                     help="print the plan (cases, estimated work, cases past a model's trained "
-                          "length) and exit: nothing is loaded, no worker starts")
+                     help="print the plan (cases, a suite's max-context searches, estimated work and "
+                          "time, cases past a model's trained length) and exit: nothing is loaded, no "
+                          "worker starts")
     how.add_argument("--wait-lock", action="store_true",
                      help="if another process is writing the log, wait for it instead of refusing")
 
@@ -87,6 +88,8 @@ def main(args: argparse.Namespace) -> int:
     if recs:
         _summary(recs)
     print(f"log: {out}")
+    if suite and suite.startswith("paper"):
+        print(f"the published study's claims on these logs: edgebench claims {out}")
     return 1 if any(r.get("status") == "error" for r in recs) else 0
 
 
@@ -114,8 +117,12 @@ def _dry_run(spec, shard: str | None, suite: str | None) -> str:
             notes.append(f"note: planned for CUDA: no GPU here ({how}), and on the CPU: "
                          f"{str(exc).splitlines()[-1].strip()}")
             spec, device = dataclasses.replace(spec, device="cuda"), "cuda"
-    text = grid_planner.dry_run(spec, shard=shard, suite=suite) if cases else \
-        f"dry run: suite {suite}, 0 cases; nothing is loaded or measured"
+    if cases:
+        text = grid_planner.dry_run(spec, shard=shard, suite=suite)
+    else:
+        from edgebench.execution import executor
+        text = (f"dry run: {'suite ' + suite + ', ' if suite else ''}0 cases on {device}; nothing is "
+                f"loaded or measured\nlog: {spec.output or executor.default_output(suite)}")
     first, _, rest = text.partition("\n")
     head, _, log = rest.rpartition("log: ")
     return "\n".join([first, *notes, *filter(None, head.split("\n")),
