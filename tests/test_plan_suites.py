@@ -41,8 +41,13 @@ def _lines(path):
 @pytest.mark.parametrize("device", ["cuda", "cpu"])
 @pytest.mark.parametrize("suite", SUITES)
 def test_every_shipped_suite_plans_on_both_device_classes(suite, device, no_workers, capsys):
-    assert main(["run", "--suite", suite, "--device", device, "--dry-run"]) == 0
-    out = capsys.readouterr().out
+    rc = main(["run", "--suite", suite, "--device", device, "--dry-run"])
+    captured = capsys.readouterr()
+    if device == "cpu" and suite.startswith("paper-"):  # the study's Mamba models run on mamba_ssm
+        assert rc == 2 and "the mamba_ssm backend runs on CUDA only" in captured.err
+        return
+    assert rc == 0, captured.err
+    out = captured.out
     n, points = len(load_suite(suite).plan()), len(load_suite(suite).points())
     assert out.startswith(f"dry run: suite {suite}, {points} points ({n} log lines: a prefill per "
                           f"point, a decode per point and mode) on {device} (--device {device})")
@@ -130,11 +135,11 @@ def test_a_large_plan_is_listed_by_model(no_workers, capsys):
     assert main(["run", "--suite", "paper-desktop", "--device", "cuda", "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
     spec = load_suite("paper-desktop")
-    by_model = [x for x in out if x.startswith("  ")]
+    by_model = [x for x in out[:out.index(next(x for x in out if x.startswith("work: ")))] if x.startswith("  ")]
     assert [x.split(":")[0].strip() for x in by_model] == spec.models
-    per_model = len(spec.points()) // len(spec.models)
+    per_model = len({c.point_fields() for c in spec.plan() if c.model == "qwen2.5-0.5b"})
     assert by_model[0].startswith(f"  qwen2.5-0.5b: {per_model} points; hf bfloat16 ctx 1024,2048,")
-    assert by_model[0].endswith("; 8 beyond its trained 32768")  # 64k..256k points, 2 logits modes
+    assert by_model[0].endswith("beyond its trained 32768")
 
 
 def test_estimated_work_matches_what_a_case_runs(monkeypatch):

@@ -35,7 +35,8 @@ def built(tmp_path_factory):
 
 def test_pngs_exist_only_where_data_exists(built):
     names = sorted(p.name for p in built.glob("*.png"))
-    assert names == ["memory_nvidia-jetson-orin-nano.png", "memory_orin-jet.png",
+    assert names == ["claims-prefill_orin-jet.png",  # the edgebench method: last logits, graph decode
+                     "claims-share_orin-jet.png", "claims-tpot_orin-jet.png", "memory_nvidia-jetson-orin-nano.png", "memory_orin-jet.png",
                      "ops_orin-jet.png", "prefill_nvidia-jetson-orin-nano.png", "prefill_orin-jet.png",
                      "prefill_orin.png", "tpot_nvidia-jetson-orin-nano.png", "tpot_orin-jet.png",
                      "tpot_orin.png"]  # no energy anywhere; llama-bench has no memory
@@ -45,7 +46,7 @@ def test_pngs_exist_only_where_data_exists(built):
 
 def test_html_is_self_contained(built):
     page = (built / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 9
+    assert page.count('src="data:image/png;base64,') == 12
     assert not re.search(r'(src|href)="(https?:|//|[^"d#][^"]*\.(png|css|js))', page)
     assert "<script" not in page
     assert 'data-table="cases"' in page and 'data-table="crossover"' in page
@@ -71,7 +72,7 @@ def test_page_renders_in_headless_chromium(built, tmp_path):
            "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
            "--virtual-time-budget=5000", "--dump-dom", probe_page.as_uri()]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
-    assert 'data-probe="images=9 decoded=9"' in dom
+    assert 'data-probe="images=12 decoded=12"' in dom
     assert "Cases: device x model x context" in dom
     assert "Crossover: where one model overtakes another" in dom
     assert "<td class=\"txt\">mamba</td>" in dom and "~" in dom
@@ -138,6 +139,6 @@ def test_plot_text_is_plain_text(tmp_path, capsys):
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
     assert run_report(tmp_path / "a.jsonl", "-o", tmp_path / "out") == 0
     out = capsys.readouterr().out
-    assert "\x1b" not in out and len(list((tmp_path / "out").glob("*.png"))) == 3
+    assert "\x1b" not in out and len(list((tmp_path / "out").glob("*.png"))) == 4  # + claims-prefill
     page = (tmp_path / "out" / "report.html").read_text()
     assert "\x1b" not in page and "GPU $x$ \\x1b[2J" in page

@@ -238,8 +238,8 @@ def test_suites_load_and_list():
     gpu = load_suite("default-gpu")
     assert gpu.ctx == [1024, 4096, 16384] and gpu.decode_modes == ["eager", "graph"]
     desktop, jetson = load_suite("paper-desktop"), load_suite("paper-jetson")
-    assert desktop.ctx[0] == 1024 and desktop.ctx[-1] == 256 * 1024
-    assert jetson.ctx[-1] == 64 * 1024 and desktop.gen == jetson.gen == [128]
+    assert desktop.ctx[0] == 1024 and desktop.ctx[-1] == 56 * 1024  # the study's 57,344
+    assert jetson.ctx[-1] == 32 * 1024 and desktop.gen == jetson.gen == [32]
     assert set(jetson.models) <= set(desktop.models)
     assert spec_from_args(_parser().parse_args(["--suite", "default-gpu", "-c", "2k"])).ctx == [2048]
 

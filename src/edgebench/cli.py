@@ -14,7 +14,7 @@ from edgebench import __version__
 from edgebench.errors import UserError
 
 # Order is the order shown in --help.
-COMMANDS = ("run", "maxctx", "models", "env", "compare", "report", "validate", "kernels")
+COMMANDS = ("run", "maxctx", "models", "env", "compare", "claims", "report", "validate", "kernels")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -318,6 +318,31 @@ indep() {
   timeout "${1:-300}" $PY bench/independent_timer.py --out "$OUT/indep" --json "$OUT/indep.json" \
     > "$OUT/indep.txt" 2>&1; echo "exit $?" >> "$OUT/indep.txt"
   sed -n '/^model  /,$p' "$OUT/indep.txt"
+# Issue 17: the published study's claims on this GPU, from `edgebench run --suite paper-desktop`. The whole
+# suite is estimated at ~33 min on an H100/H200-class GPU (its dry run says how), more than one 10-minute
+# call: by default a call runs one shard ($1, "i/N", default 1/2) of its claims core ($3: the models that
+# carry every claim in both methods, ~13 min estimated; "all" for the whole suite), resuming $STATE/paper.jsonl
+# across calls. Each call records the dry-run estimate of its shard and of the whole suite beside its measured
+# wall time (paper_times.txt: whole suite ~ its estimate x measured / estimated, over the shards run), then
+# writes `edgebench claims` (md, json) and `edgebench report` over everything the log holds so far.
+PAPER_CORE="qwen2.5-0.5b,mamba2-780m,mamba2-130m,llama-3.2-1b,mamba-790m"
+paper() {
+  local shard=${1:-1/2} limit=${2:-480} models=${3:-$PAPER_CORE} tag
+  tag=${shard/\//of}
+  local sel=(--suite paper-desktop --shard "$shard"); [ "$models" = all ] || sel+=(-m "$models")
+  log "paper-desktop suite, shard $shard, models: $models"
+  $PY -m edgebench run "${sel[@]}" --dry-run > "$OUT/paper_dryrun_$tag.txt" 2>&1
+  $PY -m edgebench run --suite paper-desktop --dry-run 2>&1 | grep "^estimated" > "$OUT/paper_dryrun_whole.txt"
+  grep "^dry run\|^maxctx:\|^estimated" "$OUT/paper_dryrun_$tag.txt"
+  local t0=$SECONDS
+  timeout "$limit" $PY -m edgebench run "${sel[@]}" -o "$STATE/paper.jsonl" >> "$STATE/paper.txt" 2>&1
+  local rc=$?
+  echo "shard $shard ($models): exit $rc, wall $((SECONDS - t0)) s; $(grep '^estimated' "$OUT/paper_dryrun_$tag.txt" | cut -d'(' -f1); whole suite $(cut -d'(' -f1 "$OUT/paper_dryrun_whole.txt")" \
+    | tee -a "$STATE/paper_times.txt"
+  $PY -m edgebench claims "$STATE/paper.jsonl" --format md -o "$OUT/claims.md"
+  $PY -m edgebench claims "$STATE/paper.jsonl" --format json -o "$OUT/claims.json"
+  $PY -m edgebench report "$STATE/paper.jsonl" -o "$OUT/paper_report" --title "paper-desktop on the lent GPU" | tail -1
+  cut -c1-240 "$OUT/claims.md" | grep "^| "
 }
 
 keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 HELP = ("Write PNG plots (prefill/TPOT/memory/energy vs context, operator shares) and one "
-        "self-contained HTML page with the compare tables into a folder.")
+        "self-contained HTML page with the compare tables into a folder, led by the published "
+        "study's claims checked on these logs (edgebench claims) and the plots behind them.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,11 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from edgebench.analysis.claims import evaluate
     from edgebench.commands.validate import read_limits
     from edgebench.logs.loader import load
     from edgebench.logs.values import printable
     from edgebench.report import output
     from edgebench.report.html import build_page
+    from edgebench.report.claim_plots import draw_claims
+    from edgebench.report.claimtable import claims_table
     from edgebench.report.plots import draw_all
     from edgebench.report.tables import build_tables
 
@@ -39,12 +43,14 @@ def main(args: argparse.Namespace) -> int:
     tables = build_tables(logs, args.baseline)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        claim_plots = draw_claims(logs, out)
         plots = draw_all(logs, out)
     except OSError as exc:
         raise output.os_error(exc.filename or out, exc) from None
     page = out / "report.html"
-    output.write_file(page, [build_page(logs, tables, plots, args.title)])
-    lines = [str(p.path) for p in plots] + [str(page)]
+    claims = (claims_table(evaluate(logs)), claim_plots)
+    output.write_file(page, [build_page(logs, tables, plots, args.title, claims=claims)])
+    lines = [str(p.path) for p in claim_plots + plots] + [str(page)]
     if not logs.cases:
         lines.append("no measured cases in these logs")
     if logs.problems:

@@ -3,7 +3,13 @@
 With no arguments it runs the embedded default for whatever is here (a GPU: one model of each family
 at a few lengths; CPU only: the tiny presets of all three families) and says how to run the full
 characterization. A forced --device picks that default without asking a worker. `--dry-run` prints
-the plan and its estimated work (`edgebench.sweep.plan`) and exits without loading anything.
+the plan, its estimated work (`edgebench.sweep.plan`) and time (`edgebench.sweep.suite_plan`) and
+exits without loading anything.
+
+A suite of several grids and max-context searches (`edgebench.sweep.suite`) runs as one executor run
+per group of grids (the operator-profiled grids apart), then one per `[[maxctx]]` table, all into one
+log; `--shard i/N` divides the cases and the searches round-robin; a rerun resumes both (a search
+already in the log for this device, backend, dtype and budget is not made again).
 """
 from __future__ import annotations
 
@@ -33,8 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="stream each worker's output (library messages, warnings) live; by default "
                           "it goes to LOG.workers/ beside the log and a failed case prints its last lines")
     how.add_argument("--dry-run", action="store_true",
-                     help="print the plan (cases, estimated work, cases past a model's trained "
-                          "length) and exit: nothing is loaded, no worker starts")
+                     help="print the plan (cases, a suite's max-context searches, estimated work and "
+                          "time, cases past a model's trained length) and exit: nothing is loaded, no "
+                          "worker starts")
     how.add_argument("--wait-lock", action="store_true",
                      help="if another process is writing the log, wait for it instead of refusing")
 
@@ -46,7 +53,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--ops-trace writes the traces of --profile ops; add --profile ops")
 
     from edgebench.sweep import plan
-    from edgebench.execution import executor, grid_planner
+    from edgebench.execution import executor, grid_planner, suite_runner
     from edgebench.sweep.spec import Spec
     from edgebench.sweep.specfile import spec_from_args
 
@@ -65,17 +72,23 @@ def main(args: argparse.Namespace) -> int:
               "edgebench run --suite paper-desktop (paper-jetson on a Jetson); list models with: "
               "edgebench models", file=sys.stderr)
         args.suite = suite
+    from edgebench.sweep.suite import Suite
     spec: Spec = spec_from_args(args)
     if args.dry_run:
-        print(grid_planner.dry_run(spec, shard=args.shard, suite=suite))
+        print(suite_runner.dry_run(spec, args.shard, suite))
         return 0
     opts = grid_planner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
                                    power_rate_hz=args.power_rate, quiet=args.quiet,
                                    verbose=args.verbose, profile_ops=args.profile == "ops",
                                    ops_trace=args.ops_trace, wait_lock=args.wait_lock)
-    out, recs = grid_planner.run(spec, opts, suite=suite, env=env)
+    if isinstance(spec, Suite):
+        out, recs = suite_runner.run(spec, opts, suite, env)
+    else:
+        out, recs = grid_planner.run(spec, opts, suite=suite, env=env)
     if recs:
         from edgebench.report.run_summary import print_summary
         print_summary(recs)
     print(f"log: {out}")
+    if suite and suite.startswith("paper"):
+        print(f"the published study's claims on these logs: edgebench claims {out}")
     return 1 if any(r.get("status") == "error" for r in recs) else 0

@@ -1,6 +1,8 @@
 """One self-contained HTML page: the compare tables and the PNG plots inlined as base64 data URIs,
 CSS inline, no scripts and no external assets, so the file can be mailed or archived alone. Text
-from the logs is HTML-escaped, its control characters shown as escapes (`logvalues.printable`)."""
+from the logs is HTML-escaped, its control characters shown as escapes (`logvalues.printable`).
+The page leads with the published study's claims (`claims`: their table, then the plots that carry
+them, `edgebench.report.claim_plots`) when it is given them."""
 from __future__ import annotations
 
 import base64
@@ -36,7 +38,8 @@ def _img(plot: Plot) -> str:
 
 
 def build_page(logs: Logs, tables: list[Table], plots: list[Plot],
-               title: str = "edgebench report", max_problems: int = 200) -> str:
+               title: str = "edgebench report", max_problems: int = 200,
+               claims: tuple[Table, list[Plot]] | None = None) -> str:
     devices = sorted({r["device"] for r in logs.cases})
     title = printable(title)
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -44,6 +47,12 @@ def build_page(logs: Logs, tables: list[Table], plots: list[Plot],
              f"<h1>{html.escape(title)}</h1>",
              f"<p>{len(logs.cases)} cases from {len(logs.runs)} runs on {len(devices)} devices: "
              f"{html.escape(printable(', '.join(devices)))}</p>"]
+    if claims is not None:
+        table, claim_plots = claims
+        parts.append('<section id="claims">')
+        parts.append(render_html([table]))
+        parts.extend(_img(p) for p in claim_plots)
+        parts.append("</section>")
     for kind, heading in _KIND_TITLES:
         mine = [p for p in plots if p.kind == kind]
         if mine:

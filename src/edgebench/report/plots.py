@@ -31,7 +31,7 @@ class Plot:
     title: str
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
     except ImportError as exc:
@@ -46,7 +46,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:LABEL_CHARS] or "device"
 
 
-def _text(text: str) -> str:
+def plot_text(text: str) -> str:
     """Log text as a plot shows it: escaped, and cut short when long."""
     return shorten(printable(text), LABEL_CHARS)
 
@@ -63,7 +63,7 @@ def _series(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, An
         label = labels[id(r)]
         if len(settings_per_device[r["device"]]) > 1:
             label = f"{label} ({setting_of(r)})"
-        out.setdefault(_text(r["device"]), {}).setdefault(_text(label), []).append(r)
+        out.setdefault(plot_text(r["device"]), {}).setdefault(plot_text(label), []).append(r)
     for per in out.values():
         for rs in per.values():
             rs.sort(key=lambda r: r["ctx"])
@@ -71,14 +71,14 @@ def _series(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, An
 
 
 def draw_all(logs: Logs, out_dir: str | Path) -> list[Plot]:
-    plt = _pyplot()
+    plt = pyplot()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     with plt.rc_context({"text.parse_math": False}):  # a `$` in a model name is just a `$`
         return _draw_all(plt, logs, out_dir)
 
 
 def _draw_all(plt, logs: Logs, out_dir: str | Path) -> list[Plot]:
-    out = _Namer(Path(out_dir))
+    out = Namer(Path(out_dir))
     rows, _ = latest_cases(logs)
     plots: list[Plot] = []
     for device, series in sorted(_series(rows).items()):
@@ -119,7 +119,7 @@ def _styles(labels) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _ctx_ticks(ax) -> None:
+def ctx_ticks(ax) -> None:
     from matplotlib.ticker import FuncFormatter
 
     ax.xaxis.set_major_formatter(FuncFormatter(
@@ -130,7 +130,7 @@ def _ctx_ticks(ax) -> None:
         ax.tick_params(axis="y", which="minor", labelsize=7)
 
 
-class _Namer:
+class Namer:
     """One PNG per kind and device; devices whose names slug alike get -2, -3 appended."""
 
     def __init__(self, out: Path):
@@ -144,8 +144,8 @@ class _Namer:
         return path
 
 
-def _finish(plt, fig, ax, out: _Namer, kind: str, device: str, title: str) -> Plot:
-    _ctx_ticks(ax)
+def _finish(plt, fig, ax, out: Namer, kind: str, device: str, title: str) -> Plot:
+    ctx_ticks(ax)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("context (prompt tokens)")
     ax.grid(True, which="both", alpha=0.3)
@@ -221,24 +221,24 @@ def _energy_plot(plt, out, device, series) -> Plot | None:
     return _finish(plt, fig, ax, out, "energy", device, f"energy per token vs context - {device}")
 
 
-def _ops_plots(plt, out: _Namer, logs: Logs) -> list[Plot]:
+def _ops_plots(plt, out: Namer, logs: Logs) -> list[Plot]:
     plots = []
     by_device: dict[str, list[dict[str, Any]]] = {}
     for rec in logs.ops:
-        by_device.setdefault(_text(rec["device"]), []).append(rec)
+        by_device.setdefault(plot_text(rec["device"]), []).append(rec)
     for device, recs in sorted(by_device.items()):
         recs.sort(key=lambda r: (r["phase"] != "prefill", r["model"], r["ctx"] or 0, str(r.get("decode_mode"))))
         cats = {c for r in recs for c in r["shares"]}
         cats = [c for c in OPS_ORDER if c in cats] + sorted(cats - set(OPS_ORDER))
         # matplotlib refuses images past 2^16 pixels a side: many bars are drawn narrower
         fig, ax = plt.subplots(figsize=(min(max(6.0, 0.9 * len(recs) + 2.5), 500.0), 4.8))
-        names = [f"{_text(r['model'])}\n{r['phase']}" + (f" {r['ctx']}" if r["ctx"] else "")
-                 + (f"\n{_text(r['decode_mode'])}" if r.get("decode_mode") else "") for r in recs]
+        names = [f"{plot_text(r['model'])}\n{r['phase']}" + (f" {r['ctx']}" if r["ctx"] else "")
+                 + (f"\n{plot_text(r['decode_mode'])}" if r.get("decode_mode") else "") for r in recs]
         bottom = [0.0] * len(recs)
         cmap = plt.get_cmap("tab10")
         for i, c in enumerate(cats):
             vals = [100.0 * float(r["shares"].get(c) or 0.0) for r in recs]
-            ax.bar(range(len(recs)), vals, bottom=bottom, label=_text(c), color=cmap(i % 10))
+            ax.bar(range(len(recs)), vals, bottom=bottom, label=plot_text(c), color=cmap(i % 10))
             bottom = [b + v for b, v in zip(bottom, vals)]
         ax.set_xticks(range(len(recs)), names, fontsize=7)
         ax.set_ylabel("share of GPU kernel time (%)")

@@ -273,24 +273,27 @@ class Spec:
         `max_cases`."""
         if not self.models:
             raise UserError("no models to run; pass -m MODEL[,MODEL...] or a spec/suite with models")
-        lists = {"models": self.models, "backends": self.backends, "dtypes": self.dtypes,
-                 "decode modes": self.decode_modes, "logits modes": self.logits, "attention kinds": self.attn,
-                 "batch sizes": self.batch, "gen lengths": self.gen, "contexts": self.ctx}
-        # A point has a line for its prefill, and one per decode mode where it decodes (gen > 0
-        # and last-token logits: see `points`).
-        lists.pop("decode modes")
-        points = math.prod(len(v) for v in lists.values())
-        decoding = points // len(self.gen) // len(self.logits) * sum(g > 0 for g in self.gen) \
-            * ("last" in self.logits)
-        count = points + decoding * len(self.decode_modes)
+        count, points, sizes = self.count()
         if count > self.max_cases:
-            sizes = " x ".join(f"{len(v):,} {k}" for k, v in lists.items() if len(v) > 1)
             raise UserError(f"this sweep plans {count:,} cases ({points:,} points: {sizes}; a "
                             f"prefill line each, and one per decode mode), more than the limit of "
                             f"{self.max_cases:,}; a range stepping +1 where *2 was meant does this "
                             f"(1-4k+1 is 4,096 values, 1-4k*2 is 13): check the lists, or pass "
                             f"--max-cases {count} to run them all")
         return [c for p in self.points() for c in p.cases()]
+
+    def count(self) -> tuple[int, int, str]:
+        """(log lines, points, the lists that multiply into the points) of the plan, counted
+        without building it: a point has a line for its prefill, and one per decode mode where it
+        decodes (gen > 0 and last-token logits: see `points`)."""
+        lists = {"models": self.models, "backends": self.backends, "dtypes": self.dtypes,
+                 "logits modes": self.logits, "attention kinds": self.attn,
+                 "batch sizes": self.batch, "gen lengths": self.gen, "contexts": self.ctx}
+        points = math.prod(len(v) for v in lists.values())
+        decoding = points // len(self.gen) // len(self.logits) * sum(g > 0 for g in self.gen) \
+            * ("last" in self.logits)
+        sizes = " x ".join(f"{len(v):,} {k}" for k, v in lists.items() if len(v) > 1)
+        return points + decoding * len(self.decode_modes), points, sizes
 
     def points(self) -> list[Point]:
         """The points of the sweep in plan order; each decodes in every decode mode after its

@@ -5,7 +5,9 @@ A spec file has an optional top-level `description` string and one `[sweep]` tab
 "24GiB"` (a size string or a number of bytes). Lists may be TOML arrays or list/range strings
 (`ctx = "1k-64k*2"`). A relative `output` is relative to the working directory, not to the file.
 `allow_long_ctx` (`LEGACY_KEYS`) is still accepted and has no effect: running past a model's trained
-length became the default; `strict_ctx = true` refuses it.
+length became the default; `strict_ctx = true` refuses it. A file may also hold `[[grid]]` and
+`[[maxctx]]` tables; it is then a `Suite` (`edgebench.sweep.suite`), and flags apply to it as
+`Suite.with_overrides` says.
 
 `add_sweep_arguments(parser)` adds llama-bench style flags (`-m`, `-c`, `-n`, `-r`, ...) whose
 defaults are `argparse.SUPPRESS`, so only flags the user typed appear in the namespace;
@@ -26,6 +28,7 @@ from typing import Any
 from edgebench.choices import ATTN_KINDS, BACKENDS, DECODE_MODES, LOGITS_MODES
 from edgebench.errors import UserError
 from edgebench.sweep.spec import DTYPES, Spec
+from edgebench.sweep.suite import Suite, parse_suite
 from edgebench.sweep.suites import suite_file, suite_files
 
 if sys.version_info >= (3, 11):
@@ -61,18 +64,23 @@ def spec_from_mapping(table: dict[str, Any], where: str) -> Spec:
 
 
 def parse_spec_text(text: str, where: str) -> tuple[Spec, str]:
-    """(spec, description) from the text of a spec file."""
+    """(spec, description) from the text of a spec file: a `Suite` when it has [[grid]] or
+    [[maxctx]] tables (`edgebench.sweep.suite`), else a `Spec`."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{where} is not valid TOML ({exc}); fix the file") from None
-    extra = sorted(set(doc) - {"sweep", "description"})
+    extra = sorted(set(doc) - {"sweep", "description", "grid", "maxctx"})
     if extra:
         raise UserError(f"unexpected top-level key(s) {', '.join(extra)} in {where}; a spec file "
-                        "holds an optional description and one [sweep] table")
+                        "holds an optional description, one [sweep] table, and optionally [[grid]] "
+                        "and [[maxctx]] tables")
     if not isinstance(doc.get("sweep"), dict):
         raise UserError(f"{where} has no [sweep] table; put the sweep keys under [sweep]")
-    return spec_from_mapping(doc["sweep"], f"[sweep] of {where}"), str(doc.get("description", ""))
+    description = str(doc.get("description", ""))
+    if "grid" in doc or "maxctx" in doc:
+        return parse_suite(doc, doc["sweep"], where, spec_from_mapping), description
+    return spec_from_mapping(doc["sweep"], f"[sweep] of {where}"), description
 
 
 def load_suite(name: str) -> Spec:
@@ -164,11 +172,12 @@ def spec_from_args(args: Any, base: Spec | None = None) -> Spec:
         base = read_spec_file(spec_path)
     elif suite_name:
         base = load_suite(suite_name)
-    start = (base or Spec()).to_dict()
     overrides = {name: getattr(args, name) for name in _FIELDS
                  if getattr(args, name, None) is not None}
     try:
-        return Spec(**{**start, **overrides})
+        if isinstance(base, Suite):
+            return base.with_overrides(overrides)
+        return Spec(**{**(base or Spec()).to_dict(), **overrides})
     except UserError as exc:
         raise UserError(f"command line: {exc}") from None
 

@@ -1,0 +1,90 @@
+"""The part of a `--dry-run` the grid plan does not say: a suite's grids and max-context searches,
+and the estimated time of the whole run (`edgebench.sweep.estimate`).
+
+`shard_units(spec, which)` divides a suite's searches among N shards, balanced by their estimated
+time: longest first, each to the shard with the least so far (one 4-minute search and three
+30-second ones should not land on one shard, as plain round-robin over the table order would).
+`estimated_seconds(spec, cases, units)` -> (cases s, searches s); `describe(spec, cases, units,
+device)` the lines printed after the grid plan. Nothing here imports torch or starts a worker.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from edgebench.sweep import estimate
+from edgebench.sweep.spec import Case, Spec
+from edgebench.sweep.suite import Suite
+from edgebench.sweep.units import format_bytes
+
+NO_BUDGET_BYTES = 24 << 30  # what a search without a budget is timed against (the study's desktop card)
+
+
+def shard_units(spec: Spec, which: str | None) -> list[tuple[int, str, str]]:
+    """The search units (table index, model, logits mode) of shard `which` ("i/N") in table order;
+    all of them without a shard (see the module doc)."""
+    units = spec.search_units() if isinstance(spec, Suite) else []
+    if not which:
+        return units
+    from edgebench.sweep import shards
+    shard = shards.parse(which)  # refuses a bad "i/N" or array environment as the cases' shard does
+    if not units:
+        return units
+    # (fewer searches than shards leaves some shards without one, which is no error)
+    picked = shards.assign(_search_seconds(spec, units), shard.count)[shard.index - 1]
+    return [units[k] for k in sorted(picked)]
+
+
+def _search_seconds(spec: Suite, units: list[tuple[int, str, str]]) -> list[float]:
+    presets = _presets(m for _, m, _ in units)
+    out = []
+    for i, model, mode in units:
+        s = spec.searches[i]
+        out.append(estimate.search_s(presets[model], mode, s.memory_budget_bytes or NO_BUDGET_BYTES,
+                                     s.resolution, s.limit or (1 << 20)))
+    return out
+
+
+def _presets(names) -> dict[str, Any]:
+    from edgebench.models import catalog
+    return {n: catalog.resolve(n) for n in dict.fromkeys(names)}
+
+
+def _profiled(spec: Spec, cases: list[Case]) -> set[Case]:
+    if not isinstance(spec, Suite):
+        return set()
+    return {c for profile, sub in spec.groups(cases) if profile for c in sub.plan()}
+
+
+def estimated_seconds(spec: Spec, cases: list[Case], units: list[tuple[int, str, str]]) -> tuple[float, float]:
+    """(seconds of the cases, seconds of the searches) on an H100/H200-class GPU."""
+    presets = _presets([c.model for c in cases] + [m for _, m, _ in units])
+    profiled = _profiled(spec, cases)
+    grid = sum(estimate.case_s(c, presets[c.model], spec.reps, spec.warmup, c in profiled) for c in cases)
+    return grid, sum(_search_seconds(spec, units)) if units else 0.0
+
+
+def describe(spec: Spec, cases: list[Case], units: list[tuple[int, str, str]], device: str) -> list[str]:
+    """The lines a dry run prints after the grid plan: a suite's grids and searches, then the
+    estimated time (on a CUDA device class only: the rates are a GPU's)."""
+    lines = []
+    if isinstance(spec, Suite) and spec.grids:
+        mine = set(cases)
+        counts = [sum(1 for c in g.spec.plan() if c in mine) for g in spec.grids]
+        lines.append("grids: " + "; ".join(
+            f"{g.name} ({n} case{'' if n == 1 else 's'}{', operators profiled' if g.profile else ''})"
+            for g, n in zip(spec.grids, counts)))
+    if isinstance(spec, Suite) and spec.searches:
+        lines.append(f"maxctx: {len(units)} of {len(spec.search_units())} searches after the grids, into "
+                     "the same log (growth, then bisection; about log2(fit / resolution) + 2 probes each):")
+        for s, models, modes in spec.searches_for(units):
+            budget = format_bytes(s.memory_budget_bytes) if s.memory_budget_bytes else "the whole device"
+            lines.append(f"  {s.name} [{s.backend} {s.dtype}, logits {','.join(modes)}, budget {budget}, "
+                         f"resolution {s.resolution}, limit {s.limit or 'none'}]: {', '.join(models)}")
+    if device.startswith("cuda"):
+        grid, searches = estimated_seconds(spec, cases, units)
+        parts = f"cases {estimate.minutes(grid)}" + (
+            f", max-context searches {estimate.minutes(searches)}" if units else "")
+        lines.append(f"estimated time on an H100/H200-class GPU: {estimate.minutes(grid + searches)} "
+                     f"({parts}; calibrated on the H100/H200 logs in bench/results, meant to err long; "
+                     "a Jetson is several times slower: time one --shard and scale)")
+    return lines
