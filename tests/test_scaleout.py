@@ -119,8 +119,8 @@ def test_auto_and_i_over_n_pick_the_same_cases():
 @pytest.mark.parametrize("suite", sorted(list_suites()))
 def test_shards_of_the_shipped_suites_are_balanced(suite):
     """The largest shard is at most the mean plus the costliest series (the greedy bound); the paper
-    suites split 2 or 4 ways come within 5% of the mean, 8 ways within 10% (series are coarse: all
-    of a model's points at one setting, every decode mode)."""
+    suites split 2, 4 or 8 ways come within 10% (paper-desktop) / 20% (paper-jetson, fewer series)
+    of the mean (series are coarse: all of a model's points at one setting, every decode mode)."""
     spec = load_suite(suite)
     presets = {m: catalog.resolve(m) for m in spec.models}
 
@@ -139,7 +139,7 @@ def test_shards_of_the_shipped_suites_are_balanced(suite):
         mean = sum(loads) / count
         assert max(loads) <= mean + max(per_series.values()) + 1e-9
         if suite.startswith("paper"):
-            assert max(loads) <= (1.05 if count < 8 else 1.10) * mean, (count, loads)
+            assert max(loads) <= (1.10 if suite == "paper-desktop" else 1.20) * mean, (count, loads)
 
 
 def test_lpt_assignment():
