@@ -10,6 +10,7 @@ first calls the log records (`cold_ms`) are printed apart, as they are paid once
 an on-disk autotune cache, once per machine).
 
     python bench/run_overhead.py --label after --json OUT.json -- edgebench run --suite default-gpu -o LOG
+    python bench/run_overhead.py --label first --log 'edgebench-logs/*.jsonl' -- edgebench run
 """
 from __future__ import annotations
 
@@ -47,15 +48,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--label", default="run")
     ap.add_argument("--json", default=None, help="append the result as one JSON line here")
+    ap.add_argument("--log", default=None, help="the log the command writes (a glob), when it has no -o "
+                    "(e.g. a no-argument `edgebench run`, whose log goes to edgebench-logs/)")
     ap.add_argument("command", nargs=argparse.REMAINDER, help="-- the command; it must name its log with -o")
     args = ap.parse_args()
     cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if "-o" not in cmd:
-        ap.error("the command must name its log with -o LOG")
-    log = cmd[cmd.index("-o") + 1]
+    if "-o" not in cmd and not args.log:
+        ap.error("the command must name its log with -o LOG, or pass --log")
     t0 = time.monotonic()
     rc = subprocess.call(cmd)
     wall = time.monotonic() - t0
+    if args.log:
+        import glob
+        found = sorted(glob.glob(args.log))
+        if not found:
+            sys.exit(f"no log matches {args.log} (the command exited {rc})")
+        log = found[-1]
+    else:
+        log = cmd[cmd.index("-o") + 1]
     got = timed_work(log)
     res = {"label": args.label, "rc": rc, "wall_s": round(wall, 1), **{k: round(v, 2) for k, v in got.items()},
            "wall_over_timed": round(wall / got["timed_s"], 2) if got["timed_s"] else None,

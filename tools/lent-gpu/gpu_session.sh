@@ -318,6 +318,7 @@ indep() {
   timeout "${1:-300}" $PY bench/independent_timer.py --out "$OUT/indep" --json "$OUT/indep.json" \
     > "$OUT/indep.txt" 2>&1; echo "exit $?" >> "$OUT/indep.txt"
   sed -n '/^model  /,$p' "$OUT/indep.txt"
+}
 # Issue 17: the published study's claims on this GPU, from `edgebench run --suite paper-desktop`. The whole
 # suite is estimated at ~33 min on an H100/H200-class GPU (its dry run says how), more than one 10-minute
 # call: by default a call runs one shard ($1, "i/N", default 1/2) of its claims core ($3: the models that
@@ -343,6 +344,26 @@ paper() {
   $PY -m edgebench claims "$STATE/paper.jsonl" --format json -o "$OUT/claims.json"
   $PY -m edgebench report "$STATE/paper.jsonl" -o "$OUT/paper_report" --title "paper-desktop on the lent GPU" | tail -1
   cut -c1-240 "$OUT/claims.md" | grep "^| "
+}
+
+runoverhead() {  # issue 15.1: wall / timed work of the no-argument run (default-gpu), this tree (fresh install:
+  # the first-contact run) and then the tree before the point executor (.before/src, carried), in one call,
+  # each in an empty folder with its own empty Triton cache (both pay the autotune)
+  log "first contact + run overhead: this tree, then the tree before (.before)"
+  local so d here=$PWD; so=$($PY -c "import edgebench, glob, os; print(glob.glob(os.path.dirname(edgebench.__file__) + '/_probe*.so')[0])")
+  d=$(mktemp -d)
+  (cd "$d" && TRITON_CACHE_DIR=$d/triton timeout "${1:-420}" $PY "$here/bench/run_overhead.py" --label after \
+      --json "$OUT/overhead.json" --log 'edgebench-logs/*.jsonl' -- edgebench run > "$OUT/overhead_after.txt" 2>&1)
+  cp "$d"/edgebench-logs/*.jsonl "$OUT/after-default-gpu.jsonl" 2>/dev/null
+  tail -25 "$OUT/overhead_after.txt"
+  if [ -d .before/src/edgebench ]; then
+    cp "$so" .before/src/edgebench/; d=$(mktemp -d)
+    (cd "$d" && PYTHONPATH=$here/.before/src TRITON_CACHE_DIR=$d/triton timeout "${2:-420}" $PY "$here/bench/run_overhead.py" \
+        --label before --json "$OUT/overhead.json" --log 'edgebench-logs/*.jsonl' -- $PY -m edgebench run \
+        > "$OUT/overhead_before.txt" 2>&1)
+    cp "$d"/edgebench-logs/*.jsonl "$OUT/before-default-gpu.jsonl" 2>/dev/null
+    tail -3 "$OUT/overhead_before.txt"
+  fi
 }
 
 keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces
