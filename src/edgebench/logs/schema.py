@@ -127,8 +127,8 @@ CASE = fields(
           omit="default"),
     Field("gpu_lag_ms", float, "median time from the timed call's return to the GPU finishing "
           "(warm-up calls, synchronised): near 0 when host-bound", "ms"),
-    Field("unstable", bool, "the spread (within a run, or between --runs) passed pyperf's rule: "
-          "stdev >= 10% of the mean, or min < 0.5x / max > 1.5x the mean", default=False,
+    Field("unstable", bool, "the spread (within a run, or between --runs) is too wide: p10-p90 >= "
+          "20% of the median (analysis.stats.unstable)", default=False,
           omit="default"),
     Field("runs", int, "worker processes that measured the point (--runs); absent: 1", "count",
           default=1, omit="default"),

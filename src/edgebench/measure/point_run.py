@@ -41,7 +41,7 @@ def decoder(mode: str, backend: str, cuda: bool) -> Callable[..., Any]:
 def phase_flags(samples: list[float], median: float | None, lag_ms: float | None) -> dict[str, Any]:
     """A phase's host-bound and stability fields: `gpu_lag_ms` and `host_bound` (lag below
     HOST_BOUND_LAG_SHARE of the median; None on the CPU, where there is no GPU to wait), and
-    `unstable` (pyperf's rule on the samples)."""
+    `unstable` (`stats.unstable` on the samples)."""
     out: dict[str, Any] = {"unstable": unstable(samples)}
     if lag_ms is not None:
         out["gpu_lag_ms"] = round_sig(lag_ms, 3)

@@ -3,8 +3,8 @@ mode's time per token beside it, every median with its spread and its flags.
 
 Spread: p10-p90 of the samples (with `--runs N`, of the N run medians). Flags: `H` host-bound (the GPU
 finished within `HOST_BOUND_LAG_SHARE` of the phase time after the timed call returned: the number
-measures the host's launch speed, and moves with CPU load and clocks), `U` unstable (pyperf's rule:
-stdev >= 10% of the mean, or min / max 50% away from it). A legend under the table says so.
+measures the host's launch speed, and moves with CPU load and clocks), `U` unstable (the p10-p90 spread
+at least 20% of the median: the robust form of pyperf's stdev >= 10% of the mean). A legend under the table says so.
 """
 from __future__ import annotations
 
@@ -72,5 +72,5 @@ def print_summary(recs: list[dict[str, Any]]) -> None:
     con.print(t)
     if flagged:
         con.print("H: host-bound (the GPU waited on the host's launches: this number follows the "
-                  "CPU, not the GPU); U: unstable (spread past pyperf's rule: stdev >= 10% of the "
-                  "mean, or min/max 50% away); see README, 'How numbers are flagged'")
+                  "CPU, not the GPU); U: unstable (p10-p90 spread >= 20% of the median, the robust "
+                  "form of pyperf's stdev >= 10% of the mean); see README, 'How numbers are flagged'")

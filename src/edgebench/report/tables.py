@@ -85,8 +85,8 @@ def metric_values(r: dict[str, Any]) -> tuple[float | None, ...]:
 assert tuple(METRICS) == METRIC_NAMES  # the columns casetable.CaseColumns makes
 RATIO_METRICS = ("prefill_ms", "tpot_ms")
 FLAGS_NOTE = ("flags: H = host-bound (the GPU waited on the host's launches: the number follows the "
-              "CPU, not the GPU), U = unstable (spread past pyperf's rule: stdev >= 10% of the "
-              "mean, or min/max 50% away); *_p10_p90_ms is the spread (over the run medians with "
+              "CPU, not the GPU), U = unstable (p10-p90 spread >= 20% of the median, the robust "
+              "form of pyperf's stdev >= 10% of the mean); *_p10_p90_ms is the spread (over the run medians with "
               "--runs)")
 CROSSOVER_METRICS = ("prefill_ms", "tpot_ms", "peak_mem_gib", "prefill_j", "decode_j_per_token")
 OPS_ORDER = categories()  # the categories of analysis/ops_rules.json, in report order
