@@ -102,6 +102,7 @@ class CaseResult:
     prefill_ms: dict | None = _unset()
     tpot_ms: dict | None = _unset()
     cold_ms: dict = _unset()
+    compile: dict = _unset()
     mem: dict = _unset()
     raw: dict = _unset()
     prov: dict = _unset()

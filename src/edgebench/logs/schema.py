@@ -27,6 +27,7 @@ import json
 import uuid
 from typing import Any
 
+from edgebench.choices import DECODE_MODES
 from edgebench.logs.fields import (MAX_BATCH, MAX_BYTES, MAX_COUNT, MAX_JOULES, MAX_MS,  # noqa: F401
                                    MAX_SECONDS, MAX_SHARE, MAX_TOKENS, MIN_MS, Field, byte_count,
                                    fields, text, tokens, trail_ok)
@@ -101,7 +102,7 @@ CASE = fields(
     tokens("ctx", "prompt tokens", checked=True), tokens("gen", "decode tokens", checked=True),
     Field("batch", int, "prompts per batch", "count", default=1, omit="default", checked=True,
           lo=1, hi=MAX_BATCH),
-    text("decode_mode", "eager | graph", checked=True),
+    text("decode_mode", " | ".join(DECODE_MODES), checked=True),
     text("logits", "last | all", default="last", omit="default", checked=True),
     text("attn", "attention implementation", default="sdpa", omit="default", checked=True),
     text("status", " | ".join(CASE_STATUSES)),
@@ -111,7 +112,9 @@ CASE = fields(
           "weights: timing and memory meaningful, outputs not)", default=False, omit="default"),
     Field("prefill_ms", dict, "Stats of one prefill", "ms", checked=True),
     Field("tpot_ms", dict, "Stats of one decode step", "ms", checked=True),
-    Field("cold_ms", dict, "first-call costs: load, first_forward, graph_capture ...", "ms"),
+    Field("cold_ms", dict, "first-call costs: load, first_forward, graph_capture, compile ...", "ms"),
+    Field("compile", dict, "compile decode: graphs, recompiles, Inductor cache_hits / cache_misses, "
+          "cache_dir"),
     Field("kernels", dict, "which kernels ran: attention, ssm_scan, conv1d"),
     Field("fallback", bool, "written only when true: a slow fallback ran (kernels says which)"),
     Field("mem", dict, "memory readings (MEM)"),
@@ -157,7 +160,7 @@ OPS = fields(
     Field("profiled_wall_ms", float, "wall time under the profiler", "ms"),
     Field("replay_scopes", dict, "graph decode: mapped | unmatched scopes"),
     text("trace", "--ops-trace: the Chrome trace file"), text("model", "model name"),
-    tokens("ctx", "prompt tokens"), text("decode_mode", "eager | graph", checked=True),
+    tokens("ctx", "prompt tokens"), text("decode_mode", " | ".join(DECODE_MODES), checked=True),
     text("device", "device name"),
 )
 INTERRUPTED = fields(

@@ -96,6 +96,8 @@ def run_case(payload: dict[str, Any]) -> dict[str, Any]:
             if not cuda:
                 raise ValueError("graph decode needs a CUDA device; use --decode-mode eager on the CPU")
             fn = graph.decode_graph_mamba_ssm if c["backend"] == "mamba_ssm" else graph.decode_graph_hf
+        elif c["decode_mode"] == "compile":
+            from edgebench.measure.compiled import decode_compile_hf as fn
         else:
             fn = phases.measure_decode_eager
         after, steps = None, 0
@@ -112,6 +114,8 @@ def run_case(payload: dict[str, Any]) -> dict[str, Any]:
             rec["mem"]["decode_peak_bytes"] = dpeak  # only when decode peaked apart from prefill
         rec["tpot_ms"] = summarize(dec.samples_ms, rounded=True)
         rec["cold_ms"].update({k.removesuffix("_ms"): round(v, 1) for k, v in dec.cold_ms.items()})
+        if "compile" in dec.extra:
+            rec["compile"] = dec.extra["compile"]
         if req.raw:
             rec["raw"]["tpot_ms"] = [round(x, 4) for x in dec.samples_ms]
     else:

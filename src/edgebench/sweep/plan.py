@@ -7,12 +7,15 @@ only), so a dry run works anywhere and CI plans every shipped suite for both dev
 - `check(spec, cases, device=None) -> {model: Preset}` resolves every model and raises one
   `UserError` listing what cannot plan, each problem naming its first case and the fix: a backend the
   model lacks, a remote-code preset given by name, under `strict_ctx` a context past the trained
-  length, and when the device ("cpu", "cuda[:N]") is given, what runs on CUDA only.
+  length, and when the device ("cpu", "cuda[:N]") is given, what runs on CUDA only and, for
+  `--decode-mode compile`, whether torch.compile can build here (`measure.compiled.compile_support`:
+  a C/C++ compiler, Triton on CUDA; read from the file system, torch not imported).
 - `beyond_trained(ctx, gen, preset)`: ctx + gen passes `Preset.max_ctx`, the trained length (SSMs have
   one too). Such cases run by default, since the weights are random anyway (timing and memory stay
   meaningful, outputs do not); their records say `beyond_trained_ctx: true`.
 - `warnings(cases, presets, device)`: the one-line warnings a run prints before it measures: once
-  per model past its trained length, and graph decode asked of the CPU.
+  per model past its trained length, graph decode asked of the CPU, compile decode asked of the
+  mamba_ssm backend.
 - `device_class(requested)`: ("cuda" | "cpu", how it was decided) without initialising CUDA: the
   forced --device, else CUDA_VISIBLE_DEVICES, a CPU build of torch, a Jetson board, the NVIDIA
   driver's GPU list, the device nodes. A dry run plans with it; a real run asks a worker.
@@ -53,6 +56,13 @@ def check(spec: Spec, cases: list[Case], device: str | None = None) -> dict[str,
         for kind, why in _problems(case, presets[case.model], spec.strict_ctx, device):
             entry = found.setdefault((case.model, kind), [case, why, 0])
             entry[2] += 1
+    compiled = [c for c in cases if c.decode_mode == "compile" and c.gen > 0]
+    if compiled and device is not None:
+        from edgebench.measure.compiled import compile_support  # no torch import
+        why = compile_support(device)
+        if why:
+            found[(None, "compile")] = [compiled[0], f"--decode-mode compile cannot run on {device} here: "
+                                        f"{why}", len(compiled)]
     if not found:
         return presets
     lines = [f"{case.label()}: {why}" + (f" ({n - 1} more cases like it)" if n > 1 else "")
@@ -105,6 +115,11 @@ def warnings(cases: list[Case], presets: dict[str, Any], device: str | None = No
     if graph and device is not None and not device.startswith("cuda"):
         out.append(f"graph decode needs CUDA: on the CPU {_n(graph, 'graph case')} "
                    f"will measure prefill, then end in error (use --decode-mode eager on the CPU)")
+    compiled = sum(c.decode_mode == "compile" and c.backend == "mamba_ssm" and c.gen > 0 for c in cases)
+    if compiled:
+        out.append(f"compile decode compiles the hf backend's step: {_n(compiled, 'mamba_ssm compile case')} "
+                   f"will measure prefill, then end in error (mamba_ssm's own CUDA-graph decode is "
+                   f"--decode-mode graph)")
     return out
 
 
@@ -138,11 +153,13 @@ def device_class(requested: str = "auto") -> tuple[str, str]:
 def work(cases: list[Case], reps: int, warmup: int) -> dict[str, int]:
     """Estimated work of a plan, in the measurement loop's own terms (edgebench.measure.case_run, measure/):
     per case a cold prefill, `warmup` warm ones and `reps` timed ones at full length; with gen > 0,
-    decode's own prefills (eager 2, graph 1), `gen` timed steps and its warm-up steps (eager: the
-    first step + max(warmup, 1); graph: max(warmup, 2) + the captured one). The short forwards that
-    detect the kernels are not counted."""
+    decode's own prefills (eager 2, graph and compile 1), `gen` timed steps and its warm-up steps
+    (eager: the first step + max(warmup, 1); graph: max(warmup, 2) + the captured one; compile: the
+    compiling call + at least max(warmup, 2), more while it recompiles), and `compiles`: the decode
+    steps torch.compile builds (one per compile case, its cold start). The short forwards that detect
+    the kernels are not counted."""
     out = dict.fromkeys(("cases", "timed_prefills", "untimed_prefills", "prompt_tokens",
-                         "decode_steps", "warmup_steps"), 0)
+                         "decode_steps", "warmup_steps", "compiles"), 0)
     for c in cases:
         eager = c.decode_mode == "eager"
         untimed = 1 + warmup + ((2 if eager else 1) if c.gen else 0)
@@ -153,6 +170,7 @@ def work(cases: list[Case], reps: int, warmup: int) -> dict[str, int]:
         out["decode_steps"] += c.gen
         if c.gen:
             out["warmup_steps"] += 1 + (max(warmup, 1) if eager else max(warmup, 2))
+            out["compiles"] += c.decode_mode == "compile"
     return out
 
 
@@ -174,7 +192,9 @@ def describe(spec: Spec, cases: list[Case], presets: dict[str, Any], device: str
     lines.append(f"work: {_n(w['cases'], 'case')}, {spec.reps} timed repetitions and {spec.warmup} warm-up "
                  f"each; prefills: {w['timed_prefills']:,} timed + {w['untimed_prefills']:,} untimed "
                  f"(cold, warm-up, decode setup), {w['prompt_tokens']:,} prompt tokens in all; "
-                 f"decode steps: {w['decode_steps']:,} timed + {w['warmup_steps']:,} warm-up")
+                 f"decode steps: {w['decode_steps']:,} timed + {w['warmup_steps']:,} warm-up"
+                 + (f"; {_n(w['compiles'], 'torch.compile build')} of the decode step (cold start, "
+                    f"recorded in cold_ms)" if w["compiles"] else ""))
     lines += [f"warning: {x}" for x in warnings(cases, presets, device)]
     exists = " (exists: a real run resumes it)" if os.path.exists(log) else ""
     lines.append(f"log: {log}{exists}")
