@@ -79,15 +79,20 @@ def test_bad_numbers_fail_before_the_log_is_touched(tmp_path, argv, message, cap
     assert not path.exists() and time.monotonic() - t0 < 10
 
 
-def test_a_failing_case_is_recorded_and_the_sweep_goes_on(tmp_path):
+def test_a_failing_case_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     path = tmp_path / "log.jsonl"
-    # graph decode needs CUDA: on the CPU that case fails inside its worker, the eager one runs.
+    # graph decode needs CUDA: on the CPU that case fails inside its worker, the eager one runs. A
+    # "compiler" that passes the preflight (it exists) but cannot compile: the compile case fails in its
+    # worker with Inductor's reason.
+    monkeypatch.setenv("CXX", "/bin/false")
     rc = main(["run", "-m", "tiny-llama", "-c", "32", "-n", "2", "-r", "1", "--warmup", "0", "-t", "float32",
-               "--device", "cpu", "-q", "--decode-mode", "eager,graph", "-o", str(path)])
+               "--device", "cpu", "-q", "--decode-mode", "eager,graph,compile", "-o", str(path)])
     cases = {c["decode_mode"]: c for c in _lines(path) if c["type"] == "case"}
     assert cases["eager"]["status"] == "ok"
     assert cases["graph"]["status"] == "error" and "CUDA" in cases["graph"]["reason"]
     assert cases["graph"]["prefill_ms"]["n"] == 1  # prefill numbers kept from the partial record
+    assert cases["compile"]["status"] == "error" and "/bin/false" in cases["compile"]["reason"]
+    assert cases["compile"]["prefill_ms"]["n"] == 1
     assert rc == 1
 
 
