@@ -268,6 +268,12 @@ maxctxsmoke() {  # the maxctx planner on the one executor: same answer as call 1
   grep -o '"device":"[^"]*"' "$OUT/maxctx_smoke.jsonl" | sort | uniq -c
 }
 
+compiletests() {  # issue 16: the compile mode's GPU tests alone (each point a cold Inductor + Triton compile)
+  log "compile GPU tests"
+  timeout "${1:-540}" $PY -m pytest -q -m gpu --durations=15 -p no:cacheprovider tests/test_decode_correctness.py \
+    -k "compile" > "$OUT/gpu_tests_compile.txt" 2>&1
+  tail -25 "$OUT/gpu_tests_compile.txt"
+}
 # Issue 16: torch.compile decode beside eager and graph (default-gpu models + falcon-h1-0.5b, 1K and 16K).
 # Pass 1 compiles cold (Inductor's cache, in $STATE so a later call on this warm machine keeps it); pass 2
 # measures the same compile points again: its cold_ms.compile and compile.cache_hits show the warm-cache
