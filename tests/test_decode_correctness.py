@@ -2,8 +2,13 @@
 decode step, in every decode mode's step function, equal a full forward over prompt + generated tokens
 at that position. The graph mode's step (`graph.hf_step`, the very step `decode_graph_hf` captures)
 runs eagerly here on the CPU with the same static cache objects; the GPU test below captures and
-replays it. A step that forgot its state (e.g. a cache passed under a keyword the forward swallows)
+replays it. The compile mode's step (`compiled.compiled_step`: that step under torch.compile, as
+`decode_compile_hf` runs it) is traced by Dynamo and AOT autograd for every family on the CPU (what
+decides whether the cache and state updates survive compilation), compiled by Inductor on the CPU for
+one Transformer and one SSM (Inductor's C++ build takes ~25 CPU-s per family, cold), and by Inductor
+under CUDA graphs for every family on a GPU. A step that forgot its state (e.g. a cache passed under a keyword the forward swallows)
 is off by ~100% of the logit scale."""
+import contextlib
 import subprocess
 import sys
 import types
@@ -11,7 +16,7 @@ import types
 import pytest
 
 from edgebench.errors import UserError
-from edgebench.measure import graph, phases
+from edgebench.measure import compiled, graph, phases
 from edgebench.models import catalog, hf_cache, loaders
 
 torch = pytest.importorskip("torch", reason="torch is needed to build models")
@@ -27,12 +32,19 @@ REL_TOL = {"float32": 1e-4, "bfloat16": 2e-2}
 REL_TOL_MODEL = {"tiny-bamba": 2e-2}
 
 
-def _graph_step(m, ids):
+def _graph_step(m, ids, stack):
     parts = graph.hf_step(m, ids, max_len=CTX + GEN + 2)
     return parts.step, parts.prefill_logits
 
 
-MODES = {"eager": phases.eager_step, "graph": _graph_step}  # each: (loaded, ids) -> (step, prefill logits)
+def _compile_step(m, ids, stack, backend="aot_eager"):
+    parts = graph.hf_step(m, ids, max_len=CTX + GEN + 2)
+    return stack.enter_context(compiled.compiled_step(parts, "cpu", backend)), parts.prefill_logits
+
+
+# each: (loaded, ids, an ExitStack for the step's settings) -> (step, prefill logits)
+MODES = {"eager": lambda m, ids, stack: phases.eager_step(m, ids), "graph": _graph_step,
+         "compile": _compile_step}
 
 
 def greedy_run(step, first_logits, n):
@@ -67,11 +79,24 @@ def test_each_decode_step_matches_a_full_forward(name, mode):
     torch.manual_seed(0)
     m = loaders.load(catalog.get(name), device="cpu", dtype="float32")
     ids = torch.randint(0, m.vocab_size, (2, CTX))
-    with torch.inference_mode():
-        step, first = MODES[mode](m, ids)
+    with torch.inference_mode(), contextlib.ExitStack() as stack:
+        step, first = MODES[mode](m, ids, stack)
         assert first.shape == (2, 1, m.vocab_size)
         fed, got = greedy_run(step, first, GEN)
     assert_matches_full_forward(m, ids, fed, got, first, REL_TOL_MODEL.get(name, REL_TOL["float32"]))
+
+
+# Inductor's own code (C++ kernels on the CPU) for a Transformer's KV cache and an SSM's state; all eight
+# tiny families passed this on torch 2.13 (~100 s cold on 2 cores, too slow for every run).
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-mamba2"])
+def test_inductor_compiled_step_matches_a_full_forward(name):
+    torch.manual_seed(0)
+    m = loaders.load(catalog.get(name), device="cpu", dtype="float32")
+    ids = torch.randint(0, m.vocab_size, (2, CTX))
+    with torch.inference_mode(), contextlib.ExitStack() as stack:
+        step, first = _compile_step(m, ids, stack, backend="inductor")
+        fed, got = greedy_run(step, first, GEN)
+    assert_matches_full_forward(m, ids, fed, got, first, REL_TOL["float32"])
 
 
 def test_graph_step_keeps_its_tensors_in_place():
@@ -188,3 +213,56 @@ def test_graph_replay_matches_a_full_forward(name, dtype):
         assert parts.pos.item() == CTX + warm + GEN
     rel = max(REL_TOL[dtype], REL_TOL_MODEL.get(name, 0))
     assert_matches_full_forward(m, ids, torch.cat(fed, dim=1), got, parts.prefill_logits, rel)
+
+
+# bfloat16 (what a GPU run uses) for every family; float32 for a Transformer and an SSM. Each point is a
+# fresh Inductor + Triton compile, so the full product would take minutes of the GPU session.
+_COMPILE_GPU = [(n, "bfloat16") for n in TINY] + [("tiny-llama", "float32"), ("tiny-mamba2", "float32")]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize(("name", "dtype"), [pytest.param(n, d, id=f"{n}-{d}") for n, d in _COMPILE_GPU])
+def test_compiled_cuda_graph_step_matches_a_full_forward(name, dtype):
+    """The compile mode on a GPU: `compiled_step` under torch.compile's CUDA-graph mode (the first call
+    compiles and warms up, the second records the graph, the rest replay it), every call's logits
+    checked against a full forward, and no part of the step run outside CUDA graphs."""
+    from torch._dynamo.utils import counters
+    torch.manual_seed(0)
+    m = loaders.load(catalog.get(name), device="cuda", dtype=dtype)
+    ids = torch.randint(0, m.vocab_size, (2, CTX), device="cuda")
+    calls = 2 + GEN
+    skips = counters["inductor"]["cudagraph_skips"]
+    fed, got = [], []
+    with torch.inference_mode(), contextlib.ExitStack() as stack:
+        parts = graph.hf_step(m, ids, max_len=CTX + calls + 2)
+        run = stack.enter_context(compiled.compiled_step(parts, "cuda"))
+        for _ in range(calls):
+            fed.append(parts.tok.clone())
+            lg = run()  # a CUDA-graph output: read before the next call overwrites it
+            got.append(lg[:, -1].float().clone())
+            assert torch.equal(parts.tok, lg[:, -1:].argmax(-1))
+        assert parts.pos.item() == CTX + calls
+    assert counters["inductor"]["cudagraph_skips"] == skips
+    rel = max(REL_TOL[dtype], REL_TOL_MODEL.get(name, 0))
+    assert_matches_full_forward(m, ids, torch.cat(fed, dim=1), got, parts.prefill_logits, rel)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-zamba2"])
+def test_compile_decode_on_a_gpu_times_replays_and_records_its_cold_cost(name):
+    """`decode_compile_hf` as a case runs it: warm-up until nothing recompiles, then `gen` timed steps;
+    a second call (the in-process state reset, as in a new worker) finds Inductor's on-disk cache."""
+    from torch._inductor.utils import fresh_inductor_cache  # an empty cache directory, then restored
+    m = loaders.load(catalog.get(name), device="cuda", dtype="bfloat16")
+    ids = torch.randint(0, m.vocab_size, (1, 64), device="cuda")
+    with fresh_inductor_cache():
+        first, second = [compiled.decode_compile_hf(m, ids, gen=8, warmup=1, device="cuda") for _ in range(2)]
+    for r in (first, second):
+        assert len(r.samples_ms) == 8 and min(r.samples_ms) > 0
+        assert r.extra["compile"]["recompiles"] == 0 and r.extra["compile"]["graphs"] >= 1
+        assert r.cold_ms["compile_ms"] > 0
+    assert first.extra["compile"]["cache_misses"] >= 1 and first.extra["compile"]["cache_hits"] == 0
+    assert second.extra["compile"]["cache_hits"] >= 1 and second.extra["compile"]["cache_misses"] == 0
+    assert second.cold_ms["compile_ms"] < first.cold_ms["compile_ms"]

@@ -250,3 +250,55 @@ def test_maxctx_searches_past_the_trained_length_unless_strict(no_workers, capsy
     assert main(["maxctx", "-m", "tiny-mamba", "--backend", "mamba_ssm", "--device", "cpu",
                  "--dry-run"]) == 2
     assert "runs on CUDA only" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_compiler(monkeypatch):
+    """What `compile_support` finds, faked: no g++ and no Triton, everything else as it is."""
+    from edgebench.measure import compiled
+    real_which, real_spec = compiled.shutil.which, compiled.importlib.util.find_spec
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setattr(compiled.shutil, "which", lambda name, *a, **k: None if name == "g++"
+                        else real_which(name, *a, **k))
+    monkeypatch.setattr(compiled.importlib.util, "find_spec", lambda name, *a, **k: None
+                        if name == "triton" else real_spec(name, *a, **k))
+
+
+@pytest.mark.parametrize("device, message", [
+    ("cpu", "--decode-mode compile cannot run on cpu here: no C++ compiler for Inductor's CPU backend "
+            "('g++' not found"),
+    ("cuda", "--decode-mode compile cannot run on cuda here: Triton is not installed"),
+])
+@pytest.mark.parametrize("dry", [True, False])
+def test_compile_without_a_compiler_is_refused_before_any_case(device, message, dry, no_compiler,
+                                                              no_workers, tmp_path, capsys):
+    log = tmp_path / "log.jsonl"
+    assert main(["run", "-m", "tiny-llama,tiny-mamba", "-c", "32,64", "-n", "2", "--decode-mode",
+                 "eager,compile", "--device", device, "-o", str(log)] + (["--dry-run"] if dry else [])) == 2
+    err = capsys.readouterr().err
+    assert message in err and "(3 more cases like it)" in err  # 4 compile cases, 1 line
+    assert not log.exists()
+
+
+def test_compile_support_names_the_compiler_it_looked_for(monkeypatch):
+    from edgebench.measure.compiled import compile_support
+    monkeypatch.setenv("CXX", "/nonexistent/bin/c++")
+    assert "'/nonexistent/bin/c++' not found; it takes $CXX" in compile_support("cpu")
+    monkeypatch.setenv("CXX", sys.executable)  # any executable: found
+    assert compile_support("cpu") is None
+
+
+def test_compile_mode_in_the_plan_and_its_warnings(no_workers, capsys):
+    assert main(["run", "-m", "tiny-llama", "-c", "32", "-n", "2", "-t", "float32", "--decode-mode",
+                 "eager,graph,compile", "--device", "cpu", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-llama|hf|float32|ctx=32|gen=2|b=1|compile|last|sdpa" in out
+    assert "1 torch.compile build of the decode step" in out
+    c = Case(model="tiny-mamba", backend="mamba_ssm", dtype="bfloat16", ctx=64, gen=2, batch=1,
+             decode_mode="compile", logits="last", attn="sdpa")
+    lines = plan.warnings([c], {"tiny-mamba": catalog.get("tiny-mamba")}, "cuda")
+    assert lines == ["compile decode compiles the hf backend's step: 1 mamba_ssm compile case will "
+                     "measure prefill, then end in error (mamba_ssm's own CUDA-graph decode is "
+                     "--decode-mode graph)"]
+    assert plan.work([c], 1, 0)["compiles"] == 1

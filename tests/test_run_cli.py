@@ -83,16 +83,44 @@ def test_bad_numbers_fail_before_the_log_is_touched(tmp_path, argv, message, cap
     assert not path.exists() and time.monotonic() - t0 < 10
 
 
-def test_a_failing_case_is_recorded_and_the_sweep_goes_on(tmp_path):
+def test_a_failing_case_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     path = tmp_path / "log.jsonl"
-    # graph decode needs CUDA: on the CPU that case fails inside its worker, the eager one runs.
+    # graph decode needs CUDA: on the CPU that case fails inside its worker, the eager one runs. A
+    # "compiler" that passes the preflight (it exists) but cannot compile: the compile case fails in its
+    # worker with Inductor's reason.
+    monkeypatch.setenv("CXX", "/bin/false")
     rc = main(["run", "-m", "tiny-llama", "-c", "32", "-n", "2", "-r", "1", "--warmup", "0", "-t", "float32",
-               "--device", "cpu", "-q", "--decode-mode", "eager,graph", "-o", str(path)])
+               "--device", "cpu", "-q", "--decode-mode", "eager,graph,compile", "-o", str(path)])
     cases = {c.get("decode_mode"): c for c in _lines(path) if c["type"] == "case"}
     assert cases["eager"]["status"] == "ok"
     assert cases["graph"]["status"] == "error" and "CUDA" in cases["graph"]["reason"]
-    assert cases[None]["prefill_ms"]["n"] == 1  # the point's prefill stands beside the failed mode
+    assert cases[None]["prefill_ms"]["n"] == 1  # the point's prefill stands beside the failed modes
+    assert cases["compile"]["status"] == "error" and "/bin/false" in cases["compile"]["reason"]
     assert rc == 1
+
+
+def test_compile_decode_runs_on_the_cpu_and_a_rerun_hits_inductors_cache(tmp_path, monkeypatch):
+    """torch.compile without CUDA graphs on the CPU: an ok case with its compile cost in cold_ms, and
+    Inductor's on-disk cache, where the record says, used by the second run of the same point."""
+    cache = tmp_path / "inductor-cache"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(cache))  # workers inherit it
+    recs = []
+    for n in (1, 2):
+        path = tmp_path / f"log{n}.jsonl"
+        assert main(["run", "-m", "tiny-mamba2", "-c", "32", "-n", "4", "-r", "1", "--warmup", "0", "-t",
+                     "float32", "--device", "cpu", "-q", "--decode-mode", "compile", "-o", str(path)]) == 0
+        recs += [c for c in _lines(path) if c["type"] == "case"]
+        assert main(["validate", str(path)]) == 0
+    assert len(recs) == 2
+    for rec in recs:
+        assert rec["status"] == "ok" and rec["decode_mode"] == "compile", rec.get("reason")
+        assert rec["tpot_ms"]["n"] == 4 and rec["tpot_ms"]["median"] > 0
+        assert rec["cold_ms"]["compile"] > 0 and rec["cold_ms"]["compile_warmup"] > 0
+        assert rec["compile"]["graphs"] == 1 and rec["compile"]["recompiles"] == 0
+        assert rec["compile"]["cache_dir"] == str(cache)
+    first, second = (r["compile"] for r in recs)
+    assert (first["cache_misses"], first["cache_hits"]) == (1, 0)
+    assert (second["cache_misses"], second["cache_hits"]) == (0, 1)
 
 
 def test_sigterm_mid_sweep_leaves_a_valid_log(tmp_path):

@@ -57,7 +57,7 @@ def test_spec_defaults_and_normalisation():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"decode_modes": "fast"}, "unknown decode mode 'fast'; choose from eager, graph"),
+    ({"decode_modes": "fast"}, "unknown decode mode 'fast'; choose from eager, graph, compile"),
     ({"reps": 0}, "reps must be an integer >= 1"),
     ({"warmup": -1}, "warmup must be an integer >= 0"),
     ({"logits": "first"}, "unknown logits mode"),

@@ -13,5 +13,6 @@ DTYPES = ("float32", "float16", "bfloat16")  # weight/activation dtypes a loader
 AUTO_DTYPE = "auto"  # a sweep's "auto": float32 on the CPU, bfloat16 on a GPU (resolved before loading)
 ATTN_KINDS = ("sdpa", "eager", "flash_attention_2")  # transformers attn_implementation values
 LOGITS_MODES = ("last", "all")  # logits kept at prefill: the last position, or every position
-DECODE_MODES = ("eager", "graph")  # decode step run as Python calls, or replayed as a CUDA graph
+DECODE_MODES = ("eager", "graph", "compile")  # decode step run as Python calls, replayed as a CUDA
+# graph, or compiled by torch.compile (CUDA-graph-backed on CUDA)
 FAMILIES = ("transformer", "ssm", "hybrid")  # model families in the catalog and in logs

@@ -365,6 +365,45 @@ runoverhead() {  # issue 15.1: wall / timed work of the no-argument run (default
     tail -3 "$OUT/overhead_before.txt"
   fi
 }
+compiletests() {  # issue 16: the compile mode's GPU tests alone (each point a cold Inductor + Triton compile)
+  log "compile GPU tests"
+  timeout "${1:-540}" $PY -m pytest -q -m gpu --durations=15 -p no:cacheprovider tests/test_decode_correctness.py \
+    -k "compile" > "$OUT/gpu_tests_compile.txt" 2>&1
+  tail -25 "$OUT/gpu_tests_compile.txt"
+}
+# Issue 16: torch.compile decode beside eager and graph (default-gpu models + falcon-h1-0.5b, 1K and 16K).
+# Pass 1 compiles cold (Inductor's cache, in $STATE so a later call on this warm machine keeps it); pass 2
+# measures the same compile points again: its cold_ms.compile and compile.cache_hits show the warm-cache
+# cost. Both logs resume, so a call cut short by its timeout is continued by calling the stage again.
+compile() {
+  log "compile decode: pass 1 (eager, graph, compile), pass 2 (compile, cache warm)"
+  export TORCHINDUCTOR_CACHE_DIR="$STATE/inductor"
+  local models=qwen2.5-0.5b,mamba2-780m,zamba2-1.2b,falcon-h1-0.5b t0=$SECONDS
+  timeout "${1:-540}" $PY -m edgebench run -m $models -c 1k,16k -n 64 -r 3 --warmup 2 \
+    --decode-mode eager,graph,compile --timeout 420 -o "$STATE/compile_1.jsonl" >> "$STATE/compile_1.txt" 2>&1
+  local left=$(( ${1:-540} - (SECONDS - t0) ))
+  if [ "$left" -gt 30 ]; then
+    timeout "$left" $PY -m edgebench run -m $models -c 1k,16k -n 64 -r 3 --warmup 2 --decode-mode compile \
+      --timeout 420 -o "$STATE/compile_2.jsonl" >> "$STATE/compile_2.txt" 2>&1
+  fi
+  $PY - "$STATE"/compile_1.jsonl "$STATE"/compile_2.jsonl <<'PYEOF' | tee "$STATE/compile_summary.txt"
+import json, os, sys
+print("pass model ctx mode status tpot_ms cold_s(compile/warmup/graph) compile{graphs,recompiles,hits,misses} reason")
+for n, path in enumerate(sys.argv[1:], 1):
+    if not os.path.exists(path):
+        print(f"{n}: {path} not written"); continue
+    for line in open(path):
+        r = json.loads(line)
+        if r.get("type") != "case":
+            continue
+        cold = r.get("cold_ms") or {}
+        c = r.get("compile") or {}
+        print(n, r["model"], r["ctx"], r.get("decode_mode"), r["status"], (r.get("tpot_ms") or {}).get("median"),
+              [round(cold[k] / 1e3, 1) for k in ("compile", "compile_warmup", "graph_capture") if k in cold],
+              [c.get(k) for k in ("graphs", "recompiles", "cache_hits", "cache_misses")] if c else "",
+              (r.get("reason") or "")[:160])
+PYEOF
+}
 
 keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces
   cp -r "$STATE"/*.jsonl "$STATE"/*.txt "$STATE"/*.traces "$OUT/" 2>/dev/null

@@ -106,8 +106,8 @@ def _unset() -> Any:
     return field(default=MISSING)
 
 
-DECODE_RESULT_FIELDS = ("status", "reason", "tpot_ms", "cold_ms", "mem", "energy", "energy_why",
-                        "raw", "host_bound", "gpu_lag_ms", "unstable")
+DECODE_RESULT_FIELDS = ("status", "reason", "tpot_ms", "cold_ms", "compile", "mem", "energy",
+                        "energy_why", "raw", "host_bound", "gpu_lag_ms", "unstable")
 
 
 @dataclass

@@ -27,6 +27,7 @@ import json
 import uuid
 from typing import Any
 
+from edgebench.choices import DECODE_MODES
 from edgebench.logs.fields import (MAX_BATCH, MAX_BYTES, MAX_COUNT, MAX_JOULES, MAX_MS,  # noqa: F401
                                    MAX_SECONDS, MAX_SHARE, MAX_TOKENS, MIN_MS, Field, byte_count,
                                    fields, text, tokens, trail_ok)
@@ -135,6 +136,8 @@ CASE = fields(
     Field("steal_pct", float, "host CPU time stolen by the hypervisor during the point "
           "(/proc/stat)", "pct"),
     Field("cold_ms", dict, "first-call costs: load, first_forward, graph_capture ...", "ms"),
+    Field("compile", dict, "a compile decode line: graphs, recompiles, Inductor cache_hits / "
+          "cache_misses, cache_dir"),
     Field("kernels", dict, "which kernels ran: attention, ssm_scan, conv1d"),
     Field("fallback", bool, "written only when true: a slow fallback ran (kernels says which)"),
     Field("mem", dict, "memory readings (MEM)"),
@@ -181,7 +184,7 @@ OPS = fields(
     Field("profiled_wall_ms", float, "wall time under the profiler", "ms"),
     Field("replay_scopes", dict, "graph decode: mapped | unmatched scopes"),
     text("trace", "--ops-trace: the Chrome trace file"), text("model", "model name"),
-    tokens("ctx", "prompt tokens"), text("decode_mode", "eager | graph", checked=True),
+    tokens("ctx", "prompt tokens"), text("decode_mode", " | ".join(DECODE_MODES), checked=True),
     text("device", "device name"),
 )
 INTERRUPTED = fields(

@@ -35,6 +35,9 @@ def decoder(mode: str, backend: str, cuda: bool) -> Callable[..., Any]:
         if not cuda:
             raise ValueError("graph decode needs a CUDA device; use --decode-mode eager on the CPU")
         return graph.decode_graph_mamba_ssm if backend == "mamba_ssm" else graph.decode_graph_hf
+    if mode == "compile":
+        from edgebench.measure.compiled import decode_compile_hf
+        return decode_compile_hf
     raise ValueError(f"no timing loop for decode mode {mode!r}")
 
 
@@ -156,6 +159,8 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
         entry.update(phase_flags(dec.samples_ms, entry["tpot_ms"]["median"],
                                  dec.extra.get("gpu_lag_ms")))
         entry["cold_ms"] = {k.removesuffix("_ms"): round(v, 1) for k, v in dec.cold_ms.items()}
+        if "compile" in dec.extra:
+            entry["compile"] = dec.extra["compile"]
         dpeak = mem.end().get("peak_allocated_bytes")
         if dpeak is not None:
             entry["mem"] = {"decode_peak_bytes": dpeak}

@@ -22,7 +22,8 @@ reported as a measurement:
   H100 sweep's 30 points at 16k-64k tokens (bench/results/h100-2026-11-22b/logs/sweep_h100.jsonl:
   8.7e-15 .. 2.1e-14 across Qwen2.5, Mamba, Mamba-2, Zamba2, Falcon-H1). Linear in the context:
   attention's quadratic term is left out, so long Transformer contexts cost more than this says.
-- `STEP_S` (eager 64 ms, graph 4.2 ms): one decode step at batch 1, the medians of that sweep's
+- `STEP_S` (eager 64 ms, graph 4.2 ms; compile taken as graph's, plus `COMPILE_S` to build the
+  step, until logs record it): one decode step at batch 1, the medians of that sweep's
   TPOT. Small models decode at the speed of kernel launches, not of their size, so the step does not
   scale with parameters (nor with batch).
 `bench/cost_constants.py LOG...` recomputes both from recorded logs.
@@ -39,7 +40,10 @@ from typing import Any
 
 POINT_S = 5.0
 PARAM_TOKEN_S = 1.35e-14
-STEP_S = {"eager": 0.064, "graph": 0.0042}  # every decode mode of edgebench.choices.DECODE_MODES
+# every decode mode of edgebench.choices.DECODE_MODES; compile: no recorded compile logs yet, so
+# graph's step plus COMPILE_S per point for building the step (the compile helper's CPU runs: 20-60 s)
+STEP_S = {"eager": 0.064, "graph": 0.0042, "compile": 0.0042}
+COMPILE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -90,4 +94,5 @@ def point_seconds(case: Any, n_params: int, reps: int, warmup: int) -> float:
     p = passes(case, reps, warmup)
     return ((POINT_S if case.decode_mode is None else 0.0)
             + PARAM_TOKEN_S * n_params * case.ctx * case.batch * p.prefills
-            + (STEP_S[case.decode_mode] * p.steps if case.decode_mode else 0.0))
+            + (STEP_S[case.decode_mode] * p.steps if case.decode_mode else 0.0)
+            + (COMPILE_S if case.decode_mode == "compile" and case.gen else 0.0))

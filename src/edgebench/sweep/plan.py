@@ -7,12 +7,15 @@ only), so a dry run works anywhere and CI plans every shipped suite for both dev
 - `check(spec, cases, device=None) -> {model: Preset}` resolves every model and raises one
   `UserError` listing what cannot plan, each problem naming its first case and the fix: a backend the
   model lacks, a remote-code preset given by name, under `strict_ctx` a context past the trained
-  length, and when the device ("cpu", "cuda[:N]") is given, what runs on CUDA only.
+  length, and when the device ("cpu", "cuda[:N]") is given, what runs on CUDA only and, for
+  `--decode-mode compile`, whether torch.compile can build here (`measure.compiled.compile_support`:
+  a C/C++ compiler, Triton on CUDA; read from the file system, torch not imported).
 - `beyond_trained(ctx, gen, preset)`: ctx + gen passes `Preset.max_ctx`, the trained length (SSMs have
   one too). Such cases run by default, since the weights are random anyway (timing and memory stay
   meaningful, outputs do not); their records say `beyond_trained_ctx: true`.
 - `warnings(cases, presets, device)`: the one-line warnings a run prints before it measures: once
-  per model past its trained length, and graph decode asked of the CPU.
+  per model past its trained length, graph decode asked of the CPU, compile decode asked of the
+  mamba_ssm backend.
 - `device_class(requested)`: ("cuda" | "cpu", how it was decided) without initialising CUDA: the
   forced --device, else CUDA_VISIBLE_DEVICES, a CPU build of torch, a Jetson board, the NVIDIA
   driver's GPU list, the device nodes. A dry run plans with it; a real run asks a worker.
@@ -55,6 +58,13 @@ def check(spec: Spec, cases: list[Case], device: str | None = None) -> dict[str,
         for kind, why in _problems(case, presets[case.model], spec.strict_ctx, device):
             entry = found.setdefault((case.model, kind), [case, why, 0])
             entry[2] += 1
+    compiled = [c for c in cases if c.decode_mode == "compile" and c.gen > 0]
+    if compiled and device is not None:
+        from edgebench.measure.compiled import compile_support  # no torch import
+        why = compile_support(device)
+        if why:
+            found[(None, "compile")] = [compiled[0], f"--decode-mode compile cannot run on {device} here: "
+                                        f"{why}", len(compiled)]
     if not found:
         return presets
     lines = [f"{case.label()}: {why}" + (f" ({n - 1} more points like it)" if n > 1 else "")
@@ -107,6 +117,11 @@ def warnings(cases: list[Case], presets: dict[str, Any], device: str | None = No
     if graph and device is not None and not device.startswith("cuda"):
         out.append(f"graph decode needs CUDA: on the CPU {_n(graph, 'graph case')} "
                    f"will measure prefill, then end in error (use --decode-mode eager on the CPU)")
+    compiled = sum(c.decode_mode == "compile" and c.backend == "mamba_ssm" and c.gen > 0 for c in cases)
+    if compiled:
+        out.append(f"compile decode compiles the hf backend's step: {_n(compiled, 'mamba_ssm compile case')} "
+                   f"will measure prefill, then end in error (mamba_ssm's own CUDA-graph decode is "
+                   f"--decode-mode graph)")
     return out
 
 
@@ -147,7 +162,7 @@ def work(cases: list[Case], reps: int, warmup: int, runs: int = 1) -> dict[str, 
     `edgebench.sweep.cost.passes` over each point's prefill and each decode line (the short forwards
     that detect the kernels are not counted)."""
     out = dict.fromkeys(("points", "cases", "timed_prefills", "untimed_prefills", "prompt_tokens",
-                         "decode_steps", "warmup_steps"), 0)
+                         "decode_steps", "warmup_steps", "compiles"), 0)
     out["points"], out["cases"] = len({c.point_fields() for c in cases}), len(cases)
     lines = [replace(c, decode_mode=None) for c in _prefills(cases)]
     lines += [c for c in cases if c.decode_mode is not None]
@@ -158,6 +173,7 @@ def work(cases: list[Case], reps: int, warmup: int, runs: int = 1) -> dict[str, 
         out["prompt_tokens"] += c.ctx * c.batch * p.prefills * runs
         out["decode_steps"] += p.decode_steps * runs
         out["warmup_steps"] += p.warmup_steps * runs
+        out["compiles"] += (c.decode_mode == "compile" and c.gen > 0) * runs  # one build per compile line
     return out
 
 
@@ -181,7 +197,9 @@ def describe(spec: Spec, cases: list[Case], presets: dict[str, Any], device: str
     lines.append(f"work: {_n(w['points'], 'point')}{runs}, {spec.reps} timed repetitions and "
                  f"{spec.warmup} warm-up each; prefills: {w['timed_prefills']:,} timed + {w['untimed_prefills']:,} untimed "
                  f"(cold, warm-up, decode setup), {w['prompt_tokens']:,} prompt tokens in all; "
-                 f"decode steps: {w['decode_steps']:,} timed + {w['warmup_steps']:,} warm-up")
+                 f"decode steps: {w['decode_steps']:,} timed + {w['warmup_steps']:,} warm-up"
+                 + (f"; {_n(w['compiles'], 'torch.compile build')} of the decode step (cold start, "
+                    f"recorded in cold_ms)" if w["compiles"] else ""))
     lines += [f"warning: {x}" for x in warnings(cases, presets, device)]
     exists = " (exists: a real run resumes it)" if os.path.exists(log) else ""
     lines.append(f"log: {log}{exists}")
