@@ -95,8 +95,15 @@ def reference_cases(logs, baseline):
         ok = r["status"] == "ok"
         line = [r["device"], labels[id(r)]] + ([r["source"]] if len({x["source"] for x in rows}) > 1
                                                else [])
-        line += [r["backend"], setting_of(r), r["ctx"], r["status"]]
-        line += list(metric_values(r)) if ok else [None] * len(METRICS)
+        line += [r["backend"], setting_of(r), r["ctx"], r["status"],
+                 ("H" if r["host_bound"] is True else "") + ("U" if r["unstable"] is True else "") or None]
+        for m, v in zip(METRICS, metric_values(r) if ok else [None] * len(METRICS)):
+            line.append(v)
+            if m in RATIO_METRICS:  # each timed metric followed by its p10-p90 spread
+                st = r[m] if ok and isinstance(r[m], dict) else {}
+                lo, hi = st.get("p10"), st.get("p90")
+                line.append(f"{lo:.4g}-{hi:.4g}" if isinstance(lo, (int, float)) and isinstance(hi, (int, float))
+                            else None)
         fl = floors.case_floors(r, logs.runs.get(r["run"]))
         line += [fl[k] for k in floors.FLOOR_COLUMNS]
         k = (r["device"], setting_of(r), r["ctx"])

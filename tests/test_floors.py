@@ -217,16 +217,20 @@ def test_report_tables_carry_the_same_columns(tmp_path):
     assert format(x, ".3g") in html
 
 
-def test_run_summary_shows_achieved_rates_and_x_floor(capsys):
-    from edgebench.commands import run
-    rec = case("r1", "tiny-llama", 1024, 0.25, 0.02) | {"family": "transformer"}
-    run._summary([rec], header("r1", "t", MICRO))
+def test_run_summary_shows_achieved_rates_and_x_floor_per_decode_mode(capsys):
+    from edgebench.report.run_summary import print_summary
+    pre = case("r1", "tiny-llama", 1024, 0.25, None, decode_mode=None, tpot_ms=None)
+    eager = case("r1", "tiny-llama", 1024, None, 0.05, decode_mode="eager", prefill_ms=None)
+    graph = case("r1", "tiny-llama", 1024, None, 0.02, decode_mode="graph", prefill_ms=None)
+    print_summary([pre, eager, graph], header("r1", "t", MICRO))
     out = capsys.readouterr().out
-    assert f"({0.25 / (420_413_440 / MM * 1e3):.3g}x)" in out
-    assert f"({0.02 / (541_312 / BW * 1e3):.3g}x)" in out
-    run._summary([rec], header("r1", "t"))  # no micro-benchmarks: dashes and the reason
-    out = capsys.readouterr().out
-    assert "missing where: the run header has no device micro-benchmarks" in " ".join(out.split())
+    for x in (0.25 / (420_413_440 / MM * 1e3), 0.05 / (541_312 / BW * 1e3), 0.02 / (541_312 / BW * 1e3)):
+        assert f"({x:.3g}x)" in out
+    assert "GB/s" in out and "TFLOP/s" in out
+    print_summary([pre, graph], header("r1", "t"))  # no micro-benchmarks: no floor columns, the reason
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no floors; none where: the run header has no device micro-benchmarks" in out
+    assert "GB/s" not in out and "TFLOP/s" not in out
 
 
 def test_env_snapshot_micro_is_skipped_with_why_without_a_gpu_or_native_probe(monkeypatch):
@@ -264,3 +268,23 @@ def test_worker_snapshot_on_this_cpu_machine_records_why_micro_is_missing():
     assert "micro" not in environment.snapshot_for_run({"deep": True, "micro": False})
     with pytest.raises(RuntimeError, match="native CUDA probe"):
         probe.microbench(0)
+
+
+def test_point_lines_get_the_prefill_floor_and_each_decode_tier_its_own(tmp_path):
+    """Schema v2: a point is a prefill line and one line per decode mode; each gets its own floor."""
+    (tmp_path / "logs").mkdir()
+    point = {"v": 2, "type": "case", "run": "r1", "model": "tiny-llama", "ctx": 1024, "gen": 32,
+             "family": "transformer", "device": "GPU", "status": "ok"}
+    stats = lambda m: {"median": m, "p10": m, "p90": m, "stdev": 0.0, "n": 8}  # noqa: E731
+    write_log(tmp_path / "logs" / "a.jsonl", [
+        header("r1", "2026-12-01T00:00:00+00:00", MICRO) | {"v": 2},
+        point | {"prefill_ms": stats(0.25)},
+        point | {"decode_mode": "eager", "tpot_ms": stats(0.05)},
+        point | {"decode_mode": "graph", "tpot_ms": stats(0.02)}])
+    rows, _ = compare_csv(tmp_path)
+    by = {r["setting"].split()[-1]: r for r in rows}
+    assert float(by["b=1"]["prefill_x_floor"]) == pytest.approx(0.25 / (420_413_440 / MM * 1e3))
+    assert by["b=1"]["tpot_x_floor"] == ""
+    for mode, tpot in (("eager", 0.05), ("graph", 0.02)):
+        assert float(by[mode]["tpot_x_floor"]) == pytest.approx(tpot / (541_312 / BW * 1e3))
+        assert by[mode]["prefill_x_floor"] == ""
