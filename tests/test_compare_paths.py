@@ -90,16 +90,18 @@ def reference_cases(logs, baseline):
             k = (r["device"], setting_of(r), r["ctx"])
             base.setdefault(k + (r["backend"],), r)
             base.setdefault(k, r)
-    out = []
+    out, optional = [], set()  # the flags and spread columns: left out where empty in every row
     for r in sorted(rows, key=lambda r: (r["device"], setting_of(r), labels[id(r)], r["ctx"])):
         ok = r["status"] == "ok"
         line = [r["device"], labels[id(r)]] + ([r["source"]] if len({x["source"] for x in rows}) > 1
                                                else [])
-        line += [r["backend"], setting_of(r), r["ctx"], r["status"],
-                 ("H" if r["host_bound"] is True else "") + ("U" if r["unstable"] is True else "") or None]
+        line += [r["backend"], setting_of(r), r["ctx"], r["status"]]
+        optional.add(len(line))
+        line.append(("H" if r["host_bound"] is True else "") + ("U" if r["unstable"] is True else "") or None)
         for m, v in zip(METRICS, metric_values(r) if ok else [None] * len(METRICS)):
             line.append(v)
             if m in RATIO_METRICS:  # each timed metric followed by its p10-p90 spread
+                optional.add(len(line))
                 st = r[m] if ok and isinstance(r[m], dict) else {}
                 lo, hi = st.get("p10"), st.get("p90")
                 line.append(f"{lo:.4g}-{hi:.4g}" if isinstance(lo, (int, float)) and isinstance(hi, (int, float))
@@ -113,7 +115,8 @@ def reference_cases(logs, baseline):
             line.append(ratio_ci(r[m], b[m], r[raw], b[raw]) if b is not None and b is not r
                         else None)
         out.append(line + [r["reason"]])
-    return out
+    empty = {i for i in optional if all(line[i] is None for line in out)}
+    return [[v for i, v in enumerate(line) if i not in empty] for line in out]
 
 
 def same_cell(a, b):
