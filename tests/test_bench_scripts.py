@@ -32,3 +32,28 @@ def test_decode_floor_reads_a_gzipped_log_with_a_cut_line_and_matches_the_record
     recorded = (RESULTS / "h100-2026-11-22b" / "decode_floor.md").read_text().splitlines()
     rows = [line for line in out.stdout.splitlines() if line.startswith("| ")]
     assert len(rows) > 10 and set(rows) <= set(recorded)
+
+
+def test_decode_floor_takes_the_copy_bandwidth_from_the_run_header_without_env(tmp_path):
+    """bench/decode_floor.py is a caller of edgebench.analysis.floors: a log whose run header holds
+    the micro-benchmarks needs no --env file; one without them is refused, naming --env."""
+    import json
+
+    def case(mode, tpot):
+        return {"v": 1, "type": "case", "run": "r1", "key": mode, "model": "tiny-llama", "backend": "hf",
+                "dtype": "bfloat16", "ctx": 1024, "gen": 8, "batch": 1, "decode_mode": mode, "logits": "last",
+                "status": "ok", "device": "GPU", "tpot_ms": {"median": tpot, "p10": tpot, "p90": tpot,
+                                                             "stdev": 0.0, "n": 8}}
+    micro = {"ok": True, "why": None, "gpus": [{"index": 0, "copy_bw_bytes_per_s": 1e9}]}
+    head = {"v": 1, "type": "run", "run": "r1", "t": "2026-12-01T00:00:00+00:00", "device": "GPU",
+            "spec": {"device": "auto"}, "env": {"gpus": [{"index": 0, "name": "GPU"}], "micro": micro}}
+    log = tmp_path / "a.jsonl"
+    log.write_text("".join(json.dumps(x) + "\n" for x in (head, case("eager", 5.0), case("graph", 1.0))))
+    out = _run("decode_floor.py", str(log))
+    assert out.returncode == 0, out.stderr
+    # 541,312 bytes per step (tests/test_floors.py) at 1 GB/s: 0.541 ms
+    assert "| tiny-llama | 1024 | 1 | 0.541 | 5.000 | 1.000 | 5.00x | 9.2x | 1.8x |" in out.stdout
+    del head["env"]["micro"]
+    log.write_text("".join(json.dumps(x) + "\n" for x in (head, case("eager", 5.0))))
+    out = _run("decode_floor.py", str(log))
+    assert out.returncode != 0 and "pass --env ENV.json" in out.stderr

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from edgebench.logs import file_reader as logfile
+from edgebench.analysis import floors
 from edgebench.analysis.crossover import candidate_pairs, candidate_pairs_coded
 from edgebench.analysis.stats import (RatioCI, median_and_rel_se, median_rel_se_columns, ratio_ci,
                                       stats_fields)
@@ -40,15 +41,20 @@ def case(run, model, ctx, **extra):
     return rec
 
 
-def header(run, t, host="h1"):
-    return {"v": 1, "type": "run", "run": run, "t": t,
-            "env": {"device": {"name": "GPU"}, "host": {"hostname": host}}}
+def header(run, t, host="h1", micro=None):
+    env = {"device": {"name": "GPU"}, "host": {"hostname": host}}
+    return {"v": 1, "type": "run", "run": run, "t": t, "env": env | ({"micro": micro} if micro else {})}
+
+
+MICRO = {"ok": True, "why": None, "gpus": [{"index": 0, "copy_bw_bytes_per_s": 2e12,
+                                            "matmul_bf16_flop_s": 5e14}]}
 
 
 def write_edge_logs(folder: Path) -> None:
     """Two runs (one superseding part of the other), two backends of one model, int medians,
-    OOM rows, raw samples (bootstrap), a crossing, a batch that is None, tiny energies."""
-    lines = [header("r1", "2026-11-01T00:00:00+00:00"), header("r2", "2026-11-02T00:00:00+00:00")]
+    OOM rows, raw samples (bootstrap), a crossing, a batch that is None, tiny energies; the second
+    run's header holds micro-benchmarks, and a catalog model gets floors in it."""
+    lines = [header("r1", "2026-11-01T00:00:00+00:00"), header("r2", "2026-11-02T00:00:00+00:00", micro=MICRO)]
     for run in ("r1", "r2"):
         for model in ("base", "mamba", "zeta"):
             for ctx in (1024, 2048, 4096, 8192):
@@ -69,6 +75,8 @@ def write_edge_logs(folder: Path) -> None:
                 lines.append(rec)
     lines.append(case("r2", "mamba", 1024, batch=None, key="mamba|nobatch"))
     lines.append(case("r2", "base", 1024, backend="sglang", key="base|sglang"))
+    lines += [case("r2", "tiny-mamba", ctx, key=f"tiny|{ctx}") for ctx in (1024, 2048)]
+    lines.append(case("r2", "tiny-mamba", 512, key="tiny|512|fp32", dtype="float32"))
     (folder / "a.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
 
@@ -82,13 +90,24 @@ def reference_cases(logs, baseline):
             k = (r["device"], setting_of(r), r["ctx"])
             base.setdefault(k + (r["backend"],), r)
             base.setdefault(k, r)
-    out = []
+    out, optional = [], set()  # the flags and spread columns: left out where empty in every row
     for r in sorted(rows, key=lambda r: (r["device"], setting_of(r), labels[id(r)], r["ctx"])):
         ok = r["status"] == "ok"
         line = [r["device"], labels[id(r)]] + ([r["source"]] if len({x["source"] for x in rows}) > 1
                                                else [])
         line += [r["backend"], setting_of(r), r["ctx"], r["status"]]
-        line += list(metric_values(r)) if ok else [None] * len(METRICS)
+        optional.add(len(line))
+        line.append(("H" if r["host_bound"] is True else "") + ("U" if r["unstable"] is True else "") or None)
+        for m, v in zip(METRICS, metric_values(r) if ok else [None] * len(METRICS)):
+            line.append(v)
+            if m in RATIO_METRICS:  # each timed metric followed by its p10-p90 spread
+                optional.add(len(line))
+                st = r[m] if ok and isinstance(r[m], dict) else {}
+                lo, hi = st.get("p10"), st.get("p90")
+                line.append(f"{lo:.4g}-{hi:.4g}" if isinstance(lo, (int, float)) and isinstance(hi, (int, float))
+                            else None)
+        fl = floors.case_floors(r, logs.runs.get(r["run"]))
+        line += [fl[k] for k in floors.FLOOR_COLUMNS]
         k = (r["device"], setting_of(r), r["ctx"])
         b = (base.get(k + (r["backend"],)) or base.get(k)) if ok else None
         for m in RATIO_METRICS:
@@ -96,7 +115,8 @@ def reference_cases(logs, baseline):
             line.append(ratio_ci(r[m], b[m], r[raw], b[raw]) if b is not None and b is not r
                         else None)
         out.append(line + [r["reason"]])
-    return out
+    empty = {i for i in optional if all(line[i] is None for line in out)}
+    return [[v for i, v in enumerate(line) if i not in empty] for line in out]
 
 
 def same_cell(a, b):
@@ -119,6 +139,8 @@ def test_cases_columns_match_the_row_by_row_table(tmp_path, foreign):
     for got, want in zip(cases.rows, expect):
         assert all(same_cell(a, b) for a, b in zip(got, want)), (got, want)
     assert any(isinstance(c, RatioCI) and c.method == "bootstrap" for row in cases.rows for c in row)
+    x = [c.name for c in cases.columns].index("tpot_x_floor")
+    assert sum(row[x] is not None for row in cases.rows) == 3  # the catalog model's rows of run r2
 
 
 def test_crossover_table_found_and_candidate_search_batched_as_per_group(tmp_path):

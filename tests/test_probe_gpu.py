@@ -67,6 +67,30 @@ def test_micro_benchmarks_are_plausible(torch):
     assert 0 < m["event_resolution_us"] < 10
 
 
+def test_microbench_measures_a_positive_bf16_matmul_rate_within_its_budget(torch):
+    m = probe.microbench(0)
+    name = torch.cuda.get_device_name(0)
+    print(f"{name}: bf16 matmul {m['matmul_bf16_flop_s'] / 1e12:.1f} TFLOP/s (n={m['matmul_n']}, "
+          f"{m['matmul_reps']} reps), copy {m['copy_bw_bytes_per_s'] / 1e9:.0f} GB/s, {m['wall_ms']:.0f} ms")
+    # positive, and below any GPU's dense bf16 peak (B200: 2.25 PFLOP/s)
+    assert 1e12 < m["matmul_bf16_flop_s"] < 2.5e15, m
+    assert m["matmul_n"] >= 512 and m["matmul_reps"] >= 3
+    assert m["copy_bw_bytes_per_s"] > 0 and m["wall_ms"] < 3000, m
+
+
+def test_run_environment_carries_the_micro_benchmarks_of_every_gpu(torch):
+    from edgebench.analysis import floors
+    from edgebench.telemetry import environment
+    snap = environment.snapshot_for_run({"deep": True})
+    micro = snap["micro"]
+    assert micro["ok"], micro
+    assert [m["index"] for m in micro["gpus"]] == [g["index"] for g in snap["gpus"]]
+    total_ms = sum(m["wall_ms"] for m in micro["gpus"])
+    print(f"micro-benchmarks of {len(micro['gpus'])} GPUs: {total_ms:.0f} ms")
+    rates = floors.rates_from_env(snap, 0)
+    assert rates.copy_bytes_per_s > 0 and rates.matmul_flop_s > 0 and rates.why is None
+
+
 def test_nvml_answers_on_a_desktop_gpu(torch):
     native = probe.native_module()
     assert native.nvml_init() == ""

@@ -85,14 +85,80 @@ def mem_get_info(index: int = 0) -> tuple[int, int]:
     return tuple(torch.cuda.mem_get_info(index))
 
 
-def microbench(index: int = 0, copy_bytes: int = 1 << 30) -> dict:
-    """The device's own roofline inputs: launch latency, device copy bandwidth, event resolution."""
+# The micro-benchmarks' sizes: a copy well past any L2 (H200: 60 MiB) and at most an eighth of the
+# free memory (a Jetson shares it with the host); a square bf16 matmul of MATMUL_N (3 x 128 MiB).
+COPY_BYTES = 256 << 20
+MATMUL_N = 8192
+MICRO_BUDGET_S = 1.0
+
+
+def microbench(index: int = 0, copy_bytes: int | None = None, budget_s: float = MICRO_BUDGET_S) -> dict:
+    """The device's own roofline inputs, in about `budget_s`: launch latency, device-to-device copy
+    bandwidth (bytes read + written per second, on whatever memory the device has: the same DRAM as
+    the host on a Jetson), event resolution, and the dense bf16 matmul rate (`matrix_rate`)."""
     if not cuda_ready():
         raise RuntimeError(f"device micro-benchmarks need the native CUDA probe: {_select()[1]}")
-    out = dict(_native.launch_latency(index, 20000))
-    out["copy_bw_bytes_per_s"] = _native.copy_bandwidth_bytes_per_s(index, copy_bytes, 20)
-    out["event_resolution_us"] = _native.event_resolution_us(index, 4000)
+    t0 = time.perf_counter()
+    free, _ = mem_get_info(index)
+    if copy_bytes is None:
+        copy_bytes = max(1 << 20, min(COPY_BYTES, free // 8) >> 20 << 20)
+    out = {"index": index, **_native.launch_latency(index, 2000)}
+    out["copy_bytes"] = copy_bytes
+    out["copy_bw_bytes_per_s"] = _native.copy_bandwidth_bytes_per_s(index, copy_bytes, 10)
+    out["event_resolution_us"] = _native.event_resolution_us(index, 1000)
+    spent = time.perf_counter() - t0
+    out.update(matrix_rate(index, budget_s=max(0.1, budget_s - spent)))
+    out["wall_ms"] = (time.perf_counter() - t0) * 1e3
     return out
+
+
+def matrix_rate(index: int = 0, n: int = MATMUL_N, budget_s: float = 0.5) -> dict:
+    """Dense bf16 matmul rate of the device: C = A @ B on n x n bf16 matrices through torch (the
+    cuBLAS path the models' projections take), after warm-up, timed with device events; the best
+    of the timed repetitions, 2 n^3 FLOPs each. n halves until the operands take at most a quarter
+    of the free memory and one product fits a fifth of the budget. `matmul_bf16_flop_s` is None
+    with `matmul_why` where it cannot run (no CUDA torch, a GPU or torch without bf16 matmul)."""
+    torch = _torch_if_cuda()
+    if torch is None:
+        return {"matmul_bf16_flop_s": None, "matmul_why": "needs a torch that sees this GPU"}
+    try:
+        return _matrix_rate(torch, index, n, budget_s)
+    except RuntimeError as exc:  # a GPU or a torch build without bf16 matmul, or no memory left
+        torch.cuda.empty_cache()
+        return {"matmul_bf16_flop_s": None, "matmul_why": f"bf16 matmul failed: {str(exc).splitlines()[0]}"}
+
+
+def _matrix_rate(torch, index: int, n: int, budget_s: float) -> dict:
+    free, _ = mem_get_info(index)
+    while n > 512 and 3 * n * n * 2 > free // 4:
+        n //= 2
+    dev = torch.device("cuda", index)
+    with torch.cuda.device(index):
+        a, b = (torch.randn(n, n, device=dev, dtype=torch.bfloat16) for _ in range(2))
+        c = torch.empty(n, n, device=dev, dtype=torch.bfloat16)
+        timer = Timer(str(dev), capacity=64)
+        while True:
+            for _ in range(3):  # warm-up: cuBLAS handle and heuristics, clocks up
+                torch.matmul(a, b, out=c)
+            timer.reset()
+            timer.mark()
+            torch.matmul(a, b, out=c)
+            timer.mark()
+            one_s = timer.intervals_ms()[0] / 1e3
+            if one_s <= budget_s / 5 or n <= 512:
+                break
+            n //= 2
+            a, b, c = a[:n, :n].contiguous(), b[:n, :n].contiguous(), c[:n, :n].contiguous()
+        reps = int(min(timer.capacity - 1, max(3, budget_s * 0.6 / max(one_s, 1e-6))))
+        timer.reset()
+        timer.mark()
+        for _ in range(reps):
+            torch.matmul(a, b, out=c)
+            timer.mark()
+        best_ms = min(timer.intervals_ms())
+        del a, b, c
+    torch.cuda.empty_cache()
+    return {"matmul_bf16_flop_s": 2.0 * n ** 3 / (best_ms * 1e-3), "matmul_n": n, "matmul_reps": reps}
 
 
 def _torch_if_cuda():

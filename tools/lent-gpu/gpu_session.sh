@@ -405,6 +405,19 @@ for n, path in enumerate(sys.argv[1:], 1):
 PYEOF
 }
 
+floors() {  # issue 16.3: the micro-benchmarks every run header now holds (copy GB/s, bf16 matmul TFLOP/s), x floor
+  log "floors: device micro-benchmarks, achieved rates and x floor"
+  timeout 120 $PY -m edgebench env --micro > "$OUT/floors_env.txt" 2>&1; grep -E "^micro" "$OUT/floors_env.txt"
+  timeout 120 $PY -m edgebench env --json --micro > "$OUT/floors_env.json" 2> "$OUT/floors_env.err"
+  timeout 180 $PY -m pytest -q -s -m gpu -p no:cacheprovider tests/test_probe_gpu.py -k micro \
+    > "$OUT/floors_tests.txt" 2>&1; grep -E "TFLOP|micro-benchmarks of|passed|failed|Error" "$OUT/floors_tests.txt"
+  timeout "${1:-300}" $PY -m edgebench run -m qwen2.5-0.5b,mamba2-780m -c 1k,16k -n 32 -r 3 --warmup 1 \
+    --decode-mode eager,graph --timeout 120 -o "$OUT/floors_run.jsonl" > "$OUT/floors_run.txt" 2>&1
+  tail -16 "$OUT/floors_run.txt"
+  $PY -m edgebench compare "$OUT/floors_run.jsonl" --table cases --format md > "$OUT/floors_compare.md" 2>&1
+  cat "$OUT/floors_compare.md"
+}
+
 keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces
   cp -r "$STATE"/*.jsonl "$STATE"/*.txt "$STATE"/*.traces "$OUT/" 2>/dev/null
   (cd "$OUT" && tar czf /tmp/eb-out.tgz --exclude=eb-out.tgz --exclude='*.traces' . \

@@ -10,15 +10,13 @@ HELP = "show GPUs, driver, probe build, NVML, Jetson facts and packages, each ga
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the snapshot as JSON for machines")
     p.add_argument("--micro", action="store_true",
-                   help="also run the device micro-benchmarks (launch latency, copy bandwidth)")
+                   help="also run the device micro-benchmarks (launch latency, copy bandwidth, bf16 "
+                        "matmul rate: the floors `compare` divides by; every run header has them)")
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgebench import probe
     from edgebench.telemetry import environment as env
-    snap = env.snapshot(deep=True)
-    if args.micro and probe.cuda_ready():
-        snap["micro"] = [probe.microbench(g["index"]) for g in snap["gpus"]]
+    snap = env.snapshot(deep=True, with_micro=args.micro)
     if args.json:
         print(json.dumps(snap, indent=1, default=str))
         return 0
@@ -76,10 +74,27 @@ def _render(s: dict) -> None:
             detail += f"; {e['why']}"
         row(name, _mark(e["ok"]), detail or (e.get("why") or ""), e.get("fix") or "")
     con.print(t)
-    for m in s.get("micro", []):
-        con.print(f"micro: launch {m['host_us_per_launch']:.2f} us host / {m['device_us_per_launch']:.2f} us "
-                  f"device, copy {m['copy_bw_bytes_per_s'] / 1e9:.0f} GB/s, event resolution "
-                  f"{m['event_resolution_us']:.2f} us")
+    if "micro" in s:
+        for line in micro_lines(s["micro"]):
+            con.print(escape(line))
+
+
+def micro_lines(m: dict) -> list[str]:
+    """One line per GPU of the snapshot's `micro` component (or why it was skipped)."""
+    if not m.get("gpus"):
+        return [f"micro: skipped: {m.get('why')}" + (f" (fix: {m['fix']})" if m.get("fix") else "")]
+    out = []
+    for g in m["gpus"]:
+        if g.get("why"):
+            out.append(f"micro GPU {g['index']}: failed: {g['why']}")
+            continue
+        flops = g.get("matmul_bf16_flop_s")
+        mm = (f"bf16 matmul {flops / 1e12:.1f} TFLOP/s (n={g.get('matmul_n')})" if flops
+              else f"bf16 matmul: {g.get('matmul_why')}")
+        out.append(f"micro GPU {g['index']}: copy {g['copy_bw_bytes_per_s'] / 1e9:.0f} GB/s, {mm}, launch "
+                   f"{g['host_us_per_launch']:.2f} us host / {g['device_us_per_launch']:.2f} us device, "
+                   f"event resolution {g['event_resolution_us']:.3f} us ({g['wall_ms']:.0f} ms)")
+    return out
 
 
 def _mark(ok: bool) -> str:

@@ -87,8 +87,14 @@ def main(args: argparse.Namespace) -> int:
         out, recs = grid_planner.run(spec, opts, suite=suite, env=env)
     if recs:
         from edgebench.report.run_summary import print_summary
-        print_summary(recs)
+        print_summary(recs, _run_header(out, recs[0].get("run")))
     print(f"log: {out}")
     if suite and suite.startswith("paper"):
         print(f"the published study's claims on these logs: edgebench claims {out}")
     return 1 if any(r.get("status") == "error" for r in recs) else 0
+
+
+def _run_header(out: str, run_id: str | None) -> dict | None:
+    """The header of this run as the log holds it (its env has the device micro-benchmarks)."""
+    from edgebench.logs.loader import load
+    return load([out]).runs.get(run_id) if run_id else None

@@ -265,3 +265,11 @@ def longest_fit(preset: Preset, budget_bytes: int, *, dtype: str = "bfloat16", l
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return lo
+
+
+def attention_width(preset: Preset) -> int:
+    """The query width summed over the layers that hold an attention cache (layers x query heads x
+    head_dim, the same layers as `kv_bytes`): what a prefill's attention FLOPs scale with
+    (`edgebench.analysis.floors`). 0 for pure SSMs."""
+    lay = _layout(preset)
+    return lay.attn_layers * lay.q_heads * lay.head_dim

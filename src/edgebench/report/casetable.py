@@ -253,9 +253,11 @@ def _codes(values: Sequence[Any], ordered: list[Any]) -> np.ndarray:
 
 
 def cases_columns(c: CaseColumns, metrics: list[str], ratio_metrics: list[str],
-                  baseline: str | None, sources: bool) -> list[list[Any]]:
+                  baseline: str | None, sources: bool,
+                  extra: Sequence[Sequence[Any]] = ()) -> list[list[Any]]:
     """The cases table's columns: device, label, [source], backend, setting, ctx, status, flags,
-    metrics (each timed one followed by its p10-p90 spread), ratios, reason; rows sorted by device,
+    metrics (each timed one followed by its p10-p90 spread), `extra` (columns in row order: the
+    floors), ratios, reason; rows sorted by device,
     setting, label, context."""
     order = c.order()
     order_list = order.tolist()
@@ -266,6 +268,7 @@ def cases_columns(c: CaseColumns, metrics: list[str], ratio_metrics: list[str],
         columns.append(c.sorted_column(f"values.{m}", order, order_list))
         if m in _RATIO:
             columns.append(list(map(c.spread[m].__getitem__, order_list)))
+    columns += [list(map(col.__getitem__, order_list)) for col in extra]
     if ratio_metrics and baseline is not None:
         b_at = c.baseline_rows(baseline)
         columns += [c.ratio_column(m, b_at, order) for m in ratio_metrics]

@@ -3,7 +3,8 @@
 `build_tables(logs, baseline=None, metrics=None) -> list[Table]` gives, each only when it has rows:
 - `cases`: one row per device x setting x model x context (the most recent run wins when several
   measured the same case on one device): status, prefill and TPOT medians, throughput, peak memory,
-  energy; with a baseline model, the ratio model / baseline per timed metric at the same device,
+  energy, the achieved rates and how far each is above its floor (`FLOOR_COLUMNS`, from the run
+  header's device micro-benchmarks: `edgebench.analysis.floors`); with a baseline model, the ratio model / baseline per timed metric at the same device,
   setting and context, with its 95% interval (see `edgebench.analysis.stats`);
 - `crossover`: for each device, setting, metric and pair of models, every context where one
   overtakes the other, with the bracketing measured points;
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Callable, Sequence
 
+from edgebench.analysis import floors
 from edgebench.analysis.ops_categories import categories
 from edgebench.errors import UserError
 from edgebench.logs.loader import Logs
@@ -83,6 +85,7 @@ def metric_values(r: dict[str, Any]) -> tuple[float | None, ...]:
 
 
 assert tuple(METRICS) == METRIC_NAMES  # the columns casetable.CaseColumns makes
+FLOOR_FORMATS = dict(zip(floors.FLOOR_COLUMNS, (".4g", ".3g", ".4g", ".3g")))
 RATIO_METRICS = ("prefill_ms", "tpot_ms")
 FLAGS_NOTE = ("flags: H = host-bound (the GPU waited on the host's launches: the number follows the "
               "CPU, not the GPU), U = unstable (p10-p90 spread >= 20% of the median, the robust "
@@ -193,14 +196,14 @@ def build_tables(logs: Logs, baseline: str | None = None,
     tables = [_maxctx_table(logs), _ops_table(logs)]
     if rows:  # a log of maxctx or ops records only (or none) has no case tables
         cases = CaseColumns(rows)
-        tables[:0] = [_cases_table(cases, baseline, metrics, superseded),
+        tables[:0] = [_cases_table(cases, baseline, metrics, superseded, rows, logs.runs),
                       _crossover_table(cases, metrics)]
     # An empty crossover table still says how many pairs were compared and that none crossed.
     return [t for t in tables if t is not None and (t.n_rows or t.name == "crossover")]
 
 
 def _cases_table(cases: CaseColumns, baseline: str | None, metrics: list[str],
-                 superseded: int) -> Table:
+                 superseded: int, rows: list[dict[str, Any]], runs: dict[str, dict]) -> Table:
     ratio_metrics = [m for m in RATIO_METRICS if m in metrics] if baseline else []
     sources = len(set(cases.source)) > 1
     cols = [Column("device"), Column("model")] + ([Column("source")] if sources else [])
@@ -210,14 +213,21 @@ def _cases_table(cases: CaseColumns, baseline: str | None, metrics: list[str],
         cols.append(Column(m, METRICS[m][2]))
         if m in RATIO_METRICS:
             cols.append(Column(f"{m.removesuffix('_ms')}_p10_p90_ms"))
+    shown = [i for i, m in enumerate(floors.FLOOR_COLUMNS.values()) if m in metrics]
+    notes, extra = [], []
+    if shown:  # each floor column beside the metric it divides; one empty in every row is left out
+        values, why = floors.floor_columns(rows, runs, cases.values["prefill_ms"], cases.values["tpot_ms"])
+        shown = [i for i in shown if any(v is not None for v in values[i])]
+        extra = [values[i] for i in shown]
+        cols += [Column(name, FLOOR_FORMATS[name]) for i, name in enumerate(floors.FLOOR_COLUMNS) if i in shown]
+        notes += ([floors.NOTE] if shown else []) + why
     cols += [Column(f"{m}_ratio", "ratio") for m in ratio_metrics]
     cols.append(Column("reason"))
-    data = cases_columns(cases, metrics, ratio_metrics, baseline, sources)
+    data = cases_columns(cases, metrics, ratio_metrics, baseline, sources, extra)
     # flags and spreads only where some row has one (a log of failures keeps its width)
     keep = [i for i, col in enumerate(cols) if not (col.name == "flags" or col.name.endswith("_p10_p90_ms"))
             or any(v is not None for v in data[i])]
     cols, data = [cols[i] for i in keep], [data[i] for i in keep]
-    notes = []
     if ratio_metrics:
         notes.append(f"*_ratio columns are model / {baseline} (the baseline) at the same device, "
                      "setting and context; ~ marks a ratio whose 95% interval includes 1, a "

@@ -127,12 +127,40 @@ def result_vars() -> dict[str, str]:
     return {k: os.environ[k] for k in RESULT_VARS if k in os.environ}
 
 
+_PROBE_FIX = ("reinstall edgebench with the CUDA toolkit's nvcc on PATH (EDGEBENCH_CUDA=ON makes a build "
+              "without it fail): pip install --force-reinstall --no-deps edgebench")
+
+
+def micro(gpu_list: list[dict]) -> dict:
+    """The device micro-benchmarks of every GPU in `gpu_list` (`probe.microbench`: launch latency,
+    device copy bandwidth, event resolution, dense bf16 matmul rate), about one second in all, as a
+    component whose `gpus` holds one entry per GPU (`index`, and the numbers or a `why`). Skipped, with
+    why, where there is no GPU or no native CUDA probe. The copy is device to device on whatever
+    memory the GPU has, so a Jetson's shared DRAM is measured the same way as a discrete GPU's."""
+    if not gpu_list:
+        return {"ok": False, "why": "no CUDA GPU visible", "fix": None, "gpus": []}
+    if not probe.cuda_ready():
+        return {"ok": False, "why": f"needs the native CUDA probe ({probe.why})", "fix": _PROBE_FIX,
+                "gpus": []}
+    budget = max(0.25, probe.MICRO_BUDGET_S / len(gpu_list))
+    out = []
+    for g in gpu_list:
+        try:
+            out.append(probe.microbench(g["index"], budget_s=budget))
+        except RuntimeError as exc:  # a device that fails a benchmark: the others still run
+            out.append({"index": g["index"], "why": str(exc)})
+    why = "; ".join(f"GPU {m['index']}: {m['why']}" for m in out if m.get("why"))
+    return {"ok": not why, "why": why or None, "fix": None, "gpus": out}
+
+
 def snapshot_for_run(payload: dict) -> dict:
-    """Worker target (see execution/isolate.py): the full snapshot, read in a worker process."""
-    return snapshot(deep=bool(payload.get("deep", True)))
+    """Worker target (see execution/isolate.py): the full snapshot, read in a worker process, with
+    the device micro-benchmarks (`micro`) unless the payload says `"micro": false`."""
+    deep = bool(payload.get("deep", True))
+    return snapshot(deep=deep, with_micro=deep and bool(payload.get("micro", True)))
 
 
-def snapshot(deep: bool = True) -> dict:
+def snapshot(deep: bool = True, with_micro: bool = False) -> dict:
     """The environment record: everything a reader needs to know what produced a number."""
     from edgebench.telemetry import jetson
     from edgebench.telemetry import nvml
@@ -149,4 +177,6 @@ def snapshot(deep: bool = True) -> dict:
         from edgebench.telemetry import power
         rails, reason = power.channels_for_device("jetson" if jetson.is_jetson() else "nvml", 0)
         snap["power"] = {"channels": [c.name for c in rails], "why": reason or None}
+    if with_micro:
+        snap["micro"] = micro(snap["gpus"])
     return snap
