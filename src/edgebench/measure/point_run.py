@@ -139,8 +139,8 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
         after, steps = None, 0
         if req.profile_ops:
             steps = min(c["gen"], 16)
-            after = lambda step, reference=None, m=mode: _profile(  # noqa: E731
-                loaded, step, req.key, "decode", None, steps, device, req.trace_dir, reference, m)
+            after = lambda step, reference=None, m=mode, n=steps: _profile(  # noqa: E731
+                loaded, step, req.key, "decode", None, n, device, req.trace_dir, reference, m)
         try:
             fn = decoder(mode, c["backend"], cuda)
             dec = fn(loaded, ids, gen=c["gen"], warmup=req.warmup, device=device, after=after,
@@ -267,9 +267,9 @@ def _prov(before: dict, after: dict) -> dict:
 
 class _Telemetry:
     """Power sampling, per-phase energy and device provenance around one point. Every part that the
-    device cannot give is recorded as null with its reason; it never fails the case."""
+    device cannot give is recorded as null with its reason; it never fails the point."""
 
-    def __init__(self, req: CaseRequest):
+    def __init__(self, req: PointRequest):
         from edgebench.telemetry import jetson
         from edgebench.telemetry import power
         from edgebench.telemetry import provenance

@@ -28,7 +28,6 @@ plans or runs a suite's grids. What only a suite has:
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
