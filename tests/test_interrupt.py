@@ -22,8 +22,8 @@ def _cases(log: Path) -> list[dict]:
 
 
 def _start_then_signal(log: Path, sig: int) -> tuple[subprocess.Popen, str]:
-    """Start the run, wait until the first case is recorded, send `sig` a moment later (while the second
-    case's worker runs), and return the process with its stderr."""
+    """Start the run, wait until the first point is recorded (its prefill and decode lines), send `sig`
+    a moment later (while the second point's worker runs), and return the process with its stderr."""
     proc = subprocess.Popen([sys.executable, "-m", "edgebench", *RUN, "-o", str(log)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=os.environ.copy())
@@ -32,7 +32,7 @@ def _start_then_signal(log: Path, sig: int) -> tuple[subprocess.Popen, str]:
         time.sleep(0.05)
     time.sleep(1.5)  # inside the second case's worker
     assert proc.poll() is None, proc.communicate()[1][-3000:]
-    assert len(_cases(log)) == 1, "the run ended or went on before it could be interrupted"
+    assert len(_cases(log)) == 2, "the run ended or went on before it could be interrupted"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     return proc, err
@@ -47,10 +47,10 @@ def test_interrupted_run_records_it_without_a_stack_dump(tmp_path, sig, reason):
     assert "Traceback" not in err and "most recent call first" not in err and 'File "' not in err, err
     assert "interrupted" in err and "rerun the same command to resume" in err
     lines = [json.loads(x) for x in log.read_text().splitlines()]
-    assert [x["type"] for x in lines] == ["run", "case", "interrupted"]
+    assert [x["type"] for x in lines] == ["run", "case", "case", "interrupted"]
     mark = lines[-1]
     assert mark["run"] == lines[0]["run"] and mark["reason"] == reason
-    assert mark["cases_recorded"] == 1 and mark["cases_left"] == 1
+    assert mark["cases_recorded"] == 2 and mark["cases_left"] == 2  # lines: one point of two
     # The stopped worker did not dump its stack into its output file either.
     for f in Path(f"{log}.workers").glob("*.txt"):
         text = f.read_text()
@@ -65,6 +65,6 @@ def test_interrupted_run_records_it_without_a_stack_dump(tmp_path, sig, reason):
         again = subprocess.run([sys.executable, "-m", "edgebench", *RUN, "-o", str(log)],
                                capture_output=True, text=True, timeout=600)
         assert again.returncode == 0, again.stderr[-3000:]
-        assert "1 of 2 cases already recorded" in again.stderr
+        assert "2 of 4 lines already recorded" in again.stderr
         types = [json.loads(x)["type"] for x in log.read_text().splitlines()]
-        assert types == ["run", "case", "interrupted", "run", "case"]
+        assert types == ["run", "case", "case", "interrupted", "run", "case", "case"]

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("targets_importable")
 
 # Every line edgebench itself prints on stderr during a run that succeeds.
 EDGEBENCH_LINE = re.compile(r"No models given: .*|resuming .*|note: .*|warning: [^:]+: .*"
-                            r"|\[\d+/\d+\] \S+ ctx=\d+ \S+: .*")
+                            r"|\[\d+/\d+\] \S+ ctx=\d+: .*")
 # Lines libraries printed into the terminal before workers' output went to files.
 LIBRARY_NOISE = ("[transformers]", "FutureWarning", "USDT:", "ERROR:", "Warning:", "profiler_start",
                  "gpuGetDeviceCount", "Traceback")
@@ -145,7 +145,7 @@ def test_default_cpu_like_run_prints_only_edgebench_lines(tmp_path):
     progress = [line for line in lines if line.startswith("[")]
     assert [line.split("]")[0] for line in progress] == ["[1/4", "[2/4", "[3/4", "[4/4"]
     cases = [json.loads(x) for x in log.read_text().splitlines() if '"type":"case"' in x]
-    assert [c["status"] for c in cases] == ["ok"] * 4 and not any("worker_log" in c for c in cases)
+    assert [c["status"] for c in cases] == ["ok"] * 8 and not any("worker_log" in c for c in cases)
     workers = Path(f"{log}.workers")  # only what some worker wrote is kept
     assert not workers.exists() or all(f.stat().st_size for f in workers.iterdir())
 
@@ -156,9 +156,11 @@ def test_a_killed_case_shows_its_tail_and_names_its_file(tmp_path, verbose):
     proc = _edgebench("run", "-m", "tiny-mamba2", "-c", "32", "-n", "100000", "-r", "1",
                       "--warmup", "0", "--timeout", "3", "-o", str(log), *(["-v"] if verbose else []))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    case = [json.loads(x) for x in log.read_text().splitlines() if '"type":"case"' in x][0]
+    pre, case = [json.loads(x) for x in log.read_text().splitlines() if '"type":"case"' in x]
+    assert pre["status"] == "ok" and "worker_log" not in pre  # its prefill was measured before
+    assert case["decode_mode"] == "eager"
     assert case["status"] == "killed" and case["reason"] == "timed out after 3 s"
-    assert case["worker_log"].startswith("k.jsonl.workers/tiny-mamba2-ctx32-eager-")
+    assert case["worker_log"].startswith("k.jsonl.workers/tiny-mamba2-ctx32-")
     dump = (tmp_path / case["worker_log"]).read_text()
     assert "most recent call first" in dump  # where the worker was when its timeout came
     err = proc.stderr
@@ -196,5 +198,5 @@ def test_progress_bar_on_a_terminal_is_not_torn(tmp_path):
     os.close(master)
     assert proc.wait(timeout=60) == 0
     screen = b"".join(chunks).decode("utf-8", errors="replace")
-    assert "[1/1] tiny-llama ctx=32 eager: prefill" in screen
+    assert "[1/1] tiny-llama ctx=32: prefill" in screen
     assert not [noise for noise in LIBRARY_NOISE if noise in screen], screen[-3000:]
