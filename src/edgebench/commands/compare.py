@@ -13,9 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("logs", nargs="+", metavar="LOGS",
                         help="log files or folders; llama-bench JSON and SSM characterization "
                              "CSV logs are read beside edgebench JSONL")
-    parser.add_argument("--baseline", metavar="MODEL", default=None,
-                        help="model the others are divided by (ratio columns, with a ~ mark when "
-                             "the difference is within the measurement spread)")
+    parser.add_argument("--baseline", metavar="MODEL|MODE", default=None,
+                        help="model the others are divided by, or a decode mode (e.g. graph) each "
+                             "model's other decode modes are divided by (ratio columns, with a ~ "
+                             "mark when the difference is within the measurement spread)")
     parser.add_argument("--metric", default=None, metavar="LIST",
                         help="comma list of prefill_ms,tpot_ms,prefill_tok_s,decode_tok_s,"
                              "peak_mem_gib,prefill_j,decode_j_per_token; None means all")

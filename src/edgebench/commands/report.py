@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "characterization CSV)")
     parser.add_argument("-o", "--output", metavar="DIR", required=True,
                         help="folder for the PNGs and report.html (created if missing)")
-    parser.add_argument("--baseline", metavar="MODEL", default=None,
+    parser.add_argument("--baseline", metavar="MODEL|MODE", default=None,
                         help="model the others are divided by in the tables")
     parser.add_argument("--title", default="edgebench report", help="page title")
     from edgebench.commands.validate import add_limit_arguments

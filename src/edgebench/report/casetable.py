@@ -79,7 +79,8 @@ class CaseColumns:
     def __init__(self, rows: list[dict[str, Any]]):
         self.n = len(rows)
         names = ("device", "source", "model", "backend", "batch", "ctx", "status", "reason",
-                 "setting", "ok", "flags", "spread.prefill_ms", "spread.tpot_ms") + tuple(f"stats.{m}" for m in _RATIO) + tuple(
+                 "setting", "ok", "flags", "spread.prefill_ms", "spread.tpot_ms", "mode",
+                 "point_setting") + tuple(f"stats.{m}" for m in _RATIO) + tuple(
                  f"raw.{m}" for m in _RATIO) + tuple(f"values.{m}" for m in METRIC_NAMES)
         parts: dict[str, list[Any]] = {k: [] for k in names}
         arrays: dict[str, list[Any]] = {}
@@ -90,6 +91,7 @@ class CaseColumns:
         (self.device, self.source, self.model, self.backend, self.batch, self.ctx, self.status,
          self.reason, self.setting, self.ok, self.flags) = (parts[k] for k in names[:11])
         self.spread = {m: parts[f"spread.{m}"] for m in _RATIO}
+        self.mode, self.point_setting = parts["mode"], parts["point_setting"]
         self.stats = {m: parts[f"stats.{m}"] for m in _RATIO}
         self.raw = {m: parts[f"raw.{m}"] for m in _RATIO}
         self.values = {m: parts[f"values.{m}"] for m in METRIC_NAMES}
@@ -121,6 +123,8 @@ class CaseColumns:
         out = {"device": device, "source": source, "model": model, "backend": backend,
                "batch": batch, "ctx": ctx, "status": status, "reason": reason, "ok": ok,
                "flags": [_FLAG_TEXT[(h is True, u is True)] for h, u in zip(host, unsteady)],
+               "mode": mode, "point_setting": per_distinct(setting_text, dtype, batch, [None] * len(mode),
+                                                           logits, plain=plain),
                "setting": per_distinct(setting_text, dtype, batch, mode, logits, plain=plain,
                                        memo=memo if plain else None)}
         for m, st, raw in zip(_RATIO, (pre_st, tp_st), (pre_raw, tp_raw)):
@@ -198,6 +202,17 @@ class CaseColumns:
             out.append(-1 if j is None or j == i else j)
         return out
 
+    def tier_baseline_rows(self, mode: str) -> list[int]:
+        """Per row, the position of the same model's row decoded in `mode` (same device, backend,
+        dtype, batch, logits and context: one point's decode lines): -1 where the row is not ok,
+        has none, or is that row itself. `--baseline graph` compares a model's tiers."""
+        base: dict[tuple, int] = {}
+        keys = list(zip(self.device, self.model, self.backend, self.point_setting, self.ctx))
+        for i, (k, m, o) in enumerate(zip(keys, self.mode, self.ok)):
+            if o and m == mode:
+                base.setdefault(k, i)
+        return [-1 if not o or base.get(k, i) == i else base[k] for i, (k, o) in enumerate(zip(keys, self.ok))]
+
     def ratio_column(self, metric: str, b_at: list[int], order: np.ndarray) -> list[Any]:
         """RatioCI of each row / its baseline row (b_at, -1 = none), in table order: bootstrap
         where both kept raw samples, else the normal approximation from the Stats objects."""
@@ -254,10 +269,11 @@ def _codes(values: Sequence[Any], ordered: list[Any]) -> np.ndarray:
 
 def cases_columns(c: CaseColumns, metrics: list[str], ratio_metrics: list[str],
                   baseline: str | None, sources: bool,
-                  extra: Sequence[Sequence[Any]] = ()) -> list[list[Any]]:
+                  extra: Sequence[Sequence[Any]] = (), tier: bool = False) -> list[list[Any]]:
     """The cases table's columns: device, label, [source], backend, setting, ctx, status, flags,
     metrics (each timed one followed by its p10-p90 spread), `extra` (columns in row order: the
-    floors), ratios, reason; rows sorted by device,
+    floors), ratios (to the baseline model, or with `tier` to the same model's `baseline` decode
+    mode), reason; rows sorted by device,
     setting, label, context."""
     order = c.order()
     order_list = order.tolist()
@@ -270,7 +286,7 @@ def cases_columns(c: CaseColumns, metrics: list[str], ratio_metrics: list[str],
             columns.append(list(map(c.spread[m].__getitem__, order_list)))
     columns += [list(map(col.__getitem__, order_list)) for col in extra]
     if ratio_metrics and baseline is not None:
-        b_at = c.baseline_rows(baseline)
+        b_at = c.tier_baseline_rows(baseline) if tier else c.baseline_rows(baseline)
         columns += [c.ratio_column(m, b_at, order) for m in ratio_metrics]
     columns.append(c.sorted_column("reason", order, order_list))
     return columns

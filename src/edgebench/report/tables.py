@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 from edgebench.analysis import floors
 from edgebench.analysis.ops_categories import categories
+from edgebench.choices import DECODE_MODES
 from edgebench.errors import UserError
 from edgebench.logs.loader import Logs
 from edgebench.logs.schema import MEM
@@ -189,22 +190,30 @@ def build_tables(logs: Logs, baseline: str | None = None,
                  metrics: list[str] | None = None) -> list[Table]:
     metrics = metrics or list(METRICS)
     rows, superseded = latest_cases(logs)
-    if baseline is not None and not any(r["model"] == baseline for r in rows):
+    tier = baseline in DECODE_MODES and not any(r["model"] == baseline for r in rows)
+    if tier and not any(r["decode_mode"] == baseline for r in rows):
+        raise UserError(f"baseline decode mode {baseline!r} is in no log line; decode modes there: "
+                        f"{', '.join(sorted({str(r['decode_mode']) for r in rows if r['decode_mode']}))}")
+    if baseline is not None and not tier and not any(r["model"] == baseline for r in rows):
         models = sorted({r["model"] for r in rows})
         raise UserError(f"baseline model {baseline!r} is not in the logs; models there: "
-                        f"{', '.join(map(brief, models[:20]))}")
+                        f"{', '.join(map(brief, models[:20]))} (or a decode mode, "
+                        f"{' | '.join(DECODE_MODES)}, to compare each model's tiers)")
     tables = [_maxctx_table(logs), _ops_table(logs)]
     if rows:  # a log of maxctx or ops records only (or none) has no case tables
         cases = CaseColumns(rows)
-        tables[:0] = [_cases_table(cases, baseline, metrics, superseded, rows, logs.runs),
+        tables[:0] = [_cases_table(cases, baseline, metrics, superseded, rows, logs.runs, tier),
                       _crossover_table(cases, metrics)]
     # An empty crossover table still says how many pairs were compared and that none crossed.
     return [t for t in tables if t is not None and (t.n_rows or t.name == "crossover")]
 
 
 def _cases_table(cases: CaseColumns, baseline: str | None, metrics: list[str],
-                 superseded: int, rows: list[dict[str, Any]], runs: dict[str, dict]) -> Table:
-    ratio_metrics = [m for m in RATIO_METRICS if m in metrics] if baseline else []
+                 superseded: int, rows: list[dict[str, Any]], runs: dict[str, dict],
+                 tier: bool = False) -> Table:
+    ratio_metrics = ([m for m in RATIO_METRICS if m in metrics] if baseline else [])
+    if tier:  # tiers differ in decode only: a prefill ratio would be a point against itself
+        ratio_metrics = [m for m in ratio_metrics if m != "prefill_ms"]
     sources = len(set(cases.source)) > 1
     cols = [Column("device"), Column("model")] + ([Column("source")] if sources else [])
     cols += [Column("backend"), Column("setting"), Column("ctx", "d"), Column("status"),
@@ -223,12 +232,16 @@ def _cases_table(cases: CaseColumns, baseline: str | None, metrics: list[str],
         notes += ([floors.NOTE] if shown else []) + why
     cols += [Column(f"{m}_ratio", "ratio") for m in ratio_metrics]
     cols.append(Column("reason"))
-    data = cases_columns(cases, metrics, ratio_metrics, baseline, sources, extra)
+    data = cases_columns(cases, metrics, ratio_metrics, baseline, sources, extra, tier)
     # flags and spreads only where some row has one (a log of failures keeps its width)
     keep = [i for i, col in enumerate(cols) if not (col.name == "flags" or col.name.endswith("_p10_p90_ms"))
             or any(v is not None for v in data[i])]
     cols, data = [cols[i] for i in keep], [data[i] for i in keep]
-    if ratio_metrics:
+    if ratio_metrics and tier:
+        notes.append(f"*_ratio columns are each decode mode / {baseline} decode of the same model "
+                     "at the same device, setting and context; ~ marks a ratio whose 95% interval "
+                     "includes 1, a difference within the measurement spread")
+    elif ratio_metrics:
         notes.append(f"*_ratio columns are model / {baseline} (the baseline) at the same device, "
                      "setting and context; ~ marks a ratio whose 95% interval includes 1, a "
                      "difference within the measurement spread")
