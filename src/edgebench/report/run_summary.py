@@ -22,8 +22,8 @@ def _flags(rec: dict[str, Any]) -> str:
     return ("H" if rec.get("host_bound") else "") + ("U" if rec.get("unstable") else "")
 
 
-def timed_cell(rec: dict[str, Any] | None, key: str, digits: int) -> str:
-    """"median (p10-p90) FLAGS" of a line's Stats, or its status when not ok, or "-"."""
+def timed_cell(rec: dict[str, Any] | None, key: str, digits: int, x_floor: str = "") -> str:
+    """"median (p10-p90) [x floor] FLAGS" of a line's Stats, or its status when not ok, or "-"."""
     if rec is None:
         return "-"
     if rec.get("status") != "ok":
@@ -36,6 +36,7 @@ def timed_cell(rec: dict[str, Any] | None, key: str, digits: int) -> str:
     lo, hi = st.get("p10"), st.get("p90")
     if lo is not None and hi is not None and st.get("n", 1) > 1:
         cell += f" ({lo:.{digits}f}-{hi:.{digits}f})"
+    cell += f" {x_floor}" if x_floor else ""
     flags = _flags(rec)
     return f"{cell} [yellow]{flags}[/]" if flags else cell
 
@@ -50,20 +51,16 @@ def points(recs: list[dict[str, Any]]) -> list[dict[Any, dict[str, Any]]]:
     return list(out.values())
 
 
-def floor_cell(rec: dict[str, Any] | None, header: dict | None, rate_key: str, x_key: str,
-               why: list[str]) -> str:
-    """"rate (N.Nx)": a line's achieved rate and its multiple of the floor, "-" where none (the
-    reason appended to `why`)."""
+def x_floor(rec: dict[str, Any] | None, header: dict | None, x_key: str, why: list[str]) -> str:
+    """"N.Nx": a line's time as a multiple of the device's floor for it, "" where there is none (the
+    reason appended to `why`). Achieved GB/s and TFLOP/s are in `compare`."""
     if rec is None or rec.get("status") != "ok":
-        return "-"
+        return ""
     from edgebench.analysis import floors
-    fl = floors.case_floors(rec, header)
+    fl = floors.case_floors(records.expand_case(rec), header)  # a compact line: defaults back
     if fl["why"] and fl["why"] not in why:
         why.append(fl["why"])
-    rate, x = fl[rate_key], fl[x_key]
-    if rate is None:
-        return "-"
-    return f"{rate:.4g}" + (f" ({x:.3g}x)" if x is not None else "")
+    return f"{fl[x_key]:.3g}x" if fl[x_key] is not None else ""
 
 
 def print_summary(recs: list[dict[str, Any]], header: dict | None = None) -> None:
@@ -75,28 +72,26 @@ def print_summary(recs: list[dict[str, Any]], header: dict | None = None) -> Non
     groups = points(recs)
     modes = list(dict.fromkeys(m for g in groups for m in g if m is not None))
     why: list[str] = []
-    floor_cells = [[floor_cell(g.get(None), header, "prefill_tflop_s", "prefill_x_floor", why)]
-                   + [floor_cell(g.get(m), header, "decode_gb_s", "tpot_x_floor", why) for m in modes]
-                   for g in groups]
-    with_floors = any(c != "-" for cells in floor_cells for c in cells)
     t = Table(title="edgebench run", header_style="bold")
-    for col in ("model", "family", "ctx", "status", "prefill ms (p10-p90)",
-                *(["prefill TFLOP/s (x floor)"] if with_floors else []),
-                *(c for m in modes for c in (f"{m} TPOT ms (p10-p90)",
-                                             *([f"{m} GB/s (x floor)"] if with_floors else []))),
-                "peak GiB", "prefill J", "throttled"):
+    for col in ("model", "family", "ctx", "status", "prefill ms (p10-p90) x floor",
+                *(f"{m} TPOT ms (p10-p90) x floor" for m in modes), "peak GiB", "prefill J",
+                "throttled"):
         t.add_column(col, justify="left" if col in ("model", "family", "status") else "right")
-    flagged = False
-    for g, cells in zip(groups, floor_cells):
+    flagged = with_floors = False
+    for g in groups:
         pre = g.get(None) or next(iter(g.values()))
         peak = max((p for p in map(records.peak_bytes, g.values()) if p), default=None)
         ej = (pre.get("energy") or {}).get("prefill_j")
         thr = (pre.get("prov") or {}).get("throttled")
         flagged |= any(_flags(r) for r in g.values())
-        timed = [timed_cell(g.get(None), "prefill_ms", 2)] + [timed_cell(g.get(m), "tpot_ms", 3) for m in modes]
+        cells = []
+        for mode, key, digits, x_key in ((None, "prefill_ms", 2, "prefill_x_floor"),
+                                         *((m, "tpot_ms", 3, "tpot_x_floor") for m in modes)):
+            x = x_floor(g.get(mode), header, x_key, why)
+            with_floors |= bool(x)
+            cells.append(timed_cell(g.get(mode), key, digits, x))
         t.add_row(pre["model"], pre.get("family", ""), str(pre["ctx"]),
-                  pre["status"] if pre["status"] == "ok" else f"[red]{pre['status']}[/]",
-                  *(c for pair in zip(timed, cells) for c in (pair if with_floors else pair[:1])),
+                  pre["status"] if pre["status"] == "ok" else f"[red]{pre['status']}[/]", *cells,
                   f"{peak / 2**30:.2f}" if peak else "-", f"{ej:.3f}" if ej is not None else "-",
                   "[yellow]yes[/]" if thr else ("no" if thr is not None else "-"))
     con = Console(width=max(shutil.get_terminal_size((150, 24)).columns, 150))
