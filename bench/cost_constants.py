@@ -1,10 +1,11 @@
-"""The constants of the expected-cost model (`edgebench.sweep.cost`) recomputed from recorded logs.
+"""How well the expected-time model (`edgebench.sweep.estimate`: dry-run times, shard and GPU balance)
+matches recorded logs: per model and decode mode, the measured median prefill and TPOT beside what the
+model predicts for them, and the ratio.
 
-    PYTHONPATH=src python bench/cost_constants.py bench/results/h100-2026-11-22b/logs/sweep_h100.jsonl
+    PYTHONPATH=src python bench/cost_constants.py bench/results/h200-2026-11-30b/call3/vm-default-gpu.jsonl
 
-Prints, over the `ok` case records of presets with a published parameter count: the median prefill
-seconds per parameter per prompt token at contexts of 16k tokens and more (`PARAM_TOKEN_S`), and
-the median TPOT per decode mode (`STEP_S`), each with its range, beside the values the module uses.
+Only `ok` lines of catalog presets count. The model is meant to err long (a dry run should not promise
+less than a run takes); a ratio far below 1 means its constants are too pessimistic for that device.
 """
 from __future__ import annotations
 
@@ -14,31 +15,28 @@ import sys
 from edgebench.errors import UserError
 from edgebench.logs import loader as eblogs
 from edgebench.models import catalog
-from edgebench.sweep import cost
-
-LONG_CTX = 16384
+from edgebench.sweep import estimate
 
 
 def main(paths: list[str]) -> None:
-    rows = [r for r in eblogs.load(paths).cases if r.get("status") == "ok"]
-    per_token, steps = [], {}
-    for r in rows:
+    ratios: dict[tuple[str, str], list[float]] = {}
+    for r in eblogs.load(paths).cases:
+        if r.get("status") != "ok":
+            continue
         try:
-            n = catalog.get(r["model"]).published_params
+            pre = catalog.get(r["model"])
         except UserError:  # a model outside the catalog: not counted
-            n = None
+            continue
         prefill, tpot = (r.get("prefill_ms") or {}).get("median"), (r.get("tpot_ms") or {}).get("median")
-        if n and r["ctx"] >= LONG_CTX and prefill:
-            per_token.append(prefill / 1e3 / (n * r["ctx"] * (r.get("batch") or 1)))
-        if tpot:
-            steps.setdefault(r["decode_mode"], []).append(tpot / 1e3)
-    if per_token:
-        print(f"PARAM_TOKEN_S: median {statistics.median(per_token):.3g} s over {len(per_token)} points "
-              f"(range {min(per_token):.2g} .. {max(per_token):.2g}); the module uses {cost.PARAM_TOKEN_S:g}")
-    for mode, values in sorted(steps.items()):
-        print(f"STEP_S[{mode}]: median {statistics.median(values) * 1e3:.3g} ms over {len(values)} points "
-              f"(range {min(values) * 1e3:.3g} .. {max(values) * 1e3:.3g} ms); the module uses "
-              f"{cost.STEP_S.get(mode, float('nan')) * 1e3:g} ms")
+        if prefill:
+            want = estimate.prefill_s(pre, r["ctx"], r.get("logits") or "last", r.get("batch") or 1)
+            ratios.setdefault((r["model"], "prefill"), []).append(prefill / 1e3 / want)
+        if tpot and r.get("decode_mode"):
+            ratios.setdefault((r["model"], r["decode_mode"]), []).append(
+                tpot / 1e3 / estimate.tpot_s(pre, r["decode_mode"]))
+    for (model, phase), values in sorted(ratios.items()):
+        print(f"{model:16} {phase:8} measured / predicted: median {statistics.median(values):.2f} over "
+              f"{len(values)} points (range {min(values):.2f} .. {max(values):.2f})")
 
 
 if __name__ == "__main__":

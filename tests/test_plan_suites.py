@@ -277,7 +277,7 @@ def test_compile_without_a_compiler_is_refused_before_any_case(device, message, 
     assert main(["run", "-m", "tiny-llama,tiny-mamba", "-c", "32,64", "-n", "2", "--decode-mode",
                  "eager,compile", "--device", device, "-o", str(log)] + (["--dry-run"] if dry else [])) == 2
     err = capsys.readouterr().err
-    assert message in err and "(3 more cases like it)" in err  # 4 compile cases, 1 line
+    assert message in err and "(3 more points like it)" in err  # 4 compile cases, 1 line
     assert not log.exists()
 
 

@@ -2,6 +2,8 @@
 behind `--devices` (one worker per GPU, longest work first, Ctrl-C stops every worker)."""
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import signal
 import subprocess
@@ -11,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.choices import DECODE_MODES
 from edgebench.cli import main
 from edgebench.errors import UserError
 from edgebench.execution import isolate
 from edgebench.execution.scheduler import parse_devices, run_on_devices
 from edgebench.models import catalog
-from edgebench.sweep import cost, shards
+from edgebench.sweep import cost, estimate, shards
 from edgebench.sweep.spec import Spec
 from edgebench.sweep.specfile import list_suites, load_suite
 
@@ -125,7 +126,7 @@ def test_shards_of_the_shipped_suites_are_balanced(suite):
     presets = {m: catalog.resolve(m) for m in spec.models}
 
     def seconds(c):
-        return cost.point_seconds(c, cost.params(presets[c.model]), spec.reps, spec.warmup)
+        return estimate.case_s(c, presets[c.model], spec.reps, spec.warmup)
     cases = spec.plan()
     per_series: dict = {}
     for c in cases:
@@ -179,13 +180,16 @@ def test_example_sbatch_runs_this_tasks_shard_into_its_own_log(tmp_path):
 
 
 def test_cost_model():
-    assert set(cost.STEP_S) == set(DECODE_MODES)
     tiny = catalog.get("tiny-llama")  # no published count: 12 * 2 * 64^2 + 512 * 64
     assert cost.params(tiny) == 12 * 2 * 64 * 64 + 512 * 64
-    small, big = Spec(models="qwen2.5-0.5b", ctx="1k,16k").plan()[::2]  # the two prefill lines
-    n = cost.params(catalog.get("qwen2.5-0.5b"))
-    assert cost.POINT_S < cost.point_seconds(small, n, 5, 2) < cost.point_seconds(big, n, 5, 2)
-    assert cost.point_seconds(big, n, 5, 2) < cost.point_seconds(big, 10 * n, 5, 2)
+    pre_small, eager_small, pre_big = [c for c in Spec(models="qwen2.5-0.5b", ctx="1k,16k").plan()
+                                       if c.ctx == 1024 or c.decode_mode is None][:3]
+    qwen = catalog.get("qwen2.5-0.5b")
+    # the point's fixed cost is charged to its prefill line, once; longer contexts cost more
+    assert estimate.STARTUP_S < estimate.case_s(pre_small, qwen, 5, 2) < estimate.case_s(pre_big, qwen, 5, 2)
+    assert estimate.case_s(eager_small, qwen, 5, 2) < estimate.case_s(pre_small, qwen, 5, 2) + 10
+    compile_line = dataclasses.replace(eager_small, decode_mode="compile")
+    assert estimate.case_s(compile_line, qwen, 5, 2) > estimate.COMPILE_S
 
 
 # --- the device scheduler --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""What one measurement point costs: its passes (prefills, decode steps) and its expected seconds.
+"""What one measurement point costs: its passes (prefills, decode steps) and its parameters.
 
 `passes(case, reps, warmup)` counts the work of one log line in the measurement loop's own terms
 (`edgebench.measure.point_run`): a point's prefill line, a cold prefill, `warmup` warm ones and `reps`
@@ -7,28 +7,7 @@ timed steps and its warm-up steps (eager: the first step + max(warmup, 1); graph
 the captured one). The short
 forwards that detect the kernels are not counted. `edgebench.sweep.plan.work` sums these for a dry run.
 
-`point_seconds(case, params, reps, warmup)` is the expected wall time of one log line (the point's
-fixed cost charged to its prefill line), used to balance
-work (job-array shards in `edgebench.sweep.shards`, GPUs in `edgebench.execution.scheduler`), never
-reported as a measurement:
-
-    [POINT_S] + PARAM_TOKEN_S * params * ctx * batch * prefills + STEP_S[decode_mode] * decode_steps
-
-- `POINT_S` (5 s): what every point pays whatever its size: worker start, CUDA context, model
-  build, first forward, kernel detection. The H200 default-gpu run (bench/results/h200-2026-11-30,
-  18 points, 174 s wall) spent 54 s in timed work and 32 s in one Triton autotune; the rest is
-  ~5 s per point.
-- `PARAM_TOKEN_S` (1.35e-14 s): prefill time per parameter per prompt token, the median over the
-  H100 sweep's 30 points at 16k-64k tokens (bench/results/h100-2026-11-22b/logs/sweep_h100.jsonl:
-  8.7e-15 .. 2.1e-14 across Qwen2.5, Mamba, Mamba-2, Zamba2, Falcon-H1). Linear in the context:
-  attention's quadratic term is left out, so long Transformer contexts cost more than this says.
-- `STEP_S` (eager 64 ms, graph 4.2 ms; compile taken as graph's, plus `COMPILE_S` to build the
-  step, until logs record it): one decode step at batch 1, the medians of that sweep's
-  TPOT. Small models decode at the speed of kernel launches, not of their size, so the step does not
-  scale with parameters (nor with batch).
-`bench/cost_constants.py LOG...` recomputes both from recorded logs.
-
-Only the ranking and rough ratios matter for balancing; the constants are coarse on purpose.
+The expected seconds of a line are `edgebench.sweep.estimate.case_s`, built on these counts.
 `params(preset)` is the preset's published count, else an estimate from its config
 (12 * layers * hidden^2 + vocab * hidden). This module imports nothing from the rest of edgebench, so
 the spec, the plan and the scheduler can all use it.
@@ -37,13 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-POINT_S = 5.0
-PARAM_TOKEN_S = 1.35e-14
-# every decode mode of edgebench.choices.DECODE_MODES; compile: no recorded compile logs yet, so
-# graph's step plus COMPILE_S per point for building the step (the compile helper's CPU runs: 20-60 s)
-STEP_S = {"eager": 0.064, "graph": 0.0042, "compile": 0.0042}
-COMPILE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -86,13 +58,3 @@ def params(preset: Any) -> int:
     layers = cfg.get("num_hidden_layers") or cfg.get("n_layer") or cfg.get("num_layers") or 0
     vocab = cfg.get("vocab_size") or 0
     return int(12 * layers * hidden * hidden + vocab * hidden)
-
-
-def point_seconds(case: Any, n_params: int, reps: int, warmup: int) -> float:
-    """Expected wall seconds of one point (`case`: ctx, batch, gen, decode_mode) of a model with
-    `n_params` parameters; see the module docstring for the formula and where its constants come from."""
-    p = passes(case, reps, warmup)
-    return ((POINT_S if case.decode_mode is None else 0.0)
-            + PARAM_TOKEN_S * n_params * case.ctx * case.batch * p.prefills
-            + (STEP_S[case.decode_mode] * p.steps if case.decode_mode else 0.0)
-            + (COMPILE_S if case.decode_mode == "compile" and case.gen else 0.0))

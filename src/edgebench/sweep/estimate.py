@@ -1,8 +1,12 @@
-"""How long a plan should take on an H100/H200-class GPU: the time `run --dry-run` prints.
+"""How long a plan should take on an H100/H200-class GPU: the time `run --dry-run` prints, and the
+expected work by which shards (`edgebench.sweep.shards`) and GPUs (`edgebench.execution.scheduler`)
+are balanced.
 
 An estimate from the plan alone (no torch, no GPU), calibrated on the H100 and H200 logs recorded
-under bench/results, and meant to err long. Per case, in the measurement loop's own counts
-(`edgebench.sweep.plan.work`):
+under bench/results, and meant to err long. Per log line, in the measurement loop's own counts
+(`edgebench.sweep.cost.passes`):
+- `RUN_START_S` once per run (the H200's no-argument run spent ~35 s outside its points: the
+  environment snapshot in a worker, the fork server importing torch and transformers);
 - `STARTUP_S` per worker: fork, the model built on the device, kernel detection and the short first
   forward (the H200's `default-gpu` run: 18 cases in 160-197 s, of which the timed work below is
   about 100 s; the rest, ~5 s a case, is this);
@@ -13,7 +17,9 @@ under bench/results, and meant to err long. Per case, in the measurement loop's 
   family reached (`FLOPS_PER_S`: qwen2.5-0.5b at 16K on the H200 and 64K on the H100 ran at
   ~430 TFLOP/s, mamba2-780m and zamba2-1.2b at 16-64K at 170-200);
 - every decode step at `tpot_s`: eager decode is host-bound (`EAGER_MS_PER_LAYER`; qwen2.5-0.5b
-  eager TPOT was 55-104 ms on the H200 VM for 24 layers), graph decode `GRAPH_TPOT_MS` (3-12 ms);
+  eager TPOT was 55-104 ms on the H200 VM for 24 layers), graph and compile decode `GRAPH_TPOT_MS`
+  (3-12 ms graph, 1.6-3 ms compile); a compile line adds `COMPILE_S`, its cold build (21-39 s on the
+  H200, bench/results/h200-2026-11-30b);
 - an operator-profiled case adds `PROFILE_PREFILLS` prefills (the profiled one and the profiler's
   slowdown).
 A max-context search makes about log2(fit / (2 x resolution)) + 2 probes (it starts near half the
@@ -28,13 +34,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from edgebench.sweep.plan import work
+from edgebench.sweep.cost import params, passes
 from edgebench.sweep.spec import Case
 
 STARTUP_S = 5.0
+RUN_START_S = 30.0  # once per run: the environment snapshot in a worker, the fork server's imports
 HOST_MS_PER_LAYER = 2.0
 EAGER_MS_PER_LAYER = 2.5
 GRAPH_TPOT_MS = 6.0
+COMPILE_S = 40.0  # torch.compile building a decode step cold: 21-39 s per point on the H200
 FLOPS_PER_S = {"transformer": 400e12, "ssm": 170e12, "hybrid": 170e12}
 PROFILE_PREFILLS = 3
 ACTIVATION_BYTES_PER_HIDDEN = 48
@@ -46,10 +54,7 @@ def _layers(pre: Any) -> int:
 
 
 def _params(pre: Any) -> float:
-    if pre.published_params:
-        return float(pre.published_params)
-    hidden = pre.config.get("hidden_size", 1024)
-    return 12.0 * _layers(pre) * hidden * hidden
+    return float(params(pre)) or 12.0 * _layers(pre) * pre.config.get("hidden_size", 1024) ** 2
 
 
 def _attention(pre: Any) -> tuple[int, int]:
@@ -83,12 +88,15 @@ def tpot_s(pre: Any, decode_mode: str) -> float:
 
 
 def case_s(case: Case, pre: Any, reps: int, warmup: int, profiled: bool = False) -> float:
-    """Seconds of one case, start to record."""
-    w = work([case], reps, warmup)
-    prefills = w["timed_prefills"] + w["untimed_prefills"] + (PROFILE_PREFILLS if profiled else 0)
-    steps = w["decode_steps"] + w["warmup_steps"]
-    return (STARTUP_S + prefills * prefill_s(pre, case.ctx, case.logits, case.batch)
-            + steps * tpot_s(pre, case.decode_mode))
+    """Seconds of one log line, start to record: a point's prefill line carries the worker's start
+    and the point's prefills, a decode line its own set-up prefills, its steps and, for `compile`,
+    building the step (`COMPILE_S`). The counts are `edgebench.sweep.cost.passes`."""
+    p = passes(case, reps, warmup)
+    prefills = p.prefills + (PROFILE_PREFILLS if profiled and case.decode_mode is None else 0)
+    return ((STARTUP_S if case.decode_mode is None else 0.0)
+            + prefills * prefill_s(pre, case.ctx, case.logits, case.batch)
+            + (p.steps * tpot_s(pre, case.decode_mode) if case.decode_mode else 0.0)
+            + (COMPILE_S if case.decode_mode == "compile" and case.gen else 0.0))
 
 
 def fit_ctx(pre: Any, budget_bytes: int, logits: str, limit: int, dtype_bytes: int = 2) -> int:

@@ -19,7 +19,7 @@ Variables of two schedulers at once are refused too.
 Balance (`select`): the plan's points are grouped into series (`series_key`: same model, backend,
 dtype, decode mode, logits, attention, batch and gen; the points whose contexts run in ascending
 order, so that an OOM skips the longer ones). A series costs the sum of its points'
-`edgebench.sweep.cost.point_seconds`; series go longest first to the shard with the least work so
+`edgebench.sweep.estimate.case_s`; series go longest first to the shard with the least work so
 far (ties: the lowest shard; equal costs: plan order), which bounds the largest shard by the mean plus
 the costliest series. Whole series keep a sharded sweep's records what one run writes (the OOM skips
 included). Every task computes the same split from the same plan and edgebench version, so `i/N`
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from edgebench.errors import UserError
-from edgebench.sweep import cost
+from edgebench.sweep import estimate
 
 _SHARD_RE = re.compile(r"(\d+)/(\d+)")
 _NOT_IN_ARRAY = {"SGE_TASK_ID": "undefined", "LSB_JOBINDEX": "0"}  # what these say outside an array
@@ -184,11 +184,10 @@ def select(cases: Sequence[Any], which: str, *, reps: int, warmup: int,
     if presets is None:
         from edgebench.models import catalog
         presets = {m: catalog.resolve(m) for m in dict.fromkeys(c.model for c in cases)}
-    n_params = {m: cost.params(p) for m, p in presets.items()}
     series: dict[tuple, float] = {}
     for c in cases:
-        series[series_key(c)] = series.get(series_key(c), 0.0) + cost.point_seconds(c, n_params[c.model],
-                                                                                      reps, warmup)
+        series[series_key(c)] = series.get(series_key(c), 0.0) + estimate.case_s(c, presets[c.model],
+                                                                                  reps, warmup)
     keys = list(series)
     mine = set(select_items(keys, shard, [series[k] for k in keys], "series (points that differ only "
                                                                      "in context)"))
