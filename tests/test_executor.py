@@ -89,3 +89,61 @@ def test_a_grid_on_the_second_gpu_labels_that_gpu_and_skips_after_an_oom(fake_wo
         (8192, None, "skipped"), (8192, "eager", "skipped")]
     assert {c["device"] for c in cases} == {"GPU One"}
     assert [p["point"]["ctx"] for p in fake_workers["payloads"]] == [1024, 4096]
+
+
+SAME_GPUS = {"edgebench": "test", "host": {"machine": "x86_64"},
+             "gpus": [{"index": i, "name": "GPU H", "total_bytes": 80 * GiB, "pci_bus_id": f"0000:0{i}:00.0"}
+                      for i in range(2)]}
+
+
+def test_devices_all_deals_points_to_both_gpus_at_once_and_names_each(monkeypatch, tmp_path):
+    """Fake workers that take 0.4 s: four points on two GPUs take about two points' time, each
+    point's line names the GPU it ran on, and an OOM on one GPU still skips that series' longer
+    contexts (they run in order wherever they are dealt)."""
+    import threading
+    import time
+    seen, lock = [], threading.Lock()
+
+    def run_isolated(target, payload, stop=None, **kw):
+        time.sleep(0.4)
+        with lock:
+            seen.append((payload["device"], payload["point"]["model"], payload["point"]["ctx"]))
+        if payload["point"]["model"] == "tiny-mamba" and payload["point"]["ctx"] > 32:
+            return {"status": "oom", "reason": "out of memory"}
+        return {"status": "ok", "prefill_ms": None, "decode": {m: {"status": "ok"} for m in payload["decode_modes"]}}
+
+    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
+    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
+    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    path = tmp_path / "run.jsonl"
+    t0 = time.monotonic()
+    assert main(["run", "-m", "tiny-llama,tiny-mamba", "-c", "32,64,128", "-n", "1", "-r", "1",
+                 "--warmup", "0", "--devices", "all", "-q", "-o", str(path)]) == 0
+    wall = time.monotonic() - t0
+    lines = _lines(path)
+    assert lines[0]["devices"] == ["GPU H", "GPU H"]
+    pre = [x for x in lines if x["type"] == "case" and "decode_mode" not in x]
+    assert {x["device_index"] for x in pre if x["status"] == "ok"} == {0, 1}
+    assert all(x["pci_bus_id"] == f"0000:0{x['device_index']}:00.0" for x in pre if x["status"] != "skipped")
+    by_ctx = {(x["model"], x["ctx"]): x["status"] for x in pre}
+    assert by_ctx[("tiny-mamba", 64)] == "oom" and by_ctx[("tiny-mamba", 128)] == "skipped"
+    assert len(seen) == 5 and {d for d, _, _ in seen} == {"cuda:0", "cuda:1"}
+    assert wall < 5 * 0.4 + 4.0  # overlapped: five workers serially would take 2 s of sleep alone
+    # resume: whichever GPU ran a point, the same command finds it done
+    assert main(["run", "-m", "tiny-llama,tiny-mamba", "-c", "32,64,128", "-n", "1", "-r", "1",
+                 "--warmup", "0", "--devices", "cuda:1,cuda:0", "-q", "-o", str(path)]) == 0
+    assert len(seen) == 5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--devices", "cuda:0,cuda:0"], "names cuda:0 twice"),
+    (["--devices", "cuda:7"], "cuda:7"),
+    (["--devices", "all", "--device", "cuda:0"], "--devices and a single device"),
+])
+def test_bad_devices_are_refused_before_any_worker(monkeypatch, tmp_path, capsys, argv, message):
+    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
+    monkeypatch.setattr(isolate, "run_isolated", lambda *a, **k: pytest.fail("a worker started"))
+    path = tmp_path / "run.jsonl"
+    assert main(["run", "-m", "tiny-llama", "-c", "32", "-n", "1", *argv, "-q", "-o", str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not path.exists() or not path.read_text().strip()  # nothing recorded

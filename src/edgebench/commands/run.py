@@ -23,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_sweep_arguments(p)
     how = p.add_argument_group("how to run")
     add_shard_argument(how)
+    from edgebench.sweep.specfile import add_devices_argument
+    add_devices_argument(how)
     how.add_argument("--no-telemetry", action="store_true",
                      help="skip power sampling, per-phase energy and clock/throttle provenance")
     how.add_argument("--power-rate", type=float, default=50.0, metavar="HZ",
@@ -80,7 +82,8 @@ def main(args: argparse.Namespace) -> int:
     opts = grid_planner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
                                    power_rate_hz=args.power_rate, quiet=args.quiet,
                                    verbose=args.verbose, profile_ops=args.profile == "ops",
-                                   ops_trace=args.ops_trace, wait_lock=args.wait_lock)
+                                   ops_trace=args.ops_trace, wait_lock=args.wait_lock,
+                                   devices=args.devices)
     if isinstance(spec, Suite):
         out, recs = suite_runner.run(spec, opts, suite, env)
     else:

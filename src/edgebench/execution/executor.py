@@ -140,29 +140,48 @@ class Executor:
             (lambda *a: print(*a, file=sys.stderr, flush=True))
         self.env: dict = {}
         self.device = self.label = ""
+        self.devices: list[str] = []  # more than one with --devices
+        self.zygotes: dict[str, Any] = {}  # a fork server per device with --devices
         self.device_state: dict = {}
         self.run_id = ""
         self.log = self.wlogs = self.zygote = self.bar = None
 
     def prepare(self, requested_device: str, env: dict | None = None,
-                check: Callable[[str, dict], None] | None = None) -> None:
+                check: Callable[[str, dict], None] | None = None, devices: str | None = None) -> None:
         """Before any log is touched: the log path, a runnable stack, the environment, the device
         (then `check(device, env)`: what the device found here can run, the budget)."""
         check_output(self.out, self.wait_lock)
         from edgebench.telemetry import stack
         stack.require_runnable()  # torch installed, and a transformers that accepts it: else the fix
         self.env = env or snapshot_env()
-        self.device = resolve_device(requested_device, self.env)
+        if devices:  # --devices: several GPUs of this host, checked before any worker starts
+            from edgebench.execution.scheduler import parse_devices
+            self.devices = parse_devices(devices, self.env.get("gpus") or [],
+                                         None if requested_device == "auto" else requested_device)
+        else:
+            self.devices = [resolve_device(requested_device, self.env)]
+        self.device = self.devices[0]
         self.label = device_label(self.device, self.env)
         from edgebench.telemetry import device_state
-        self.device_state, warns = device_state.check(self.device, self.env)
-        for w in warns:  # what makes numbers reproducible here, checked before the first case
-            print(f"warning: {w}", file=sys.stderr, flush=True)
-        if check is not None:
-            check(self.device, self.env)
+        states = {}
+        for device in self.devices:
+            states[device], warns = device_state.check(device, self.env)
+            for w in warns:  # what makes numbers reproducible here, checked before the first case
+                print(f"warning: {w}", file=sys.stderr, flush=True)
+            if check is not None:
+                check(device, self.env)
+        self.device_state = states[self.device] if len(states) == 1 else {"devices": states}
 
-    def key(self, case: Case) -> str:
-        return records.case_key(case.to_dict(), self.label)
+    def label_of(self, device: str) -> str:
+        return device_label(device, self.env)
+
+    def key(self, case: Case, device: str | None = None) -> str:
+        return records.case_key(case.to_dict(), self.label_of(device) if device else self.label)
+
+    def device_fields(self, device: str) -> dict[str, Any]:
+        """What a record says of the GPU it ran on: its index and PCI bus id (none on the CPU)."""
+        gpu = _gpu(device, self.env)
+        return {"device_index": int(device.split(":")[1]), "pci_bus_id": gpu.get("pci_bus_id")} if gpu else {}
 
     def execute(self, planner) -> None:
         """Open the log, write the header, drive the planner; an `interrupted` record on Ctrl-C."""
@@ -179,12 +198,22 @@ class Executor:
             self.wlogs = WorkerLogs(self.out, self.say, self.verbose)
             preload_out = None if self.verbose else self.wlogs.path("preload")
             self.zygote = forkserver.open_for(planner.preload, planner.backends, output=preload_out)
+            # A fork server serves one worker at a time: one more per further device.
+            self.zygotes = {self.device: self.zygote, **{
+                d: forkserver.open_for(planner.preload, planner.backends,
+                                       output=None if self.verbose else self.wlogs.path("preload", d))
+                for d in self.devices[1:]}}
         except BaseException:
             log.close()
             raise
-        with isolate.sigterm_as_interrupt(), log, (self.zygote or contextlib.nullcontext()):
+        with isolate.sigterm_as_interrupt(), log, contextlib.ExitStack() as servers:
+            for z in self.zygotes.values():
+                if z is not None:
+                    servers.enter_context(z)
             log.write({"type": "run", "run": self.run_id, "t": records.utc_now(),
                        "edgebench": self.env["edgebench"], "argv": sys.argv[1:], "device": self.label,
+                       **({"devices": [self.label_of(d) for d in self.devices]}
+                          if len(self.devices) > 1 else {}),
                        "env": self.env, "device_state": self.device_state, **planner.header(), "workers": forkserver.describe(self.zygote)})
             try:
                 with Progress(planner.total, enabled=not self.quiet and planner.total > 0) as self.bar:
@@ -198,11 +227,15 @@ class Executor:
                 raise
         self.wlogs.finish(preload_out)
 
-    def measure(self, point: Point, settings: Settings, key: str, *name: object) -> Outcome:
-        """Measure one point in an isolated worker; its output goes to LOG.workers/<name...>."""
-        self.bar.show(point.label())
+    def measure(self, point: Point, settings: Settings, key: str, *name: object,
+                device: str | None = None, stop: Any = None) -> Outcome:
+        """Measure one point in an isolated worker on `device` (default: the run's); its output
+        goes to LOG.workers/<name...>. With --devices each device's thread passes its `stop` event."""
+        device = device or self.device
+        if stop is None:  # the main thread: the progress bar is its own
+            self.bar.show(point.label())
         output = self.wlogs.path(*name)
-        result = isolate.run_isolated(POINT_TARGET, _request(point, self.device, settings, key),
-                                      timeout_s=settings.timeout_s, zygote=self.zygote, output=output,
-                                      echo=self.wlogs.echo)
+        result = isolate.run_isolated(POINT_TARGET, _request(point, device, settings, key),
+                                      timeout_s=settings.timeout_s, zygote=self.zygotes.get(device),
+                                      output=output, echo=self.wlogs.echo, stop=stop)
         return Outcome(result, output, self.wlogs.keep(output))

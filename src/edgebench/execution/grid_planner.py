@@ -33,6 +33,7 @@ class RunOptions:
     verbose: bool = False  # stream worker output live instead of keeping it to <log>.workers/
     extra_header: dict[str, Any] = field(default_factory=dict)
     wait_lock: bool = False  # wait for another process writing the same log instead of refusing
+    devices: str | None = None  # --devices all | cuda:N,...: several GPUs of this host at once
 
     def __post_init__(self) -> None:
         from edgebench.sweep.spec import check_number
@@ -75,7 +76,7 @@ def run(spec: Spec, opts: RunOptions, suite: str | None = None,
     planner = GridPlanner(spec, opts)
     ex = ex_mod.Executor(spec.output or ex_mod.default_output(suite), opts.wait_lock, opts.verbose,
                          opts.quiet)
-    ex.prepare(spec.device, env, planner.check_device)
+    ex.prepare(spec.device, env, planner.check_device, devices=opts.devices)
     ex.execute(planner)
     return ex.out, planner.written
 
@@ -128,70 +129,97 @@ class GridPlanner:
 
     def drive(self, ex: ex_mod.Executor) -> None:
         spec, opts = self.spec, self.opts
-        settings = ex_mod.Settings(reps=spec.reps, warmup=spec.warmup, timeout_s=spec.timeout_s,
-                                   raw=spec.raw, budget_bytes=spec.memory_budget_bytes,
-                                   telemetry=opts.telemetry, power_rate_hz=opts.power_rate_hz,
-                                   profile_ops=opts.profile_ops,
-                                   trace_dir=f"{ex.out}.traces" if opts.ops_trace else None)
-        failed: dict[tuple, str] = {}  # a series whose prefill ended oom / killed
-        failed_mode: dict[tuple, str] = {}  # (series, mode) whose decode did
-        warned: set[tuple[str, str]] = set()
+        self.settings = ex_mod.Settings(reps=spec.reps, warmup=spec.warmup, timeout_s=spec.timeout_s,
+                                        raw=spec.raw, budget_bytes=spec.memory_budget_bytes,
+                                        telemetry=opts.telemetry, power_rate_hz=opts.power_rate_hz,
+                                        profile_ops=opts.profile_ops,
+                                        trace_dir=f"{ex.out}.traces" if opts.ops_trace else None)
+        self.failed: dict[tuple, str] = {}  # a series whose prefill ended oom / killed
+        self.failed_mode: dict[tuple, str] = {}  # (series, mode) whose decode did
+        self.warned: set[tuple[str, str]] = set()
+        if len(ex.devices) > 1:
+            return self._drive_devices(ex)
         for point in self.points:
-            series = point.series()
-            pre = self.presets[point.model]
-            lines = {c.decode_mode: c for c in point.cases()}
-            recs = {m: {"type": "case", "run": ex.run_id, "key": ex.key(c), **c.to_dict(),
-                        "family": pre.family, "device": ex.label,
-                        "beyond_trained_ctx": plan.beyond_trained(c.ctx, c.gen, pre)}
-                    for m, c in lines.items()}
-            modes = [m for m in point.decode_modes if (series, m) not in failed_mode]
-            outcomes = []
-            if series in failed:
-                for rec in recs.values():
-                    rec.update(status="skipped", reason=f"a shorter context ended {failed[series]}")
+            if point.series() in self.failed:
+                self._record(ex, point, ex.device, None)
             else:
-                measured = replace(point, decode_modes=tuple(modes))
-                t0 = time.monotonic()
-                for run in range(1, spec.runs + 1):
-                    name = [point.model, f"ctx{point.ctx}"] + ([f"run{run}"] if spec.runs > 1 else [])
-                    outcomes.append(ex.measure(measured, settings, recs[None]["key"], *name,
-                                               recs[None]["key"]))
-                    if _prefill_failed(outcomes[-1].result):
-                        break  # another run would end the same way
-                prefill, decodes = point_lines([o.result for o in outcomes], modes)
-                recs[None].update(prefill)
-                recs[None]["wall_s"] = round(time.monotonic() - t0, 1)
-                for m in point.decode_modes:
-                    recs[m].update(decodes.get(m) or {
-                        "status": "skipped", "reason": f"a shorter context ended {failed_mode.get((series, m))}"})
-                kept = next((o.kept for o in outcomes if o.kept and o.result.get("status") != "ok"), None)
-                for rec in recs.values():
-                    if kept and rec["status"] not in ("ok", "skipped"):
-                        rec["worker_log"] = kept
-                first = recs[None]
-                if first["status"] in ("oom", "killed"):  # a longer context would end the same way
-                    failed[series] = f"{first['status']} at {point.ctx} tokens ({first.get('reason')})"
-                for m in modes:
-                    r = recs[m]
-                    if r["status"] in ("oom", "killed"):
-                        failed_mode[(series, m)] = f"{r['status']} at {point.ctx} tokens ({r.get('reason')})"
-                for o in outcomes:
-                    for w in o.result.get("warnings") or []:
-                        if (point.model, w) not in warned:
-                            warned.add((point.model, w))
-                            ex.say(f"warning: {point.model}: {w}")
-                for o in outcomes[:1]:  # the first run's operator profiles
-                    for prof in o.result.get("ops") or []:
-                        mode = prof.get("decode_mode")
-                        ex.log.write({**prof, "key": recs[mode]["key"] if mode in recs else prof.get("key"),
-                                      "run": ex.run_id, "model": point.model, "ctx": point.ctx,
-                                      "device": ex.label})
+                self._record(ex, point, ex.device, self._measure(ex, point, ex.device))
+
+    def _drive_devices(self, ex: ex_mod.Executor) -> None:
+        """--devices: points dealt to whichever GPU is free, the longest expected work first, a
+        series' contexts in order (so an OOM still skips the longer ones); lines written here, in
+        the main thread, as points end."""
+        from edgebench.execution.scheduler import run_on_devices
+        from edgebench.sweep import estimate
+        pre = self.presets
+
+        def cost(p: Point) -> float:
+            return sum(estimate.case_s(c, pre[p.model], self.spec.reps, self.spec.warmup)
+                       for c in p.cases())
+
+        def done(d) -> None:
+            self._record(ex, d.item, d.device or ex.device, d.result)
+
+        run_on_devices(self.points, ex.devices, lambda p, device, stop: self._measure(ex, p, device, stop),
+                       cost=cost, series=Point.series, on_result=done,
+                       skip=lambda p: "skipped" if p.series() in self.failed else None)
+
+    def _measure(self, ex: ex_mod.Executor, point: Point, device: str, stop: Any = None):
+        """The point's worker runs on `device`: (decode modes asked, outcomes, wall seconds)."""
+        modes = [m for m in point.decode_modes if (point.series(), m) not in self.failed_mode]
+        measured = replace(point, decode_modes=tuple(modes))
+        key = ex.key(point.cases()[0], device)
+        t0, outcomes = time.monotonic(), []
+        for run in range(1, self.spec.runs + 1):
+            name = [point.model, f"ctx{point.ctx}"] + ([f"run{run}"] if self.spec.runs > 1 else [])
+            outcomes.append(ex.measure(measured, self.settings, key, *name, key, device=device, stop=stop))
+            if _prefill_failed(outcomes[-1].result):
+                break  # another run would end the same way
+        return modes, outcomes, time.monotonic() - t0
+
+    def _record(self, ex: ex_mod.Executor, point: Point, device: str, measured) -> None:
+        """The point's lines (skipped when `measured` is not a `_measure` result), written."""
+        series, pre, label = point.series(), self.presets[point.model], ex.label_of(device)
+        recs = {c.decode_mode: {"type": "case", "run": ex.run_id, "key": ex.key(c, device), **c.to_dict(),
+                                "family": pre.family, "device": label,
+                                "beyond_trained_ctx": plan.beyond_trained(c.ctx, c.gen, pre)}
+                for c in point.cases()}
+        outcomes = []
+        if not isinstance(measured, tuple):
             for rec in recs.values():
-                ex.log.write(records.compact_case(rec))
-                self.written.append(rec)
-            ex.bar.advance(recs)
-            for o in outcomes:
-                ex.wlogs.show_tail(o.output, o.result.get("status"))
+                rec.update(status="skipped", reason=f"a shorter context ended {self.failed[series]}")
+        else:
+            modes, outcomes, wall = measured
+            prefill, decodes = point_lines([o.result for o in outcomes], modes)
+            recs[None].update(prefill, wall_s=round(wall, 1), **ex.device_fields(device))
+            for m in point.decode_modes:
+                recs[m].update(decodes.get(m) or {"status": "skipped", "reason": "a shorter context "
+                                                  f"ended {self.failed_mode.get((series, m))}"})
+            kept = next((o.kept for o in outcomes if o.kept and o.result.get("status") != "ok"), None)
+            for rec in recs.values():
+                if kept and rec["status"] not in ("ok", "skipped"):
+                    rec["worker_log"] = kept
+            if recs[None]["status"] in ("oom", "killed"):  # a longer context would end the same way
+                self.failed[series] = (f"{recs[None]['status']} at {point.ctx} tokens "
+                                       f"({recs[None].get('reason')})")
+            for m in modes:
+                if recs[m]["status"] in ("oom", "killed"):
+                    self.failed_mode[(series, m)] = (f"{recs[m]['status']} at {point.ctx} tokens "
+                                                     f"({recs[m].get('reason')})")
+            for w in (w for o in outcomes for w in o.result.get("warnings") or []):
+                if (point.model, w) not in self.warned:
+                    self.warned.add((point.model, w))
+                    ex.say(f"warning: {point.model}: {w}")
+            for prof in (outcomes[0].result.get("ops") or []) if outcomes else []:  # the first run's
+                mode = prof.get("decode_mode")
+                ex.log.write({**prof, "key": recs[mode]["key"] if mode in recs else prof.get("key"),
+                              "run": ex.run_id, "model": point.model, "ctx": point.ctx, "device": label})
+        for rec in recs.values():
+            ex.log.write(records.compact_case(rec))
+            self.written.append(rec)
+        ex.bar.advance(recs)
+        for o in outcomes:
+            ex.wlogs.show_tail(o.output, o.result.get("status"))
 
     def on_interrupt(self, ex: ex_mod.Executor, why: str) -> dict[str, Any]:
         n, left = len(self.written), len(self.todo) - len(self.written)

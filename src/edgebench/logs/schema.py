@@ -97,6 +97,7 @@ RUN = fields(
     text("edgebench", "version"), Field("env", dict, "environment snapshot"),
     Field("spec", dict, "the sweep spec as given"), Field("argv", list, "command line"),
     text("device", "device label"), text("shard", "--shard i/n"),
+    Field("devices", list, "--devices: the label of each GPU the run used"),
     Field("device_state", dict, "what makes numbers reproducible, checked before the first case: "
           "CPU governors, steal since boot, Jetson nvpmodel / jetson_clocks, other GPU processes, "
           "persistence, locked clocks (telemetry/device_state.py)"),
@@ -119,6 +120,8 @@ CASE = fields(
     text("status", " | ".join(CASE_STATUSES)),
     text("reason", "why not ok (null when ok)", omit="null-when-ok", checked=True),
     text("device", "device name", checked=True),
+    Field("device_index", int, "prefill line: the CUDA index of the GPU the point ran on", "count"),
+    text("pci_bus_id", "prefill line: the PCI bus id of that GPU (--devices tells GPUs apart)"),
     Field("beyond_trained_ctx", bool, "ctx + gen passed the model's trained length (random "
           "weights: timing and memory meaningful, outputs not)", default=False, omit="default"),
     Field("prefill_ms", dict, "Stats of one prefill", "ms", checked=True),
