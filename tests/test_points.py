@@ -144,3 +144,17 @@ def test_a_v1_log_reads_as_one_run_per_point(tmp_path):
     (row,) = load([tmp_path]).cases
     assert (row["runs"], row["host_bound"], row["unstable"]) == (1, False, False)
     assert row["prefill_ms"]["median"] == 1.0 and row["tpot_ms"]["median"] == 2.0
+
+
+def test_plots_band_the_spread_and_mark_host_bound_points(tmp_path):
+    pytest.importorskip("matplotlib")
+    from edgebench.logs.loader import load
+    from edgebench.report.plots import draw_all
+    lines = []
+    for ctx in (1024, 4096):
+        lines += _point_lines("r", "qwen", ctx, 20.0, {"eager": 50.0}, host=True)
+    header = {"v": 2, "type": "run", "run": "r", "t": "2026-11-30T10:00:00+00:00", "spec": {}}
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(x) + "\n" for x in [header, *lines]))
+    plots = {p.kind: p for p in draw_all(load([tmp_path / "a.jsonl"]), tmp_path / "plots")}
+    assert "band: p10-p90" in plots["prefill"].title and "hollow: host-bound" in plots["prefill"].title
+    assert "hollow" not in plots["tpot"].title  # the decode lines were not flagged

@@ -164,12 +164,37 @@ def _line_plot(plt, out, device, series, kind, metric, ylabel) -> Plot | None:
         return None
     fig, ax = plt.subplots(figsize=(10, 4.8))
     styles = _styles(list(drawn))
+    hollow = False
     for label, (xs, ys) in drawn.items():
         ax.plot(xs, ys, label=label, **styles[label])
+        lo, hi, host = _spread(series[label], metric)
+        if lo:  # p10-p90 of each point (of the run medians with --runs) as a band
+            ax.fill_between(lo[0], lo[1], hi[1], color=styles[label]["color"], alpha=0.15, linewidth=0)
+        if host:  # host-bound points: hollow markers over the line
+            hollow = True
+            ax.plot(*host, linestyle="none", marker=styles[label]["marker"], markersize=10,
+                    markerfacecolor="white", markeredgecolor=styles[label]["color"])
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_ylabel(ylabel)
-    return _finish(plt, fig, ax, out, kind, device, f"{ylabel} vs context - {device}")
+    note = "; band: p10-p90" + ("; hollow: host-bound (follows the CPU)" if hollow else "")
+    return _finish(plt, fig, ax, out, kind, device, f"{ylabel} vs context - {device}{note}")
+
+
+def _spread(rs: list[dict[str, Any]], metric: str):
+    """((ctxs, p10s), (ctxs, p90s), (ctxs, medians) of host-bound points) of a timed metric's ok
+    rows; empty for a metric without Stats."""
+    if metric not in ("prefill_ms", "tpot_ms"):
+        return (), (), ()
+    rows = [r for r in rs if r["status"] == "ok" and r["ctx"] and isinstance(r.get(metric), dict)]
+    band = [(r["ctx"], r[metric].get("p10"), r[metric].get("p90")) for r in rows]
+    band = [b for b in band if isinstance(b[1], (int, float)) and isinstance(b[2], (int, float))
+            and b[1] > 0 and b[2] > 0]
+    host = [(r["ctx"], r[metric]["median"]) for r in rows if r.get("host_bound")
+            and isinstance(r[metric].get("median"), (int, float))]
+    lo = ([c for c, _, _ in band], [v for _, v, _ in band]) if len(band) > 1 else ()
+    hi = ([c for c, _, _ in band], [v for _, _, v in band]) if len(band) > 1 else ()
+    return lo, hi, ([c for c, _ in host], [v for _, v in host]) if host else ()
 
 
 def _memory_plot(plt, out, device, series) -> Plot | None:
