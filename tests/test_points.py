@@ -158,3 +158,11 @@ def test_plots_band_the_spread_and_mark_host_bound_points(tmp_path):
     plots = {p.kind: p for p in draw_all(load([tmp_path / "a.jsonl"]), tmp_path / "plots")}
     assert "band: p10-p90" in plots["prefill"].title and "hollow: host-bound" in plots["prefill"].title
     assert "hollow" not in plots["tpot"].title  # the decode lines were not flagged
+
+
+def test_the_dry_run_estimate_counts_every_run():
+    from edgebench.sweep import estimate, suite_plan
+    one, three = Spec(models="qwen2.5-0.5b", ctx="1k,16k"), Spec(models="qwen2.5-0.5b", ctx="1k,16k", runs=3)
+    t1 = suite_plan.estimated_seconds(one, one.plan(), [])[0] - estimate.RUN_START_S
+    t3 = suite_plan.estimated_seconds(three, three.plan(), [])[0] - estimate.RUN_START_S
+    assert t3 == pytest.approx(3 * t1)

@@ -59,7 +59,8 @@ def estimated_seconds(spec: Spec, cases: list[Case], units: list[tuple[int, str,
     """(seconds of the cases, seconds of the searches) on an H100/H200-class GPU."""
     presets = _presets([c.model for c in cases] + [m for _, m, _ in units])
     profiled = _profiled(spec, cases)
-    grid = sum(estimate.case_s(c, presets[c.model], spec.reps, spec.warmup, c in profiled) for c in cases)
+    grid = spec.runs * sum(estimate.case_s(c, presets[c.model], spec.reps, spec.warmup, c in profiled)
+                           for c in cases)  # --runs: each point that many times
     grid += estimate.RUN_START_S if cases else 0.0
     return grid, sum(_search_seconds(spec, units)) if units else 0.0
 
