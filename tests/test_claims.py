@@ -51,10 +51,10 @@ class Log:
                            "env": {"host": {"hostname": self.host}}, "spec": spec or {}})
 
     def case(self, model: str, ctx: int, how: dict, prefill: float | None = None, tpot: float | None = None,
-             energy: float | None = None, gen: int = 32, status: str = "ok") -> str:
+             energy: float | None = None, gen: int = 32, status: str = "ok", host_bound: bool = False) -> str:
         rec = {"type": "case", "run": self.run, "model": model, "family": catalog.get(model).family,
                "ctx": ctx, "gen": gen, "batch": 1, "attn": "sdpa", "status": status, "device": self.device,
-               **how}
+               "host_bound": host_bound, **how}
         rec["key"] = records.case_key(rec, self.device)
         if prefill is not None:
             rec["prefill_ms"] = stats(prefill)
@@ -459,3 +459,12 @@ def test_a_model_only_searched_plans_its_searches_alone(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "dry run: suite paper-desktop, 0 cases on cuda; nothing is loaded or measured"
     assert out[1].startswith("maxctx: 2 of 2 searches") and out[-1].startswith("log: ")
+
+
+def test_a_ratio_on_host_bound_points_says_it_follows_the_cpu(tmp_path):
+    log = Log(tmp_path / "a.jsonl")
+    log.case("qwen2.5-0.5b", 1024, STUDY_HF, prefill=13.8, host_bound=True)
+    log.case("mamba2-780m", 1024, STUDY_MAMBA, prefill=26.0)
+    log.close()
+    (two,) = by_claim(evaluate(load([tmp_path])), method="study")[2]
+    assert two.verdict == HOLDS and "host-bound: qwen2.5-0.5b at 1K (the ratio follows the CPU)" in two.shown

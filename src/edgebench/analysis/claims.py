@@ -104,9 +104,12 @@ def evaluate(logs: Logs) -> list[Result]:
     for device in data.devices():
         for method in METHODS:
             out += claim_length(data, device, method)
-            prefill = {m: {c: v for c, (v, _) in per.items()} for m, per in data.prefill(device, method).items()}
-            out.append(claim_short(device, method, prefill))
-            out.append(claim_long(device, method, prefill))
+            measured = data.prefill(device, method)
+            prefill = {m: {c: v for c, (v, _) in per.items()} for m, per in measured.items()}
+            host = frozenset((m, c) for m, per in measured.items() for c, (_, row) in per.items()
+                             if row.get("host_bound"))
+            out.append(claim_short(device, method, prefill, host))
+            out.append(claim_long(device, method, prefill, host))
             out.append(claim_share(device, method, data.ssm_share(device, method)))
     return out
 
@@ -214,7 +217,14 @@ def _published_prefill() -> tuple[dict[str, dict[int, float]], dict[tuple[str, i
     return out, where
 
 
-def claim_short(device: str, method: Method, prefill: dict[str, dict[int, float]]) -> Result:
+def _host_note(host: frozenset, *points: tuple[str, int]) -> str:
+    """A note for a ratio built on host-bound points: it measures the host, not the GPU."""
+    bound = [f"{m} at {_k(c)}" for m, c in points if (m, c) in host]
+    return f"; host-bound: {', '.join(bound)} (the ratio follows the CPU)" if bound else ""
+
+
+def claim_short(device: str, method: Method, prefill: dict[str, dict[int, float]],
+                host: frozenset = frozenset()) -> Result:
     factor = published.claim(2)["factor"]
     res = Result(device, method.name, 2, NOT_MEASURED, math.sqrt(factor))
     times, where = _published_prefill()
@@ -234,12 +244,13 @@ def claim_short(device: str, method: Method, prefill: dict[str, dict[int, float]
                      f"<= {_k(SHORT_MAX)} ({_how(method)})")
         return res
     r, (t, s), c = max(found)
-    res.value, res.shown = r, f"{r:.2f}x ({s} / {t} at {_k(c)})"
+    res.value, res.shown = r, f"{r:.2f}x ({s} / {t} at {_k(c)})" + _host_note(host, (s, c), (t, c))
     res.verdict = _verdict(r, res.threshold)
     return res
 
 
-def claim_long(device: str, method: Method, prefill: dict[str, dict[int, float]]) -> Result:
+def claim_long(device: str, method: Method, prefill: dict[str, dict[int, float]],
+               host: frozenset = frozenset()) -> Result:
     factor = published.claim(3)["factor"]
     res = Result(device, method.name, 3, NOT_MEASURED, math.sqrt(factor))
     times, where = _published_prefill()
@@ -267,7 +278,7 @@ def claim_long(device: str, method: Method, prefill: dict[str, dict[int, float]]
                      f">= {_k(LONG_MIN)} ({_how(method)}){got}")
         return res
     r, (t, s), c = max(found)
-    res.value, res.shown = r, f"{r:.2f}x ({t} / {s} at {_k(c)})"
+    res.value, res.shown = r, f"{r:.2f}x ({t} / {s} at {_k(c)})" + _host_note(host, (t, c), (s, c))
     res.verdict = _verdict(r, res.threshold)
     return res
 
