@@ -147,3 +147,22 @@ def test_bad_devices_are_refused_before_any_worker(monkeypatch, tmp_path, capsys
     assert main(["run", "-m", "tiny-llama", "-c", "32", "-n", "1", *argv, "-q", "-o", str(path)]) == 2
     assert message in capsys.readouterr().err
     assert not path.exists() or not path.read_text().strip()  # nothing recorded
+
+
+def test_maxctx_devices_runs_searches_on_both_gpus_and_names_each(monkeypatch, tmp_path):
+    def run_isolated(target, payload, stop=None, **kw):
+        fits = payload["point"]["ctx"] <= 2048
+        return ({"status": "ok", "prefill_ms": None, "decode": {}} if fits
+                else {"status": "oom", "reason": "out of memory"})
+
+    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
+    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
+    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    path = tmp_path / "max.jsonl"
+    assert main(["maxctx", "-m", "tiny-llama,tiny-mamba", "--limit", "4k", "--resolution", "1k",
+                 "--devices", "all", "-o", str(path)]) == 0
+    recs = [x for x in _lines(path) if x["type"] == "maxctx"]
+    assert sorted(r["model"] for r in recs) == ["tiny-llama", "tiny-mamba"]
+    assert all(r["max_ok_ctx"] == 2048 and r["min_fail_ctx"] == 3072 for r in recs)
+    assert {r["device_index"] for r in recs} == {0, 1}  # the two searches ran side by side
+    assert all(r["pci_bus_id"] == f"0000:0{r['device_index']}:00.0" for r in recs)

@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--dtype", default="auto", help="dtype (auto: bfloat16 on GPU, float32 on CPU)")
     p.add_argument("--backend", default="hf", help="hf or mamba_ssm")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    from edgebench.sweep.specfile import add_devices_argument
+    add_devices_argument(p)
     p.add_argument("--timeout", type=float, default=900, help="seconds after which a probe is killed")
     p.add_argument("-o", "--output", default=None, help="log to append the results to (*.jsonl or *.jsonl.gz)")
     p.add_argument("--wait-lock", action="store_true",
@@ -51,7 +53,8 @@ def main(args: argparse.Namespace) -> int:
                          resolution=parse_count(args.resolution), backend=args.backend, dtype=args.dtype,
                          gen=args.gen, limit=args.limit, strict_ctx=args.strict_ctx,
                          budget=parse_size(args.memory_budget) if args.memory_budget else None,
-                         device=args.device, timeout_s=check_timeout(args.timeout, "--timeout"),
+                         device=args.device, devices=args.devices,
+                         timeout_s=check_timeout(args.timeout, "--timeout"),
                          header_spec={"maxctx": vars(args) | {"_main": None}})
     planner = MaxctxPlanner(opts)
     out = args.output or executor.default_output("maxctx")
@@ -60,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     planner.check(None if args.device == "auto" else args.device)
     ex = executor.Executor(out, args.wait_lock, args.verbose)
-    ex.prepare(args.device, None, planner.check_device)
+    ex.prepare(args.device, None, planner.check_device, devices=args.devices)
     ex.execute(planner)
     print(f"log: {out}")
     return 0

@@ -38,6 +38,7 @@ class MaxctxOptions:
     strict_ctx: bool = False
     budget: int | None = None
     device: str = "auto"
+    devices: str | None = None  # --devices: searches dealt to several GPUs of this host
     timeout_s: float = 900
     header_spec: dict[str, Any] = field(default_factory=dict)  # the run header's `spec`
 
@@ -117,25 +118,37 @@ class MaxctxPlanner:
         ex_mod.check_budget(self.opts.budget, self.presets, env, device, self.dtype, self.opts.backend)
 
     def begin(self, ex: ex_mod.Executor, finished: set[str]) -> bool:
-        gpu_total = ex.env["gpus"][int(ex.device.split(":")[1])]["total_bytes"] \
-            if ex.device.startswith("cuda") else None
-        self.cap = self.opts.budget or gpu_total
         return True
 
     def header(self) -> dict[str, Any]:
         return {"spec": self.opts.header_spec}
 
     def drive(self, ex: ex_mod.Executor) -> None:
-        for name, pre in self.presets.items():
-            for mode in self.opts.modes:
-                self._search(ex, name, pre, mode)
+        searches = [(name, mode) for name in self.presets for mode in self.opts.modes]
+        if len(ex.devices) == 1:
+            for name, mode in searches:
+                self._write(ex, *self._search(ex, name, mode, ex.device))
+            return
+        # --devices: one search per GPU at a time, the biggest models first (a search is sequential)
+        from edgebench.execution.scheduler import run_on_devices
+        from edgebench.sweep import cost
+        run_on_devices(searches, ex.devices, lambda s, device, stop: self._search(ex, *s, device, stop),
+                       cost=lambda s: float(cost.params(self.presets[s[0]])),
+                       on_result=lambda d: self._write(ex, *d.result))
 
-    def _search(self, ex: ex_mod.Executor, name: str, pre, mode: str) -> None:
-        o, limit = self.opts, self.limits[name]
+    def _cap(self, ex: ex_mod.Executor, device: str) -> int | None:
+        """The memory a search on `device` may use: the budget, else that GPU's memory."""
+        gpu = ex.env["gpus"][int(device.split(":")[1])] if device.startswith("cuda") else None
+        return self.opts.budget or (gpu["total_bytes"] if gpu else None)
+
+    def _search(self, ex: ex_mod.Executor, name: str, mode: str, device: str, stop: Any = None):
+        """One search on `device`: (its maxctx record, the interruption that ended it or None). Run
+        in the main thread, or with --devices in the device's thread (`stop` set to end it)."""
+        o, limit, pre = self.opts, self.limits[name], self.presets[name]
         # reps 0: the cold prefill alone; whether it fits is all a probe asks
         settings = ex_mod.Settings(reps=0, warmup=0, timeout_s=o.timeout_s, budget_bytes=o.budget,
                                    telemetry=False)
-        start = start_ctx(pre, mode, self.dtype, o.backend, self.cap, limit, o.resolution)
+        start = start_ctx(pre, mode, self.dtype, o.backend, self._cap(ex, device), limit, o.resolution)
         mems: dict[int, dict] = {}  # ctx -> the passing probe's measured memory
         trail: list[tuple[int, str]] = []
         finished: list[tuple[int, str]] = []  # = trail, plus a probe printed but not yet in it
@@ -143,8 +156,8 @@ class MaxctxPlanner:
         def probe(ctx: int) -> str:
             point = Point(model=name, backend=o.backend, dtype=self.dtype, ctx=ctx, gen=o.gen,
                           batch=1, logits=mode, attn="sdpa", decode_modes=("eager",) if o.gen else ())
-            done = ex.measure(point, settings, ex.key(point.cases()[0]), "maxctx", name, mode,
-                              f"ctx{ctx}")
+            done = ex.measure(point, settings, ex.key(point.cases()[0], device), "maxctx", name, mode,
+                              f"ctx{ctx}", device=device, stop=stop)
             r = _probe_result(done.result, point.decode_modes)
             if r["status"] == "ok" and r.get("mem"):
                 mems[ctx] = r["mem"]
@@ -165,18 +178,24 @@ class MaxctxPlanner:
             res = search_mod.partial(trail, o.resolution, f"interrupted ({str(exc) or 'Ctrl-C'})")
             interrupted = exc
         rec = {"type": "maxctx", "run": ex.run_id, "model": name, "family": pre.family, "mode": mode,
-               "device": ex.label, "dtype": self.dtype, "gen": o.gen, "budget_bytes": o.budget,
-               "start_ctx": start, "limit_ctx": limit, "wall_s": round(time.monotonic() - t0, 1),
-               **res.to_record()}
+               "device": ex.label_of(device), **ex.device_fields(device), "dtype": self.dtype,
+               "gen": o.gen, "budget_bytes": o.budget, "start_ctx": start, "limit_ctx": limit,
+               "wall_s": round(time.monotonic() - t0, 1), **res.to_record()}
         if res.max_ok in mems:  # where the memory went at the longest context that ran
             rec["mem_at_max_ok"] = mems[res.max_ok]
         if res.max_ok and plan.beyond_trained(res.max_ok, o.gen, pre):
             rec["beyond_trained_ctx"] = True
+        return rec, interrupted
+
+    def _write(self, ex: ex_mod.Executor, rec: dict[str, Any], interrupted: BaseException | None) -> None:
+        """A search's record into the log, its line on the terminal; its interruption raised again."""
         ex.log.write(rec)
+        o = self.opts
         budget = f", budget {format_bytes(o.budget)}" if o.budget else ""
-        print(f"{name} [{mode}{budget}]: max context {res.max_ok} (first failing {res.min_fail}"
-              f"{': ' + res.limited_by if res.limited_by else ''}) after {res.probes} probes, "
-              f"{rec['wall_s']} s" + (f"; stopped: {res.stopped}" if res.stopped else "")
+        print(f"{rec['model']} [{rec['mode']}{budget}]: max context {rec['max_ok_ctx']} (first failing "
+              f"{rec['min_fail_ctx']}{': ' + rec['limited_by'] if rec.get('limited_by') else ''}) after "
+              f"{rec['probes']} probes, {rec['wall_s']} s"
+              + (f"; stopped: {rec['stopped']}" if rec.get("stopped") else "")
               + mem_note(rec.get("mem_at_max_ok")))
         if interrupted is not None:
             raise interrupted

@@ -85,7 +85,7 @@ def run(spec, opts, suite: str | None, env: dict | None) -> tuple[str, list[dict
             print(f"note: {s.budget_note(total)}", file=sys.stderr)
         planner = MaxctxPlanner(s.options(spec.device, total, header, left, modes))
         ex = executor.Executor(out, opts.wait_lock, opts.verbose, opts.quiet)
-        ex.prepare(spec.device, env, planner.check_device)
+        ex.prepare(spec.device, env, planner.check_device, devices=opts.devices)
         ex.execute(planner)
     return out, recs
 

@@ -157,6 +157,8 @@ CASE = fields(
 MAXCTX = fields(
     *_COMMON, text("model", "model name"), text("family", "model family"),
     text("mode", "logits mode searched", checked=True), text("device", "device name", checked=True),
+    Field("device_index", int, "the CUDA index of the GPU the search ran on", "count"),
+    text("pci_bus_id", "the PCI bus id of that GPU (--devices tells GPUs apart)"),
     text("dtype", "weights dtype"), tokens("gen", "decode tokens per probe"),
     byte_count("budget_bytes", "memory budget of the search", checked=True),
     tokens("start_ctx", "first probe"), tokens("limit_ctx", "largest context tried"),
