@@ -166,3 +166,39 @@ def test_maxctx_devices_runs_searches_on_both_gpus_and_names_each(monkeypatch, t
     assert all(r["max_ok_ctx"] == 2048 and r["min_fail_ctx"] == 3072 for r in recs)
     assert {r["device_index"] for r in recs} == {0, 1}  # the two searches ran side by side
     assert all(r["pci_bus_id"] == f"0000:0{r['device_index']}:00.0" for r in recs)
+
+
+def test_an_interrupted_devices_run_leaves_a_valid_log_that_resumes(monkeypatch, tmp_path):
+    """Ctrl-C while two GPUs measure: every finished point is in the log with an `interrupted`
+    line, the others are stopped, and the same command measures only what is missing."""
+    import threading
+    import time
+    calls, lock = [], threading.Lock()
+
+    def run_isolated(target, payload, stop=None, **kw):
+        point = (payload["point"]["model"], payload["point"]["ctx"])
+        with lock:
+            calls.append(point)
+        if point == ("tiny-mamba", 64) and not kw.get("resumed"):
+            raise KeyboardInterrupt("received SIGINT (Ctrl-C)")
+        time.sleep(0.2)
+        return {"status": "ok", "prefill_ms": None, "decode": {m: {"status": "ok"} for m in payload["decode_modes"]}}
+
+    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
+    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
+    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    path = tmp_path / "run.jsonl"
+    argv = ["run", "-m", "tiny-llama,tiny-mamba", "-c", "32,64", "-n", "1", "-r", "1", "--warmup", "0",
+            "--devices", "all", "-q", "-o", str(path)]
+    assert main(argv) == 130
+    lines = _lines(path)
+    assert lines[-1]["type"] == "interrupted"
+    done = {(x["model"], x["ctx"]) for x in lines if x["type"] == "case"}
+    assert ("tiny-mamba", 64) not in done and done  # what finished is kept
+    assert main(["validate", str(path)]) == 0
+    monkeypatch.setattr(isolate, "run_isolated", lambda t, p, stop=None, **kw: run_isolated(t, p, stop, resumed=True))
+    calls.clear()
+    assert main(argv) == 0
+    assert set(calls) == {("tiny-llama", 32), ("tiny-llama", 64), ("tiny-mamba", 32), ("tiny-mamba", 64)} - done
+    cases = [x for x in _lines(path) if x["type"] == "case"]
+    assert len({(x["model"], x["ctx"], x.get("decode_mode")) for x in cases}) == 8
