@@ -202,3 +202,32 @@ def test_an_interrupted_devices_run_leaves_a_valid_log_that_resumes(monkeypatch,
     assert set(calls) == {("tiny-llama", 32), ("tiny-llama", 64), ("tiny-mamba", 32), ("tiny-mamba", 64)} - done
     cases = [x for x in _lines(path) if x["type"] == "case"]
     assert len({(x["model"], x["ctx"], x.get("decode_mode")) for x in cases}) == 8
+
+
+def test_adding_a_decode_mode_writes_only_its_lines_and_timeouts_are_per_line(monkeypatch, tmp_path):
+    """A log measured with eager, rerun with eager,graph: only the graph lines are added (the
+    recorded prefill and eager lines stand). The worker's timeout is --timeout once per line it
+    measures, and a mode killed by it does not skip that mode at longer contexts."""
+    seen = []
+
+    def run_isolated(target, payload, timeout_s=None, **kw):
+        seen.append((payload["point"]["ctx"], tuple(payload["decode_modes"]), timeout_s))
+        if "graph" in payload["decode_modes"] and payload["point"]["ctx"] == 32:
+            return {"status": "killed", "reason": f"timed out after {timeout_s:g} s", "prefill_ms": None,
+                    "decode": {}, "decoding": "graph"}
+        return {"status": "ok", "prefill_ms": None,
+                "decode": {m: {"status": "ok"} for m in payload["decode_modes"]}}
+
+    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
+    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
+    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    path = tmp_path / "run.jsonl"
+    base = ["run", "-m", "tiny-llama", "-c", "32,64", "-n", "1", "-r", "1", "--warmup", "0",
+            "--device", "cuda:0", "--timeout", "10", "-q", "-o", str(path)]
+    assert main(base + ["--decode-mode", "eager"]) == 0
+    assert main(base + ["--decode-mode", "eager,graph"]) == 0
+    assert [s[2] for s in seen] == [20.0] * 4  # (prefill + the one mode it measures) x 10 s
+    assert [s[1] for s in seen] == [("eager",), ("eager",), ("graph",), ("graph",)]
+    kinds = [(x["ctx"], x.get("decode_mode"), x["status"]) for x in _lines(path) if x["type"] == "case"]
+    assert kinds == [(32, None, "ok"), (32, "eager", "ok"), (64, None, "ok"), (64, "eager", "ok"),
+                     (32, "graph", "killed"), (64, "graph", "ok")]

@@ -166,3 +166,45 @@ def test_the_dry_run_estimate_counts_every_run():
     t1 = suite_plan.estimated_seconds(one, one.plan(), [])[0] - estimate.RUN_START_S
     t3 = suite_plan.estimated_seconds(three, three.plan(), [])[0] - estimate.RUN_START_S
     assert t3 == pytest.approx(3 * t1)
+
+
+def test_review_fixes_in_a_points_lines():
+    # the median of an even number of run lags is the mean of the middle two
+    a, b = _result(), _result()
+    a["gpu_lag_ms"], b["gpu_lag_ms"] = 0.5, 5.0
+    a["raw"], b["raw"] = {"prefill_ms": [10.0, 10.1]}, {"prefill_ms": [9.9, 10.0]}
+    pre, _ = point_lines([a, b], ("eager",))
+    assert pre["gpu_lag_ms"] == 2.75 and pre["host_bound"] is False  # 2.75 ms is past 10% of 10 ms
+    # samples of several runs stay apart: a bootstrap over them would ignore the between-run spread
+    assert pre["raw"] == {"prefill_ms_by_run": [[10.0, 10.1], [9.9, 10.0]]}
+    # a worker that died after every measurement: the lines stand, energy says why it is missing
+    late = _result(modes=("eager",), status="killed")
+    late["reason"] = "timed out after 60 s"
+    pre, dec = point_lines([late], ("eager",))
+    assert pre["status"] == "ok" and dec["eager"]["status"] == "ok"
+    assert pre["energy_why"] == "the worker ended killed after its measurements (timed out after 60 s)"
+    # a worker that died before saying which mode it was in: the first mode left is charged
+    early = _result(modes=(), status="oom", exit_code=-9)
+    early["reason"] = "killed by the OOM killer"
+    _, dec = point_lines([early], ("graph", "eager"))
+    assert (dec["graph"]["status"], dec["graph"]["exit_code"]) == ("oom", -9)
+    assert dec["eager"]["status"] == "skipped"
+
+
+def test_decode_mean_power_is_per_step_whatever_the_batch():
+    from edgebench.logs import schema
+    line = {"type": "case", "model": "m", "ctx": 8, "gen": 8, "batch": 4, "decode_mode": "eager",
+            "status": "ok", "tpot_ms": {"median": 20.0}, "energy": {"decode_j_per_token": 2.0}}
+    # 2 J per token x 4 tokens per step / 20 ms per step = 400 W
+    assert schema.expand_case(line)["energy"]["decode_mean_w"] == 400.0
+
+
+def test_tier_ratios_pair_the_same_generation_length(tmp_path):
+    lines = []
+    for gen, (e, g) in ((128, (50.0, 3.0)), (512, (52.0, 6.0))):
+        for rec in _point_lines("r", "qwen", 1024, 20.0, {"eager": e, "graph": g}):
+            lines.append({**rec, "gen": gen})
+    rows = _compare_json(tmp_path, lines, "--baseline", "graph")["cases"]
+    eager = {r["setting"]: r for r in rows if r["setting"].endswith("eager")}
+    ratios = sorted(r["tpot_ms_ratio"]["ratio"] for r in rows if r.get("tpot_ms_ratio"))
+    assert ratios == pytest.approx(sorted([50.0 / 3.0, 52.0 / 6.0])) and eager

@@ -108,7 +108,9 @@ class GridPlanner:
         return len(self.points)
 
     def begin(self, ex: ex_mod.Executor, finished: set[str]) -> bool:
-        self.todo = [c for c in self.cases if ex.key(c) not in finished]
+        # a line is done whichever of this run's GPUs measured it before
+        self.todo = [c for c in self.cases if not any(ex.key(c, d) in finished for d in ex.devices)]
+        self.todo_keys = {(c, d) for c in self.todo for d in ex.devices}
         if finished and len(self.todo) < len(self.cases):
             ex.say(f"resuming {ex.out}: {len(self.cases) - len(self.todo)} of {len(self.cases)} "
                    "lines already recorded (a point missing any of its lines is measured again)")
@@ -169,10 +171,15 @@ class GridPlanner:
         modes = [m for m in point.decode_modes if (point.series(), m) not in self.failed_mode]
         measured = replace(point, decode_modes=tuple(modes))
         key = ex.key(point.cases()[0], device)
+        # --timeout is per line: the point's worker gets it once for its prefill and once per mode
+        first = replace(self.settings, timeout_s=self.settings.timeout_s and
+                        self.settings.timeout_s * (1 + len(modes)))
+        later = replace(first, profile_ops=False, trace_dir=None)  # run 1's profiles are the ones kept
         t0, outcomes = time.monotonic(), []
         for run in range(1, self.spec.runs + 1):
             name = [point.model, f"ctx{point.ctx}"] + ([f"run{run}"] if self.spec.runs > 1 else [])
-            outcomes.append(ex.measure(measured, self.settings, key, *name, key, device=device, stop=stop))
+            outcomes.append(ex.measure(measured, first if run == 1 else later, key, *name, key,
+                                       device=device, stop=stop))
             if _prefill_failed(outcomes[-1].result):
                 break  # another run would end the same way
         return modes, outcomes, time.monotonic() - t0
@@ -180,6 +187,7 @@ class GridPlanner:
     def _record(self, ex: ex_mod.Executor, point: Point, device: str, measured) -> None:
         """The point's lines (skipped when `measured` is not a `_measure` result), written."""
         series, pre, label = point.series(), self.presets[point.model], ex.label_of(device)
+        cases = {c.decode_mode: c for c in point.cases()}
         recs = {c.decode_mode: {"type": "case", "run": ex.run_id, "key": ex.key(c, device), **c.to_dict(),
                                 "family": pre.family, "device": label,
                                 "beyond_trained_ctx": plan.beyond_trained(c.ctx, c.gen, pre)}
@@ -202,8 +210,8 @@ class GridPlanner:
             if recs[None]["status"] in ("oom", "killed"):  # a longer context would end the same way
                 self.failed[series] = (f"{recs[None]['status']} at {point.ctx} tokens "
                                        f"({recs[None].get('reason')})")
-            for m in modes:
-                if recs[m]["status"] in ("oom", "killed"):
+            for m in modes:  # too slow is not "does not fit": a timed-out mode runs again longer
+                if recs[m]["status"] in ("oom", "killed") and "timed out" not in str(recs[m].get("reason")):
                     self.failed_mode[(series, m)] = (f"{recs[m]['status']} at {point.ctx} tokens "
                                                      f"({recs[m].get('reason')})")
             for w in (w for o in outcomes for w in o.result.get("warnings") or []):
@@ -214,9 +222,10 @@ class GridPlanner:
                 mode = prof.get("decode_mode")
                 ex.log.write({**prof, "key": recs[mode]["key"] if mode in recs else prof.get("key"),
                               "run": ex.run_id, "model": point.model, "ctx": point.ctx, "device": label})
-        for rec in recs.values():
-            ex.log.write(records.compact_case(rec))
-            self.written.append(rec)
+        for mode, rec in recs.items():  # only the lines still to do (a resumed point's others stand)
+            if (cases[mode], device) in self.todo_keys:
+                ex.log.write(records.compact_case(rec))
+                self.written.append(rec)
         ex.bar.advance(recs)
         for o in outcomes:
             ex.wlogs.show_tail(o.output, o.result.get("status"))

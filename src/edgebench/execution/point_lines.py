@@ -17,6 +17,7 @@ costs the first run's (the one that paid them).
 """
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from edgebench.analysis.stats import aggregate_runs, round_sig, unstable
@@ -38,18 +39,24 @@ def _run_prefill(result: dict[str, Any]) -> dict[str, Any]:
             "reason": reason or "the worker returned no prefill measurement"}
 
 
-def _run_decode(result: dict[str, Any], mode: str, prefill: dict[str, Any]) -> dict[str, Any]:
+def _run_decode(result: dict[str, Any], mode: str, prefill: dict[str, Any],
+                modes: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """One run's line for a decode mode."""
-    got = (result.get("decode") or {}).get(mode)
+    decode = result.get("decode") or {}
+    got = decode.get(mode)
     if got is not None:
         return dict(got)
     if prefill["status"] != "ok":
         return {"status": "skipped", "reason": f"its point's prefill ended {prefill['status']} "
                                               f"({prefill['reason']})"}
     status, reason = _failure(result)
-    decoding = result.get("decoding")
+    # the mode the worker was in: as it said, or, where it died before saying, the first one left
+    decoding = result.get("decoding") or next((m for m in modes if m not in decode), None)
     if status != "ok" and decoding == mode:
-        return {"status": status, "reason": reason}
+        out = {"status": status, "reason": reason}
+        if result.get("exit_code") is not None:
+            out["exit_code"] = result["exit_code"]
+        return out
     if status != "ok" and decoding:
         return {"status": "skipped", "reason": f"the worker ended {status} during {decoding} decode "
                                               f"({reason})"}
@@ -80,15 +87,18 @@ def _combine(runs: list[dict[str, Any]], stats_key: str) -> dict[str, Any]:
         flagged = any(r.get("unstable") for r in ok) or bool(unstable(medians))
         if flagged:
             out["unstable"] = True
-        lags = sorted(r["gpu_lag_ms"] for r in ok if r.get("gpu_lag_ms") is not None)
+        lags = [r["gpu_lag_ms"] for r in ok if r.get("gpu_lag_ms") is not None]
         if lags:
-            lag = lags[len(lags) // 2]
+            lag = statistics.median(lags)
             out["gpu_lag_ms"] = round_sig(lag, 3)
             med = (out[stats_key] or {}).get("median")
             out["host_bound"] = bool(med and lag < HOST_BOUND_LAG_SHARE * med)
+        # Each run's samples apart: pooled, a bootstrap would take the within-run spread for the
+        # between-run one that the Stats carry (readers bootstrap only `raw.<metric>` lists).
         raws = [(r.get("raw") or {}).get(stats_key) for r in ok]
+        out.pop("raw", None)
         if all(raws):
-            out["raw"] = {stats_key: [x for raw in raws for x in raw]}
+            out["raw"] = {f"{stats_key}_by_run": raws}
     out["runs"] = n
     return out
 
@@ -106,7 +116,12 @@ def point_lines(results: list[dict[str, Any]], modes: list[str] | tuple[str, ...
             pre["exit_code"] = result["exit_code"]
         prefill_runs.append(pre)
         for m in modes:
-            decode_runs[m].append(_run_decode(result, m, pre))
+            decode_runs[m].append(_run_decode(result, m, pre, modes))
+        if pre["status"] == "ok" and result.get("status", "ok") != "ok" \
+                and all(m in (result.get("decode") or {}) for m in modes):
+            # every measurement reported, then the worker ended badly (in telemetry, at exit)
+            status, reason = _failure(result)
+            pre["energy_why"] = f"the worker ended {status} after its measurements ({reason})"
     prefill = _combine(prefill_runs, "prefill_ms")
     prefill["cold_ms"] = prefill_runs[0].get("cold_ms", prefill.get("cold_ms"))
     decodes = {}

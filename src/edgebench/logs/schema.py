@@ -269,7 +269,9 @@ def expand_case(rec: dict[str, Any]) -> dict[str, Any]:
         for name, (joules, phase) in _DERIVED_ENERGY.items():
             t = (out.get(phase) or {}).get("median")
             if name not in e and isinstance(e.get(joules), (int, float)) and t:
-                e[name] = round(e[joules] / (t / 1e3), 1)
+                # per token x tokens per step (the batch) / seconds per step
+                per_step = (out.get("batch") or 1) if joules.endswith("_per_token") else 1
+                e[name] = round(e[joules] * per_step / (t / 1e3), 1)
         out["energy"] = e
     return out
 

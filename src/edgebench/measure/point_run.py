@@ -173,6 +173,7 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
         windows[mode] = dec.extra["window_ns"]
         decode[mode] = entry
         dec = None
+        _release(torch, mode, cuda)  # the next mode's peak is its own
         isolate.report_partial({"decode": dict(decode), "decoding": None})
     if telemetry:
         rec.update(telemetry.end(pre, windows, decode, c, req.reps))
@@ -184,6 +185,18 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
     if ops:
         rec["ops"] = ops
     return PointResult.from_dict(rec).to_dict()
+
+
+def _release(torch, mode: str, cuda: bool) -> None:
+    """Free what a decode mode left (its static cache, a compiled step's CUDA-graph pool) before the
+    next mode, so that the next mode's allocator peak and its room are its own."""
+    import gc
+    if mode == "compile":
+        torch.compiler.reset()
+    gc.collect()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
 
 
 def _profile(loaded, fn, key: str, phase: str, wall_ms, steps: int, device: str,
@@ -276,6 +289,9 @@ class _Telemetry:
         device = req.device
         self.index = _device_index(device)
         self.kind = "jetson" if jetson.is_jetson() else ("nvml" if device.startswith("cuda") else None)
+        if self.kind == "nvml":  # NVML numbers GPUs by PCI order, whatever CUDA_VISIBLE_DEVICES says
+            from edgebench.telemetry import nvml
+            self.index, _ = nvml.index_for_torch_device(self.index)
         self.rate_hz = req.power_rate_hz
         self.idle_s = req.idle_s
         self.provenance = provenance

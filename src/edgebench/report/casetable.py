@@ -22,7 +22,8 @@ CHUNK_ROWS = 4096
 MAX_REL_SE = 100.0
 _FIELDS = ("device", "source", "model", "backend", "dtype", "batch", "decode_mode", "logits", "ctx",
            "status", "reason", "prefill_ms", "tpot_ms", "prefill_raw_ms", "tpot_raw_ms",
-           "peak_allocated_bytes", "prefill_j", "decode_j_per_token", "host_bound", "unstable")
+           "peak_allocated_bytes", "prefill_j", "decode_j_per_token", "host_bound", "unstable", "gen",
+           "attn")
 _GET = itemgetter(*_FIELDS)
 _NUM = (int, float)
 _GIB = float(1 << 30)
@@ -101,7 +102,7 @@ class CaseColumns:
     def _chunk(self, rows: list[dict[str, Any]], canon: dict, memo: dict,
                arrays: dict[str, list[Any]]) -> dict[str, list[Any]]:
         (device, source, model, backend, dtype, batch, mode, logits, ctx, status, reason, pre_st,
-         tp_st, pre_raw, tp_raw, mem, pj, dj, host, unsteady) = zip(*map(_GET, rows))
+         tp_st, pre_raw, tp_raw, mem, pj, dj, host, unsteady, gen, attn) = zip(*map(_GET, rows))
         # Edgebench log rows hold str or None in these fields and an int or None in batch
         # (edgebench.logs.file_reader makes them so): each distinct string then becomes one object.
         plain = set(source) <= {"edgebench"}
@@ -123,8 +124,9 @@ class CaseColumns:
         out = {"device": device, "source": source, "model": model, "backend": backend,
                "batch": batch, "ctx": ctx, "status": status, "reason": reason, "ok": ok,
                "flags": [_FLAG_TEXT[(h is True, u is True)] for h, u in zip(host, unsteady)],
-               "mode": mode, "point_setting": per_distinct(setting_text, dtype, batch, [None] * len(mode),
-                                                           logits, plain=plain),
+               "mode": mode, "point_setting": list(zip(
+                   per_distinct(setting_text, dtype, batch, [None] * len(mode), logits, plain=plain),
+                   gen, attn)),
                "setting": per_distinct(setting_text, dtype, batch, mode, logits, plain=plain,
                                        memo=memo if plain else None)}
         for m, st, raw in zip(_RATIO, (pre_st, tp_st), (pre_raw, tp_raw)):
@@ -204,7 +206,7 @@ class CaseColumns:
 
     def tier_baseline_rows(self, mode: str) -> list[int]:
         """Per row, the position of the same model's row decoded in `mode` (same device, backend,
-        dtype, batch, logits and context: one point's decode lines): -1 where the row is not ok,
+        dtype, batch, logits, gen, attention and context: one point's decode lines): -1 where the row is not ok,
         has none, or is that row itself. `--baseline graph` compares a model's tiers."""
         base: dict[tuple, int] = {}
         keys = list(zip(self.device, self.model, self.backend, self.point_setting, self.ctx))

@@ -125,7 +125,8 @@ _FLAGS = (
     (("-o", "--output"), "output", "log path, *.jsonl or *.jsonl.gz (appends; a rerun resumes)"),
     (("--device",), "device", "auto, cpu, cuda or cuda:N"),
     (("--memory-budget",), "memory_budget_bytes", "cap on device memory, e.g. 24GiB or 8GB"),
-    (("--timeout",), "timeout_s", "seconds after which a case is killed (1 to 604800)"),
+    (("--timeout",), "timeout_s", "seconds a log line may take (1 to 604800): a point's worker, "
+     "which measures its prefill and each decode mode, is killed after that many per line"),
     (("--max-cases",), "max_cases", "refuse a sweep that plans more cases than this"),
 )
 _INT_FIELDS = {"reps", "warmup", "max_cases", "runs"}
