@@ -159,7 +159,7 @@ def test_a_killed_case_shows_its_tail_and_names_its_file(tmp_path, verbose):
     pre, case = [json.loads(x) for x in log.read_text().splitlines() if '"type":"case"' in x]
     assert pre["status"] == "ok" and "worker_log" not in pre  # its prefill was measured before
     assert case["decode_mode"] == "eager"
-    assert case["status"] == "killed" and case["reason"] == "timed out after 3 s"
+    assert case["status"] == "killed" and case["reason"] == "timed out after 6 s"  # 3 s per line, 2 lines
     assert case["worker_log"].startswith("k.jsonl.workers/tiny-mamba2-ctx32-")
     dump = (tmp_path / case["worker_log"]).read_text()
     assert "most recent call first" in dump  # where the worker was when its timeout came
