@@ -115,7 +115,8 @@ def test_each_claim_holds_on_the_study_s_own_numbers(tmp_path):
     assert "llama-3.2-1b" in one.shown and "Fig. 5a" in one.published_shown
     assert two.value == pytest.approx(26.0 / 13.8) and two.published == pytest.approx(26.0 / 13.8)
     assert three.value == pytest.approx(1300.3 / 491.0) and three.published == pytest.approx(1300.3 / 491.0)
-    assert any(re.search(r"curves cross near (\d+\.?\d*)K \(between 8K and 32K\)", p) for p in three.points)
+    assert any(re.search(r"curves cross near (\d+\.?\d*)K \(between 8K and 32K; resolved: yes\)", p)
+               for p in three.points)
     assert four.value == pytest.approx(0.58) and "16K" in four.shown  # the longest context profiled
     assert two.threshold == pytest.approx(math.sqrt(1.8)) and one.threshold == three.threshold == 2.0
     # edgebench's method measured nothing here: every claim says what it needs, never a guess
@@ -468,3 +469,13 @@ def test_a_ratio_on_host_bound_points_says_it_follows_the_cpu(tmp_path):
     log.close()
     (two,) = by_claim(evaluate(load([tmp_path])), method="study")[2]
     assert two.verdict == HOLDS and "host-bound: qwen2.5-0.5b at 1K (the ratio follows the CPU)" in two.shown
+
+
+def test_a_crossing_on_a_host_bound_bracket_is_not_claimed_resolved(tmp_path):
+    log = Log(tmp_path / "a.jsonl")
+    for ctx, qwen, mamba in ((1024, 13.8, 26.0), (8192, 120.0, 130.0), (32768, 1300.3, 491.0)):
+        log.case("qwen2.5-0.5b", ctx, STUDY_HF, prefill=qwen, host_bound=ctx == 8192)
+        log.case("mamba2-780m", ctx, STUDY_MAMBA, prefill=mamba)
+    log.close()
+    (three,) = by_claim(evaluate(load([tmp_path])), method="study")[3]
+    assert any("between 8K and 32K; resolved: no: host-bound point" in p for p in three.points)

@@ -40,7 +40,8 @@ from typing import Any
 
 from edgebench.analysis import published
 from edgebench.analysis.claim_data import METHODS, Measured, Method
-from edgebench.analysis.crossover import find_crossovers
+from edgebench.analysis.crossover import bracket_doubt, find_crossovers, resolved
+from edgebench.analysis.stats import median_and_rel_se
 from edgebench.logs.loader import Logs
 from edgebench.sweep.units import format_bytes
 
@@ -109,7 +110,9 @@ def evaluate(logs: Logs) -> list[Result]:
             host = frozenset((m, c) for m, per in measured.items() for c, (_, row) in per.items()
                              if row.get("host_bound"))
             out.append(claim_short(device, method, prefill, host))
-            out.append(claim_long(device, method, prefill, host))
+            se = {m: {c: median_and_rel_se(row.get("prefill_ms"))[1] for c, (_, row) in per.items()}
+                  for m, per in measured.items()}
+            out.append(claim_long(device, method, prefill, host, se))
             out.append(claim_share(device, method, data.ssm_share(device, method)))
     return out
 
@@ -250,7 +253,7 @@ def claim_short(device: str, method: Method, prefill: dict[str, dict[int, float]
 
 
 def claim_long(device: str, method: Method, prefill: dict[str, dict[int, float]],
-               host: frozenset = frozenset()) -> Result:
+               host: frozenset = frozenset(), se: dict[str, dict[int, float | None]] | None = None) -> Result:
     factor = published.claim(3)["factor"]
     res = Result(device, method.name, 3, NOT_MEASURED, math.sqrt(factor))
     times, where = _published_prefill()
@@ -260,8 +263,15 @@ def claim_long(device: str, method: Method, prefill: dict[str, dict[int, float]]
     for (t, s), rs in _pair_ratios(prefill).items():
         longest = max(rs)
         cross = find_crossovers({c: prefill[t][c] for c in rs}, {c: prefill[s][c] for c in rs})
+        def real(x, t=t, s=s) -> str:  # compare's rule: both brackets apart, neither host-bound
+            if se is None:
+                return ""
+            return "; resolved: " + resolved([bracket_doubt(
+                br.a, br.b, se.get(t, {}).get(br.ctx), se.get(s, {}).get(br.ctx),
+                (t, br.ctx) in host or (s, br.ctx) in host) for br in (x.before, x.after)])
         crossing = "; ".join(f"curves cross near {_k(x.ctx)} (between {_k(x.before.ctx)} and "
-                             f"{_k(x.after.ctx)})" for x in cross) or "curves do not cross in the measured range"
+                             f"{_k(x.after.ctx)}{real(x)})" for x in cross) \
+            or "curves do not cross in the measured range"
         res.points.append(f"{t} / {s}: {1 / rs[longest]:.2f}x at {_k(longest)}; {crossing}")
         (found if longest >= LONG_MIN else shorter).append((1 / rs[longest], (t, s), longest))
     mine = {pair for _, pair, _ in found}

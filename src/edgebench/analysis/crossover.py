@@ -5,6 +5,8 @@ positive values count). Output: every context where the curves cross in the meas
 interpolated linearly in log(ctx)-log(value) space between the two bracketing measured contexts
 (latency and throughput curves are close to power laws, so that is where they are straight), with
 those bracketing points returned beside it. No crossing in the measured range gives an empty list.
+`bracket_doubt` / `resolved` say whether a crossing is real: claimed only where both bracketing
+contexts separate the models beyond their uncertainty and neither point is host-bound.
 """
 from __future__ import annotations
 
@@ -147,3 +149,27 @@ def candidate_pairs_coded(groups: list, series, ctx, values, chunk_cells: int = 
             for k, (g, _, _, _) in enumerate(chunk):
                 out[g] = (int(n_pairs[k]), found[k], s_codes, c_codes, grid[k])
     return out
+
+
+Z95 = 1.96
+
+
+def bracket_doubt(a: float, b: float, se_a: float | None, se_b: float | None,
+                  host_bound: bool) -> str | None:
+    """Why one bracketing context does not settle which of two models is ahead, or None when it
+    does: a host-bound point (it measures the CPU), no spread to judge by (one sample), or a gap
+    within the combined 95% uncertainty (|log a/b| <= 1.96 * sqrt(se_a^2 + se_b^2), the relative
+    standard errors of the medians, `analysis.stats.median_and_rel_se`)."""
+    if host_bound:
+        return "host-bound point"
+    if se_a is None or se_b is None or se_a != se_a or se_b != se_b:
+        return "no spread (one sample)"
+    if abs(math.log(a / b)) <= Z95 * math.sqrt(se_a * se_a + se_b * se_b):
+        return "intervals overlap"
+    return None
+
+
+def resolved(doubts: list[str | None]) -> str:
+    """"yes" when no bracketing context is in doubt, else "no: <the doubts>"."""
+    why = [d for d in doubts if d]
+    return "yes" if not why else "no: " + ", ".join(dict.fromkeys(why))

@@ -6,15 +6,14 @@ a crossing between points whose difference is within their uncertainty, or measu
 listed as not resolved, with the reason."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from edgebench.analysis.crossover import candidate_pairs_coded, curve, find_crossovers
+from edgebench.analysis.crossover import (bracket_doubt, candidate_pairs_coded, curve,
+                                          find_crossovers, resolved)
 from edgebench.report.casetable import CaseColumns, _codes
 
-Z95 = 1.96
 
 
 def crossover_rows(c: CaseColumns, chosen: list[tuple[str, int]],
@@ -79,23 +78,15 @@ def crossover_rows(c: CaseColumns, chosen: list[tuple[str, int]],
 
 def resolution(c: CaseColumns, metric: str, rows: list[list[int | None]],
                values: list[tuple[float, float]]) -> str:
-    """"yes" when a crossing is real: at both bracketing contexts the two models differ by more
-    than their combined uncertainty (|log a/b| > 1.96 * sqrt(se_a^2 + se_b^2), the relative
-    standard errors of the medians, `analysis.stats`) and no bracketing point is host-bound;
-    otherwise "no: <why>". Metrics without a spread (memory, energy) are not judged: "n/a"."""
+    """`analysis.crossover.resolved` over both bracketing contexts of a crossing ("yes", or "no:
+    <why>"); metrics without a spread (memory, energy) are not judged: "n/a"."""
     se = c.arrays.get(f"se.{metric}")
     if se is None:
         return "n/a"
-    why = []
+    doubts = []
     for (ra, rb), (va, vb) in zip(rows, values):
         if ra is None or rb is None:
             return "no: a bracketing point not found"
-        if c.flags[ra] and "H" in c.flags[ra] or c.flags[rb] and "H" in c.flags[rb]:
-            why.append("host-bound point")
-            continue
-        sa, sb = float(se[ra]), float(se[rb])
-        if sa != sa or sb != sb:
-            why.append("no spread (one sample)")
-        elif abs(math.log(va / vb)) <= Z95 * math.sqrt(sa * sa + sb * sb):
-            why.append("intervals overlap")
-    return "yes" if not why else "no: " + ", ".join(dict.fromkeys(why))
+        host = bool(c.flags[ra] and "H" in c.flags[ra] or c.flags[rb] and "H" in c.flags[rb])
+        doubts.append(bracket_doubt(va, vb, float(se[ra]), float(se[rb]), host))
+    return resolved(doubts)
