@@ -23,8 +23,6 @@ from typing import Any
 from edgebench.analysis.stats import aggregate_runs, round_sig, unstable
 from edgebench.logs.schema import HOST_BOUND_LAG_SHARE
 
-_PREFILL_ONLY = ("kernels", "fallback", "prov", "steal_pct")  # prefill-line fields from one run
-
 
 def _failure(result: dict[str, Any]) -> tuple[str, str | None]:
     return result.get("status", "error"), result.get("reason")
@@ -70,6 +68,8 @@ def _combine(runs: list[dict[str, Any]], stats_key: str) -> dict[str, Any]:
     ok = [r for r in runs if r["status"] == "ok"]
     out = dict(ok[0] if ok else runs[0])
     out.pop("unstable", None)
+    if runs[0].get("cold_ms") is not None:  # the first run paid the cold costs
+        out["cold_ms"] = runs[0]["cold_ms"]
     if failed is not None:
         k, r = failed
         out["status"], out["reason"] = r["status"], (f"{r['reason']} (run {k} of {n})" if n > 1
@@ -122,16 +122,5 @@ def point_lines(results: list[dict[str, Any]], modes: list[str] | tuple[str, ...
             # every measurement reported, then the worker ended badly (in telemetry, at exit)
             status, reason = _failure(result)
             pre["energy_why"] = f"the worker ended {status} after its measurements ({reason})"
-    prefill = _combine(prefill_runs, "prefill_ms")
-    prefill["cold_ms"] = prefill_runs[0].get("cold_ms", prefill.get("cold_ms"))
-    decodes = {}
-    for m, runs in decode_runs.items():
-        line = _combine(runs, "tpot_ms")
-        for k in _PREFILL_ONLY:
-            line.pop(k, None)
-        if runs[0].get("cold_ms") is not None:
-            line["cold_ms"] = runs[0]["cold_ms"]
-        decodes[m] = line
-    if prefill.get("cold_ms") is None:
-        prefill.pop("cold_ms", None)
-    return prefill, decodes
+    return (_combine(prefill_runs, "prefill_ms"),
+            {m: _combine(runs, "tpot_ms") for m, runs in decode_runs.items()})
