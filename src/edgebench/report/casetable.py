@@ -80,7 +80,7 @@ class CaseColumns:
     def __init__(self, rows: list[dict[str, Any]]):
         self.n = len(rows)
         names = ("device", "source", "model", "backend", "batch", "ctx", "status", "reason",
-                 "setting", "ok", "flags", "spread.prefill_ms", "spread.tpot_ms", "mode",
+                 "setting", "ok", "flags", "host", "spread.prefill_ms", "spread.tpot_ms", "mode",
                  "point_setting") + tuple(f"stats.{m}" for m in _RATIO) + tuple(
                  f"raw.{m}" for m in _RATIO) + tuple(f"values.{m}" for m in METRIC_NAMES)
         parts: dict[str, list[Any]] = {k: [] for k in names}
@@ -90,7 +90,7 @@ class CaseColumns:
             for k, v in self._chunk(rows[start:start + CHUNK_ROWS], canon, memo, arrays).items():
                 parts[k] += v
         (self.device, self.source, self.model, self.backend, self.batch, self.ctx, self.status,
-         self.reason, self.setting, self.ok, self.flags) = (parts[k] for k in names[:11])
+         self.reason, self.setting, self.ok, self.flags, self.host) = (parts[k] for k in names[:12])
         self.spread = {m: parts[f"spread.{m}"] for m in _RATIO}
         self.mode, self.point_setting = parts["mode"], parts["point_setting"]
         self.stats = {m: parts[f"stats.{m}"] for m in _RATIO}
@@ -124,6 +124,7 @@ class CaseColumns:
         out = {"device": device, "source": source, "model": model, "backend": backend,
                "batch": batch, "ctx": ctx, "status": status, "reason": reason, "ok": ok,
                "flags": [_FLAG_TEXT[(h is True, u is True)] for h, u in zip(host, unsteady)],
+               "host": [h is True for h in host],
                "mode": mode, "point_setting": list(zip(
                    per_distinct(setting_text, dtype, batch, [None] * len(mode), logits, plain=plain),
                    gen, attn)),

@@ -87,6 +87,5 @@ def resolution(c: CaseColumns, metric: str, rows: list[list[int | None]],
     for (ra, rb), (va, vb) in zip(rows, values):
         if ra is None or rb is None:
             return "no: a bracketing point not found"
-        host = bool(c.flags[ra] and "H" in c.flags[ra] or c.flags[rb] and "H" in c.flags[rb])
-        doubts.append(bracket_doubt(va, vb, float(se[ra]), float(se[rb]), host))
+        doubts.append(bracket_doubt(va, vb, float(se[ra]), float(se[rb]), c.host[ra] or c.host[rb]))
     return resolved(doubts)
