@@ -144,7 +144,7 @@ class Executor:
         self.zygotes: dict[str, Any] = {}  # a fork server per device with --devices
         self.device_state: dict = {}
         self.run_id = ""
-        self.log = self.wlogs = self.zygote = self.bar = None
+        self.log = self.wlogs = self.bar = None
 
     def prepare(self, requested_device: str, env: dict | None = None,
                 check: Callable[[str, dict], None] | None = None, devices: str | None = None) -> None:
@@ -197,12 +197,11 @@ class Executor:
             self.log, self.run_id = log, records.new_run_id()
             self.wlogs = WorkerLogs(self.out, self.say, self.verbose)
             preload_out = None if self.verbose else self.wlogs.path("preload")
-            self.zygote = forkserver.open_for(planner.preload, planner.backends, output=preload_out)
-            # A fork server serves one worker at a time: one more per further device.
-            self.zygotes = {self.device: self.zygote, **{
-                d: forkserver.open_for(planner.preload, planner.backends,
-                                       output=None if self.verbose else self.wlogs.path("preload", d))
-                for d in self.devices[1:]}}
+            # A fork server serves one worker at a time: one per device (--devices: several).
+            self.zygotes = {d: forkserver.open_for(
+                planner.preload, planner.backends,
+                output=preload_out if d == self.device or preload_out is None
+                else self.wlogs.path("preload", d)) for d in self.devices}
         except BaseException:
             log.close()
             raise
@@ -214,7 +213,7 @@ class Executor:
                        "edgebench": self.env["edgebench"], "argv": sys.argv[1:], "device": self.label,
                        **({"devices": [self.label_of(d) for d in self.devices]}
                           if len(self.devices) > 1 else {}),
-                       "env": self.env, "device_state": self.device_state, **planner.header(), "workers": forkserver.describe(self.zygote)})
+                       "env": self.env, "device_state": self.device_state, **planner.header(), "workers": forkserver.describe(self.zygotes[self.device])})
             try:
                 with Progress(planner.total, enabled=not self.quiet and planner.total > 0) as self.bar:
                     planner.drive(self)
