@@ -6,7 +6,7 @@
 #   bash tools/lent-gpu/gpu_session.sh STAGE ...      # any stage defined below, several in order
 # Carry .whl (mamba-ssm + causal-conv1d wheels from ../shared/wheels) with the call. Everything written
 # under $OUT (and the resumable logs kept in $STATE between calls on a warm machine) comes back packed
-# as $OUT/eb-out.tgz: a device call returns at most 8 files.
+# as $OUT/eb-out-HHMMSS.tgz: a device call returns at most 8 files.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TRITON_CACHE_AUTOTUNING=1
 OUT=${OUT:-$PWD/gpu-out}
@@ -43,7 +43,9 @@ setup() {
 gputests() {
   log "gpu tests"
   # (the fuzz test needs hypothesis, which that machine lacks, and has no GPU test)
-  timeout "${1:-240}" $PY -m pytest -q -m gpu --durations=5 -p no:cacheprovider --ignore=tests/test_fuzz_readers.py tests/ > "$OUT/gpu_tests.txt" 2>&1
+  # ${2}: a -k expression (e.g. "not compile": the compile tests alone take ~90 s, stage compiletests)
+  timeout "${1:-240}" $PY -m pytest -q -m gpu --durations=5 -p no:cacheprovider --ignore=tests/test_fuzz_readers.py \
+    ${2:+-k "$2"} tests/ > "$OUT/gpu_tests.txt" 2>&1
   tail -12 "$OUT/gpu_tests.txt"
 }
 envinfo() {
@@ -279,16 +281,21 @@ a = d.cpu_times(); import time; time.sleep(2); print('steal_share over 2 s:', d.
   nvidia-smi -i 0 --query-compute-apps=pid,process_name,used_memory --format=csv >> "$OUT/devstate.txt" 2>&1
   cat "$OUT/devstate.txt"
 }
-devices() {  # issue 18 on nvidia-h200-x2: default-gpu on one GPU, then with --devices all: wall ratio, per-point agreement
-  log "--devices all vs one GPU"
-  $PY -m edgebench run --help | grep -q -- "--devices" \
-    || { echo "skip: this edgebench's run has no --devices yet (the executor does not run it)"; return 1; }
-  local t0=$SECONDS one all
-  timeout "${1:-300}" $PY -m edgebench run --suite default-gpu -q -o "$OUT/devices_one.jsonl" > "$OUT/devices_one.txt" 2>&1
+devices() {  # issue 18 on nvidia-h200-x2. Leg 1 is the first contact on that machine: `edgebench run` with no
+  # arguments (default-gpu on cuda:0) under bench/run_overhead.py (issue 15.1's wall / timed work); leg 2 the
+  # same with --devices all. Each leg in an empty folder with its own empty Triton cache (both pay the
+  # autotune). Then the wall ratio (target >= 1.8) and each line's medians, leg 2 / leg 1.
+  log "no-argument run on one GPU, then --devices all"
+  local here=$PWD d1 d2 t0 one all; d1=$(mktemp -d); d2=$(mktemp -d)
+  t0=$SECONDS
+  (cd "$d1" && TRITON_CACHE_DIR=$d1/triton timeout "${1:-300}" $PY "$here/bench/run_overhead.py" --label one-gpu \
+      --json "$OUT/overhead.json" --log 'edgebench-logs/*.jsonl' -- edgebench run > "$OUT/devices_one.txt" 2>&1)
   one=$((SECONDS - t0)); t0=$SECONDS
-  timeout "${1:-300}" $PY -m edgebench run --suite default-gpu --devices all -q -o "$OUT/devices_all.jsonl" \
-    > "$OUT/devices_all.txt" 2>&1
+  (cd "$d2" && TRITON_CACHE_DIR=$d2/triton timeout "${1:-300}" $PY "$here/bench/run_overhead.py" --label devices-all \
+      --json "$OUT/overhead.json" --log 'edgebench-logs/*.jsonl' -- edgebench run --devices all > "$OUT/devices_all.txt" 2>&1)
   all=$((SECONDS - t0))
+  cp "$d1"/edgebench-logs/*.jsonl "$OUT/devices_one.jsonl"; cp "$d2"/edgebench-logs/*.jsonl "$OUT/devices_all.jsonl"
+  tail -4 "$OUT/devices_one.txt"; tail -4 "$OUT/devices_all.txt"
   echo "wall: one GPU ${one} s, --devices all ${all} s, ratio $(awk "BEGIN{printf \"%.2f\", $one/$all}") (target >= 1.8)" \
     | tee "$OUT/devices.txt"
   $PY - "$OUT/devices_one.jsonl" "$OUT/devices_all.jsonl" <<'PYEOF' | tee -a "$OUT/devices.txt"
@@ -298,17 +305,19 @@ def cases(path):
     for line in open(path):
         r = json.loads(line)
         if r.get("type") == "case":
-            out[(r["model"], r["ctx"], r["decode_mode"])] = r
+            out[(r["model"], r["ctx"], str(r.get("decode_mode") or "prefill"))] = r
     return out
 one, both = cases(sys.argv[1]), cases(sys.argv[2])
-print(f"points: one GPU {len(one)}, --devices all {len(both)}; devices in the second log: "
-      f"{sorted({str(r.get('device')) for r in both.values()})}")
+print(f"lines: one GPU {len(one)}, --devices all {len(both)}; device index / PCI bus id in the second log: "
+      f"{sorted({(r.get('device_index'), r.get('pci_bus_id')) for r in both.values()}, key=str)}")
+gpu = {k[:2]: r.get("device_index") for k, r in both.items() if k[2] == "prefill"}  # prefill lines name it
 for key in sorted(one.keys() & both.keys()):
     a, b = one[key], both[key]
-    pre = [(r.get("prefill_ms") or {}).get("median") for r in (a, b)]
-    tpot = [(r.get("tpot_ms") or {}).get("median") for r in (a, b)]
-    ratio = lambda x: f"{x[1] / x[0]:.3f}" if all(x) else "-"
-    print(f"{key}: status {a['status']}/{b['status']}, prefill all/one {ratio(pre)}, tpot all/one {ratio(tpot)}")
+    metric = "prefill_ms" if key[2] == "prefill" else "tpot_ms"
+    x, y = ((r.get(metric) or {}).get("median") for r in (a, b))
+    flags = "".join(f for f, k in (("H", "host_bound"), ("U", "unstable")) if a.get(k) or b.get(k))
+    print(f"{key[0]:14} {key[1]:>6} {key[2]:8} {a['status']}/{b['status']} on cuda:{gpu.get(key[:2])}  "
+          f"{metric} {x} / {y}  all/one {y / x if x and y else float('nan'):.3f} {flags}")
 PYEOF
 }
 # Issue 15.6: the same points with edgebench and with a plain timer that imports no edgebench module
@@ -328,9 +337,10 @@ indep() {
 # writes `edgebench claims` (md, json) and `edgebench report` over everything the log holds so far.
 PAPER_CORE="qwen2.5-0.5b,mamba2-780m,mamba2-130m,llama-3.2-1b,mamba-790m"
 paper() {
-  local shard=${1:-1/2} limit=${2:-480} models=${3:-$PAPER_CORE} tag
+  local shard=${1:-1/2} limit=${2:-480} models=${3:-$PAPER_CORE} devices=${4:-} tag
   tag=${shard/\//of}
   local sel=(--suite paper-desktop --shard "$shard"); [ "$models" = all ] || sel+=(-m "$models")
+  [ -z "$devices" ] || sel+=(--devices "$devices")
   log "paper-desktop suite, shard $shard, models: $models"
   $PY -m edgebench run "${sel[@]}" --dry-run > "$OUT/paper_dryrun_$tag.txt" 2>&1
   $PY -m edgebench run --suite paper-desktop --dry-run 2>&1 | grep "^estimated" > "$OUT/paper_dryrun_whole.txt"
@@ -364,6 +374,11 @@ runoverhead() {  # issue 15.1: wall / timed work of the no-argument run (default
     cp "$d"/edgebench-logs/*.jsonl "$OUT/before-default-gpu.jsonl" 2>/dev/null
     tail -3 "$OUT/overhead_before.txt"
   fi
+}
+hostval() {  # issue 15.3: the host-bound flag against the profiler's GPU idle share, same points
+  log "host-bound flag vs profiler GPU idle share"
+  timeout "${1:-240}" $PY bench/host_bound_check.py --out "$OUT/hostval" --json "$OUT/hostval.json" \
+    > "$OUT/hostval.txt" 2>&1; tail -25 "$OUT/hostval.txt"
 }
 compiletests() {  # issue 16: the compile mode's GPU tests alone (each point a cold Inductor + Triton compile)
   log "compile GPU tests"
@@ -418,11 +433,15 @@ floors() {  # issue 16.3: the micro-benchmarks every run header now holds (copy 
   cat "$OUT/floors_compare.md"
 }
 
-keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces
+keep() {  # a call returns at most 8 files of 16 MiB: one tgz of the logs, the ops traces in 15 MiB pieces.
+  # Each pack is named by its time and earlier packs are left alone: a second invocation in one call adds
+  # its own pack instead of emptying $OUT.
+  local tag; tag=$(date +%H%M%S)
   cp -r "$STATE"/*.jsonl "$STATE"/*.txt "$STATE"/*.traces "$OUT/" 2>/dev/null
-  (cd "$OUT" && tar czf /tmp/eb-out.tgz --exclude=eb-out.tgz --exclude='*.traces' . \
-    && if ls -d ./*.traces >/dev/null 2>&1; then tar cf - ./*.traces | split -b 15M - /tmp/eb-traces.tar.; fi \
-    && find . -mindepth 1 -delete && mv /tmp/eb-out.tgz /tmp/eb-traces.tar.* . 2>/dev/null); ls -la "$OUT"
+  (cd "$OUT" && tar czf "/tmp/eb-out-$tag.tgz" --exclude='eb-out-*.tgz' --exclude='eb-traces-*' --exclude='*.traces' . \
+    && if ls -d ./*.traces >/dev/null 2>&1; then tar cf - ./*.traces | split -b 15M - "/tmp/eb-traces-$tag.tar."; fi \
+    && find . -mindepth 1 -maxdepth 1 ! -name 'eb-out-*.tgz' ! -name 'eb-traces-*' -exec rm -rf {} + \
+    && mv "/tmp/eb-out-$tag.tgz" /tmp/eb-traces-"$tag".tar.* . 2>/dev/null); ls -la "$OUT"
 }
 
 setup || { echo "setup failed"; exit 1; }
