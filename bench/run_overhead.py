@@ -11,6 +11,14 @@ an on-disk autotune cache, once per machine).
 
     python bench/run_overhead.py --label after --json OUT.json -- edgebench run --suite default-gpu -o LOG
     python bench/run_overhead.py --label first --log 'edgebench-logs/*.jsonl' -- edgebench run
+    python bench/run_overhead.py --log LOG --wall-s 140     # an existing log, its run's wall time known
+
+Each run also prints where the wall time went (`accounting`): outside the points (the run's wall
+minus the sum of the points' `wall_s`: the parent's start, the environment snapshot, the fork
+server's preload, the header, the summary), each point's set-up (its `wall_s` minus its timed work
+and its cold first calls: the worker's fork, the idle power baseline, the decode modes' own
+prefills, bookkeeping), the cold first calls by kind (`cold_ms`: load, first_forward,
+detect_kernels, first_prefill, graph_warmup ...), and the timed work.
 """
 from __future__ import annotations
 
@@ -27,9 +35,13 @@ def timed_work(log: str) -> dict[str, float]:
     logs = load([log])
     spec = next(iter(logs.runs.values())).get("spec") or {}
     reps, warmup = int(spec.get("reps", 5)), int(spec.get("warmup", 2))
-    out = {"timed_s": 0.0, "cold_s": 0.0, "lines": 0, "ok_lines": 0}
+    out = {"timed_s": 0.0, "cold_s": 0.0, "lines": 0, "ok_lines": 0, "points_wall_s": 0.0, "points": 0}
+    cold: dict[str, float] = {}
     for r in logs.cases:
         out["lines"] += 1
+        if isinstance(r.get("wall_s"), (int, float)):  # a prefill line: its point's worker wall time
+            out["points_wall_s"] += r["wall_s"]
+            out["points"] += 1
         if r["status"] != "ok":
             continue
         out["ok_lines"] += 1
@@ -39,9 +51,35 @@ def timed_work(log: str) -> dict[str, float]:
             out["timed_s"] += (warmup + reps) * pre["median"] * runs / 1e3
         if tp.get("median") and r.get("gen"):
             out["timed_s"] += (warmup + r["gen"]) * tp["median"] * runs / 1e3
-        out["cold_s"] += sum(v for v in (r.get("cold_ms") or {}).values()
-                             if isinstance(v, (int, float))) / 1e3
+        for k, v in (r.get("cold_ms") or {}).items():
+            if isinstance(v, (int, float)):
+                out["cold_s"] += v / 1e3
+                cold[k] = cold.get(k, 0.0) + v / 1e3
+    out["cold_by_kind_s"] = cold
     return out
+
+
+def accounting(got: dict, wall_s: float) -> dict[str, float]:
+    """Where a run's `wall_s` went (see the module doc), in seconds; the four parts sum to it."""
+    points = got["points_wall_s"]
+    return {"outside_points_s": wall_s - points,
+            "point_setup_s": points - got["timed_s"] - got["cold_s"],
+            "cold_s": got["cold_s"], "timed_s": got["timed_s"]}
+
+
+def show_accounting(got: dict, wall_s: float) -> str:
+    acc = accounting(got, wall_s)
+    names = {"outside_points_s": "outside the points (wall - sum of points' wall_s)",
+             "point_setup_s": "per-point set-up (wall_s - timed - cold)",
+             "cold_s": "cold first calls (cold_ms)", "timed_s": "timed work"}
+    lines = [f"accounting of {wall_s:.1f} s wall, {got['points']} points "
+             f"(sum of their wall_s {got['points_wall_s']:.1f} s):"]
+    for k, label in names.items():
+        lines.append(f"  {label:<52} {acc[k]:7.1f} s  {100 * acc[k] / wall_s:5.1f}%")
+        if k == "cold_s":
+            for kind, v in sorted(got["cold_by_kind_s"].items(), key=lambda kv: -kv[1]):
+                lines.append(f"    {kind:<50} {v:7.1f} s")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -50,14 +88,24 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="append the result as one JSON line here")
     ap.add_argument("--log", default=None, help="the log the command writes (a glob), when it has no -o "
                     "(e.g. a no-argument `edgebench run`, whose log goes to edgebench-logs/)")
+    ap.add_argument("--wall-s", type=float, default=None, help="with --log and no command: the wall "
+                    "time of the run that wrote that log (seconds), to account for an existing log")
     ap.add_argument("command", nargs=argparse.REMAINDER, help="-- the command; it must name its log with -o")
     args = ap.parse_args()
     cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if "-o" not in cmd and not args.log:
+    if not cmd:
+        if not (args.log and args.wall_s):
+            ap.error("give a command to run (-- edgebench run ...), or an existing --log with the "
+                     "--wall-s its run took")
+        if args.wall_s <= 0:
+            ap.error(f"--wall-s must be positive, got {args.wall_s}")
+    elif args.wall_s is not None:
+        ap.error("--wall-s is for an existing --log; with a command the wall time is measured")
+    if cmd and "-o" not in cmd and not args.log:
         ap.error("the command must name its log with -o LOG, or pass --log")
     t0 = time.monotonic()
-    rc = subprocess.call(cmd)
-    wall = time.monotonic() - t0
+    rc = subprocess.call(cmd) if cmd else 0
+    wall = time.monotonic() - t0 if cmd else args.wall_s
     if args.log:
         import glob
         found = sorted(glob.glob(args.log))
@@ -67,13 +115,17 @@ def main() -> None:
     else:
         log = cmd[cmd.index("-o") + 1]
     got = timed_work(log)
-    res = {"label": args.label, "rc": rc, "wall_s": round(wall, 1), **{k: round(v, 2) for k, v in got.items()},
+    res = {"label": args.label, "rc": rc, "wall_s": round(wall, 1),
+           **{k: round(v, 2) for k, v in got.items() if k != "cold_by_kind_s"},
+           "cold_by_kind_s": {k: round(v, 2) for k, v in got["cold_by_kind_s"].items()},
+           "accounting": {k: round(v, 2) for k, v in accounting(got, wall).items()},
            "wall_over_timed": round(wall / got["timed_s"], 2) if got["timed_s"] else None,
            "wall_minus_cold_over_timed": round((wall - got["cold_s"]) / got["timed_s"], 2)
            if got["timed_s"] else None, "command": cmd}
     print(f"{args.label}: wall {res['wall_s']} s, timed work {res['timed_s']} s, cold first calls "
           f"{res['cold_s']} s, {res['ok_lines']}/{res['lines']} lines ok: wall / timed = "
           f"{res['wall_over_timed']}x ({res['wall_minus_cold_over_timed']}x without the cold calls)")
+    print(show_accounting(got, wall))
     if args.json:
         with open(args.json, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(res) + "\n")

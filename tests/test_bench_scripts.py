@@ -3,6 +3,7 @@ line cut short by an interrupted run are handled like `edgebench compare` handle
 from __future__ import annotations
 
 import gzip
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,25 @@ def test_decode_floor_takes_the_copy_bandwidth_from_the_run_header_without_env(t
     log.write_text("".join(json.dumps(x) + "\n" for x in (head, case("eager", 5.0))))
     out = _run("decode_floor.py", str(log))
     assert out.returncode != 0 and "pass --env ENV.json" in out.stderr
+
+
+def test_run_overhead_accounts_an_existing_logs_wall_time_in_four_parts():
+    """bench/run_overhead.py --log LOG --wall-s S: the run's wall time split into outside the points,
+    per-point set-up, cold first calls and timed work, which add up to it; bad input is refused."""
+    log = RESULTS / "h200-2026-11-30b" / "call3" / "vm-default-gpu.jsonl"
+    out = _run("run_overhead.py", "--label", "call3", "--log", str(log), "--wall-s", "140")
+    assert out.returncode == 0, out.stderr
+    parts = {}
+    for line in out.stdout.splitlines():
+        for name in ("outside the points", "per-point set-up", "cold first calls", "timed work",
+                     "detect_kernels"):
+            if line.strip().startswith(name):
+                parts[name] = float(re.search(r"(-?[\d.]+) s(  |$)", line).group(1))
+    assert "accounting of 140.0 s wall, 9 points (sum of their wall_s 106.2 s)" in out.stdout
+    assert parts["outside the points"] == pytest.approx(33.8, abs=0.05)
+    assert parts["detect_kernels"] == pytest.approx(6.8, abs=0.05)
+    whole = sum(parts[k] for k in ("outside the points", "per-point set-up", "cold first calls",
+                                   "timed work"))
+    assert whole == pytest.approx(140, abs=0.3)
+    refused = _run("run_overhead.py", "--log", str(log))
+    assert refused.returncode == 2 and "--wall-s" in refused.stderr
