@@ -231,3 +231,40 @@ def test_adding_a_decode_mode_writes_only_its_lines_and_timeouts_are_per_line(mo
     kinds = [(x["ctx"], x.get("decode_mode"), x["status"]) for x in _lines(path) if x["type"] == "case"]
     assert kinds == [(32, None, "ok"), (32, "eager", "ok"), (64, None, "ok"), (64, "eager", "ok"),
                      (32, "graph", "killed"), (64, "graph", "ok")]
+
+
+def test_kernels_are_detected_once_per_model_and_reused_by_its_later_points(monkeypatch, tmp_path):
+    """Kernel detection's answer depends on (model, backend, dtype, attn, batch, probe length,
+    device), not on the context: the first point of a model detects, the later ones (and later
+    --runs) are sent what it found and the key of its line, which their prefill lines name."""
+    sent = []
+
+    def run_isolated(target, payload, **kw):
+        sent.append(payload)
+        known = payload.get("known_kernels")
+        rec = {"status": "ok", "prefill_ms": None, "decode": {m: {"status": "ok"} for m in payload["decode_modes"]},
+               "kernels": known or {"attention": f"found-by-{payload['key']}"}}
+        if known is not None:
+            rec["kernels_from"] = payload["kernels_from"]
+        return rec
+
+    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
+    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(NO_GPU))
+    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    path = tmp_path / "run.jsonl"
+    assert main(["run", "-m", "tiny-llama,tiny-mamba", "-c", "64,128", "-n", "1", "-r", "1", "--runs", "2",
+                 "--warmup", "0", "--device", "cpu", "-q", "-o", str(path)]) == 0
+    pre = {(x["model"], x["ctx"]): x for x in _lines(path) if x["type"] == "case" and "decode_mode" not in x}
+    first = {p["point"]["model"]: p["key"] for p in sent if p["point"]["ctx"] == 64}  # their lines' keys
+    by_point = [(p["point"]["model"], p["point"]["ctx"], p.get("kernels_from")) for p in sent]
+    assert by_point == [("tiny-llama", 64, None), ("tiny-llama", 64, first["tiny-llama"]),
+                        ("tiny-llama", 128, first["tiny-llama"]), ("tiny-llama", 128, first["tiny-llama"]),
+                        ("tiny-mamba", 64, None), ("tiny-mamba", 64, first["tiny-mamba"]),
+                        ("tiny-mamba", 128, first["tiny-mamba"]), ("tiny-mamba", 128, first["tiny-mamba"])]
+    from edgebench.logs.loader import load
+    keys = {(c["model"], c["ctx"]): c["key"] for c in load([str(path)]).cases if c.get("decode_mode") is None}
+    for m in first:
+        assert keys[(m, 64)] == first[m]  # kernels_from names a line of the log
+        assert "kernels_from" not in pre[(m, 64)]  # its first run detected them
+        assert pre[(m, 128)]["kernels_from"] == first[m]
+        assert pre[(m, 128)]["kernels"] == {"attention": f"found-by-{first[m]}"}

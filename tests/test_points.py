@@ -208,3 +208,34 @@ def test_tier_ratios_pair_the_same_generation_length(tmp_path):
     eager = {r["setting"]: r for r in rows if r["setting"].endswith("eager")}
     ratios = sorted(r["tpot_ms_ratio"]["ratio"] for r in rows if r.get("tpot_ms_ratio"))
     assert ratios == pytest.approx(sorted([50.0 / 3.0, 52.0 / 6.0])) and eager
+
+
+def test_a_worker_sent_known_kernels_skips_detection_and_says_where_they_came_from(monkeypatch):
+    """A point whose kernels an earlier point of the run found: no profiled detection forward (no
+    `cold_ms.detect_kernels`), `kernels_from` names that point, and a fallback still warns."""
+    pytest.importorskip("torch", reason="torch is needed for a real prefill")
+    from edgebench.execution import isolate
+    from edgebench.logs.contracts import MalformedRequest
+    from edgebench.measure import point_run
+    from edgebench.models import kernel_detect
+
+    partials, detected = [], []
+    monkeypatch.setattr(isolate, "report_partial", partials.append)
+    real = kernel_detect.detect
+    monkeypatch.setattr(kernel_detect, "detect", lambda fn: detected.append(1) or real(fn))
+    c = {"model": "tiny-mamba", "backend": "hf", "dtype": "float32", "ctx": 32, "gen": 2, "batch": 1,
+         "logits": "last", "attn": "sdpa"}
+    base = {"point": c, "decode_modes": [], "device": "cpu", "reps": 1, "warmup": 0, "telemetry": False}
+    fresh = point_run.run_point(dict(base))
+    assert detected == [1] and "detect_kernels" in fresh["cold_ms"] and "kernels_from" not in fresh
+    known = {"ssm_scan": "torch-reference", "conv1d": "torch-conv1d"}
+    partials.clear()
+    reused = point_run.run_point({**base, "known_kernels": known, "kernels_from": "0123456789ab"})
+    assert detected == [1]  # not profiled again
+    assert reused["kernels"] == known and reused["kernels_from"] == "0123456789ab"
+    assert "detect_kernels" not in reused["cold_ms"] and "first_forward" in reused["cold_ms"]
+    assert reused["fallback"] is True
+    warned = [w for p in partials for w in p.get("warnings") or []]
+    assert any("PyTorch reference" in w for w in warned) and any("causal-conv1d" in w for w in warned)
+    with pytest.raises(MalformedRequest, match="come together"):
+        point_run.run_point({**base, "known_kernels": known})

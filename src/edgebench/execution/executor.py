@@ -40,12 +40,16 @@ class Settings(MeasureOptions):
     timeout_s: float | None = None
 
 
-def _request(point: Point, device: str, s: Settings, key: str) -> dict[str, Any]:
+def _request(point: Point, device: str, s: Settings, key: str,
+             kernels: tuple[dict, str] | None = None) -> dict[str, Any]:
     """The payload of one worker: the point, its decode modes, where it runs, and how it is
-    measured (the typed contract of `edgebench.logs.contracts`, which the worker parses back)."""
+    measured (the typed contract of `edgebench.logs.contracts`, which the worker parses back);
+    `kernels`: (the kernels, the key of the point that detected them), for the worker to reuse."""
     fields = point.to_dict()
     modes = fields.pop("decode_modes")
-    return PointRequest.of(s, point=fields, decode_modes=modes, device=device, key=key).to_payload()
+    known, source = kernels if kernels is not None else (None, None)
+    return PointRequest.of(s, point=fields, decode_modes=modes, device=device, key=key,
+                           known_kernels=known, kernels_from=source).to_payload()
 
 
 def default_output(name: str | None) -> str:
@@ -227,14 +231,16 @@ class Executor:
         self.wlogs.finish(preload_out)
 
     def measure(self, point: Point, settings: Settings, key: str, *name: object,
-                device: str | None = None, stop: Any = None) -> Outcome:
+                device: str | None = None, stop: Any = None,
+                kernels: tuple[dict, str] | None = None) -> Outcome:
         """Measure one point in an isolated worker on `device` (default: the run's); its output
-        goes to LOG.workers/<name...>. With --devices each device's thread passes its `stop` event."""
+        goes to LOG.workers/<name...>. With --devices each device's thread passes its `stop` event.
+        `kernels`: what an earlier point of the same `contracts.detection_key` detected, and its key."""
         device = device or self.device
         if stop is None:  # the main thread: the progress bar is its own
             self.bar.show(point.label())
         output = self.wlogs.path(*name)
-        result = isolate.run_isolated(POINT_TARGET, _request(point, device, settings, key),
+        result = isolate.run_isolated(POINT_TARGET, _request(point, device, settings, key, kernels),
                                       timeout_s=settings.timeout_s, zygote=self.zygotes.get(device),
                                       output=output, echo=self.wlogs.echo, stop=stop)
         return Outcome(result, output, self.wlogs.keep(output))

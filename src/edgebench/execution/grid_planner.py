@@ -18,6 +18,7 @@ from typing import Any
 from edgebench.execution import executor as ex_mod
 from edgebench.execution.point_lines import point_lines
 from edgebench.logs import schema as records
+from edgebench.logs.contracts import detection_key
 from edgebench.sweep import plan
 from edgebench.sweep.spec import Case, Point, Spec, group_points
 
@@ -139,6 +140,7 @@ class GridPlanner:
         self.failed: dict[tuple, str] = {}  # a series whose prefill ended oom / killed
         self.failed_mode: dict[tuple, str] = {}  # (series, mode) whose decode did
         self.warned: set[tuple[str, str]] = set()
+        self.kernels: dict[tuple, tuple[dict, str]] = {}  # detection_key -> (kernels, point key)
         if len(ex.devices) > 1:
             return self._drive_devices(ex)
         for point in self.points:
@@ -175,11 +177,16 @@ class GridPlanner:
         first = replace(self.settings, timeout_s=self.settings.timeout_s and
                         self.settings.timeout_s * (1 + len(modes)))
         later = replace(first, profile_ops=False, trace_dir=None)  # run 1's profiles are the ones kept
+        # kernel detection once per detection_key: later points (and runs) reuse what it found
+        found = detection_key(point.to_dict(), ex.label_of(device))
         t0, outcomes = time.monotonic(), []
         for run in range(1, self.spec.runs + 1):
             name = [point.model, f"ctx{point.ctx}"] + ([f"run{run}"] if self.spec.runs > 1 else [])
             outcomes.append(ex.measure(measured, first if run == 1 else later, key, *name, key,
-                                       device=device, stop=stop))
+                                       device=device, stop=stop, kernels=self.kernels.get(found)))
+            got = outcomes[-1].result
+            if isinstance(got.get("kernels"), dict) and found not in self.kernels:
+                self.kernels[found] = (got["kernels"], got.get("kernels_from") or key)
             if _prefill_failed(outcomes[-1].result):
                 break  # another run would end the same way
         return modes, outcomes, time.monotonic() - t0

@@ -45,6 +45,16 @@ class MeasureOptions:
 
 POINT_FIELDS = tuple(k for k in KEY_FIELDS if k != "decode_mode")  # what a point is
 
+PROBE_TOKENS = 64  # the first forward and kernel detection run this many tokens (fewer if ctx is)
+
+
+def detection_key(point: dict[str, Any], device: str) -> tuple:
+    """What a point worker's kernel detection depends on: the model, backend, dtype and attention,
+    the probe's shape (batch, min(ctx, PROBE_TOKENS)) and the device. Points sharing it share
+    kernels, so a run detects them once (`PointRequest.known_kernels`)."""
+    return (point["model"], point["backend"], point["dtype"], point["attn"], point["batch"],
+            min(point["ctx"], PROBE_TOKENS), device)
+
 
 @dataclass(frozen=True, kw_only=True)
 class PointRequest(MeasureOptions):
@@ -56,6 +66,10 @@ class PointRequest(MeasureOptions):
     decode_modes: list[str]
     device: str
     key: str | None = None
+    # The kernels an earlier point of the run detected, for the same model, backend, dtype, attn,
+    # batch and device (`kernels_from`: that point's key): this worker skips kernel detection.
+    known_kernels: dict[str, str] | None = None
+    kernels_from: str | None = None
 
     @classmethod
     def of(cls, options: MeasureOptions, **point: Any) -> "PointRequest":
@@ -89,6 +103,13 @@ class PointRequest(MeasureOptions):
         for k, want in (("device", str), ("reps", int), ("warmup", int)):
             if k in payload and type(payload[k]) is not want:
                 problems.append(f"{k!r} must be {want.__name__}, got {payload[k]!r}")
+        known = payload.get("known_kernels")
+        if known is not None and not (isinstance(known, dict)
+                                      and all(isinstance(v, str) for v in known.values())):
+            problems.append(f"'known_kernels' must be an object of kernel names, got {known!r}")
+        if (known is None) != (payload.get("kernels_from") is None):
+            problems.append("'known_kernels' and 'kernels_from' come together (the kernels and the "
+                            "point that detected them)")
         if problems:
             raise MalformedRequest("malformed point request: " + "; ".join(problems))
         return cls(**{**payload, "point": point})
@@ -119,6 +140,7 @@ class PointResult:
 
     kernels: dict | None = _unset()
     fallback: bool = _unset()
+    kernels_from: str = _unset()
     prefill_ms: dict | None = _unset()
     cold_ms: dict = _unset()
     mem: dict = _unset()
