@@ -123,3 +123,8 @@ def writes_pid_then_sleeps(payload):
         fh.write(str(os.getpid()))
     time.sleep(payload["sleep_s"])
     return {"slept": True}
+
+
+def module_loaded(payload):
+    import sys
+    return {"loaded": payload["name"] in sys.modules, "ppid": os.getppid()}

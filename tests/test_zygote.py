@@ -177,3 +177,48 @@ def test_paths_with_spaces_reach_the_forked_worker(zyg, tmp_path, monkeypatch):
     spaced.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spaced))
     assert run_isolated(T + "returns", {"x": 5}, zygote=zyg)["doubled"] == 10
+
+
+def test_a_prestarted_zygote_is_adopted_once_with_its_models_modules(tmp_path):
+    """prestart() starts the common imports at once; the next open_for adopts that process, adds the
+    models' modules before READY (a forked worker finds them imported), and moves its output."""
+    from edgebench.execution import prestart
+    from edgebench.models import catalog
+    prestart.prestart()
+    first = prestart.open_for([catalog.resolve("tiny-llama")], output=tmp_path / "preload.txt")
+    second = None
+    try:
+        assert first.ok, first.why
+        got = run_isolated(T + "module_loaded", {"name": "transformers.models.llama.modeling_llama"},
+                           zygote=first)
+        assert got["status"] == "ok" and got["loaded"] is True and got["ppid"] == first.pid
+        second = prestart.open_for([catalog.resolve("tiny-llama")], output=tmp_path / "preload2.txt")
+        assert second.pid != first.pid  # adopted once; later ones start their own
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+        prestart.drop_prestarted()
+
+
+def test_run_starts_the_workers_imports_before_the_environment_snapshot(monkeypatch, tmp_path):
+    """`edgebench run`: the fork server starts (importing torch and transformers) before the
+    environment snapshot's worker, so the two run side by side; the run still uses that one server."""
+    from edgebench.cli import main
+    from edgebench.execution import executor
+    events = []
+
+    class Recorded(zygote.Zygote):
+        def __init__(self, preload, env=None, output=None, wait=True):
+            events.append(("fork server", wait))
+            super().__init__(preload, env=env, output=output, wait=wait)
+
+    real = executor.snapshot_env
+    monkeypatch.setattr(zygote, "Zygote", Recorded)
+    monkeypatch.setattr(executor, "snapshot_env", lambda: events.append("snapshot") or real())
+    out = tmp_path / "run.jsonl"
+    assert main(["run", "-m", "tiny-llama", "-c", "16", "-n", "1", "-r", "1", "--warmup", "0",
+                 "--device", "cpu", "-q", "-o", str(out)]) == 0
+    assert events == [("fork server", False), "snapshot"]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["workers"] == {"start": "fork-preloaded"} and lines[1]["status"] == "ok"

@@ -49,10 +49,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import sys
     from edgebench.errors import UserError
     if args.ops_trace and args.profile != "ops":
         raise UserError("--ops-trace writes the traces of --profile ops; add --profile ops")
+    from edgebench.execution import prestart
+    if not args.dry_run:  # the workers' imports start now, beside the environment snapshot
+        prestart.prestart()
+    try:
+        return _main(args)
+    finally:
+        prestart.drop_prestarted()
+
+
+def _main(args: argparse.Namespace) -> int:
+    import sys
+    from edgebench.errors import UserError
 
     from edgebench.sweep import plan
     from edgebench.execution import executor, grid_planner, suite_runner

@@ -189,7 +189,7 @@ class Executor:
 
     def execute(self, planner) -> None:
         """Open the log, write the header, drive the planner; an `interrupted` record on Ctrl-C."""
-        from edgebench.execution import forkserver
+        from edgebench.execution import forkserver, prestart
         from edgebench.execution.progress import Progress
         from edgebench.execution.worker_output import WorkerLogs
         from edgebench.logs.writer import LogWriter
@@ -202,7 +202,7 @@ class Executor:
             self.wlogs = WorkerLogs(self.out, self.say, self.verbose)
             preload_out = None if self.verbose else self.wlogs.path("preload")
             # A fork server serves one worker at a time: one per device (--devices: several).
-            self.zygotes = {d: forkserver.open_for(
+            self.zygotes = {d: prestart.open_for(
                 planner.preload, planner.backends,
                 output=preload_out if d == self.device or preload_out is None
                 else self.wlogs.path("preload", d)) for d in self.devices}

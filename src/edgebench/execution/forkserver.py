@@ -8,7 +8,14 @@ CUDA or started a thread (either makes fork unsafe), and then, per request, fork
 its parent dies, results through the channel file. Isolation is unchanged: every case is still its
 own process with its own CUDA context; only the imports are shared, copy-on-write.
 
-Protocol: requests go to the zygote's stdin as a JSON line `["REQUEST", "CHANNEL", "OUTPUT" or null]`;
+Two-stage preload: the zygote imports MODULES as soon as it starts, then reads one JSON line
+`["PRELOAD", [more modules]]` from stdin, imports those and only then checks and answers READY. So a
+run can start the zygote on what every worker imports (BASE_MODULES) before the environment
+snapshot, in parallel with it, and name its models' modules once the plan is known
+(`edgebench.execution.prestart`); `Zygote(preload)` sends the line itself.
+
+Protocol: after the PRELOAD line, requests go to the zygote's stdin as a JSON line
+`["REQUEST", "CHANNEL", "OUTPUT" or null]`;
 it answers on the pipe FD with "READY ok" or "READY no <why>" once, then "PID n" per request and
 "EXIT n rc" when that child ends (rc as in Popen: negative for a signal). One request at a time. The
 child's stdout and stderr go to OUTPUT when given; the zygote's own go to `Zygote(output=...)`.
@@ -95,10 +102,12 @@ def _stopped(pid: int) -> bool:
 
 class Zygote:
     def __init__(self, preload: list[str], env: dict[str, str] | None = None,
-                 output: str | os.PathLike | None = None):
+                 output: str | os.PathLike | None = None, wait: bool = True):
         """Start the zygote and wait for its preload; `output`: a file for its stdout and stderr
-        (None: the caller's)."""
+        (None: the caller's). `wait=False`: return once it is started, importing `preload`; then
+        `complete(more)` names the rest and waits (see the module doc)."""
         self.ok, self.why, self._proc, self._buf = False, None, None, b""
+        self.output = output
         read_fd, write_fd = os.pipe()
         out = None
         try:
@@ -116,6 +125,16 @@ class Zygote:
             if out is not None:
                 out.close()
         self._fd = read_fd
+        if wait:
+            self.complete([])
+
+    def complete(self, more: list[str]) -> None:
+        """Name the modules to import after the first ones, and wait for READY (sets `ok`, `why`)."""
+        if self._proc is None:
+            return
+        with contextlib.suppress(OSError):  # one that failed already answered READY no: read it
+            self._proc.stdin.write((json.dumps(["PRELOAD", more]) + "\n").encode())
+            self._proc.stdin.flush()
         try:
             line = self._line(READY_TIMEOUT_S)
         except (subprocess.TimeoutExpired, EOFError) as exc:
@@ -216,7 +235,7 @@ class Zygote:
 def preload_modules(presets, backends=("hf",)) -> list[str]:
     """What case workers of these presets import: torch, transformers, each model's modeling module
     (optional: "?"), mamba_ssm's model for that backend, and edgebench's case code."""
-    mods = ["torch", "transformers", "edgebench.measure.point_run", "edgebench.measure.phases", "edgebench.models.loaders"]
+    mods = list(BASE_MODULES)
     for pre in presets:
         if not pre.remote_code:
             mods.append(f"?transformers.models.{pre.model_type}.modeling_{pre.model_type}")
@@ -225,9 +244,11 @@ def preload_modules(presets, backends=("hf",)) -> list[str]:
     return list(dict.fromkeys(mods))
 
 
+BASE_MODULES = ("torch", "transformers", "edgebench.measure.point_run", "edgebench.measure.phases",
+                "edgebench.models.loaders")  # what every case worker imports, whatever its model
 def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None) -> Zygote | None:
     """A zygote for a sweep of these presets (its own output to `output`), or None when
-    EDGEBENCH_PRELOAD=0 turns it off."""
+    EDGEBENCH_PRELOAD=0 turns it off. (`prestart.open_for` adopts a prestarted one first.)"""
     if os.environ.get("EDGEBENCH_PRELOAD", "1") == "0":
         return None
     from edgebench.execution.isolate import worker_env
@@ -248,12 +269,14 @@ def _serve(out_fd: int, modules: list[str]) -> int:
     worker.die_with_parent()
     out = os.fdopen(out_fd, "w", buffering=1)
     try:
-        for name in modules:  # "?name": optional (a model class the installed transformers lacks)
-            try:
-                importlib.import_module(name.lstrip("?"))
-            except ImportError:
-                if not name.startswith("?"):
-                    raise
+        _import(modules)
+        line = sys.stdin.readline()  # ["PRELOAD", [more modules]] (see the module doc)
+        if not line:
+            return 0  # the parent went away before naming them
+        tag, more = json.loads(line)
+        if tag != "PRELOAD":
+            raise ValueError(f"expected the PRELOAD line first, got {line.strip()[:80]!r}")
+        _import(more)
         why = fork_unsafe_reason()
     except Exception as exc:  # noqa: BLE001 - any preload failure means: spawn workers instead
         why = f"preloading failed: {type(exc).__name__}: {exc}".replace("\n", " ")[:300]
@@ -290,6 +313,15 @@ def _serve(out_fd: int, modules: list[str]) -> int:
         _, status = os.waitpid(pid, 0)
         out.write(f"EXIT {pid} {os.waitstatus_to_exitcode(status)}\n")
     return 0
+
+
+def _import(modules: list[str]) -> None:
+    for name in modules:  # "?name": optional (a model class the installed transformers lacks)
+        try:
+            importlib.import_module(name.lstrip("?"))
+        except ImportError:
+            if not name.startswith("?"):
+                raise
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""The fork server started before the environment snapshot, so that the workers' imports (torch,
+transformers: seconds, more on a Jetson) run beside the snapshot's worker instead of after it.
+
+`prestart()` starts a `forkserver.Zygote` importing `forkserver.BASE_MODULES` (what every case worker
+imports) and returns at once; `open_for(presets, backends, output)` (what the executor calls) adopts
+it, naming the models' modules (its second preload stage) and waiting for READY, or starts a new one
+as `forkserver.open_for` does when none is waiting. A prestarted zygote's own output goes to a
+temporary file, copied to `output` when adopted; one never adopted (the run failed before its first
+point) is killed by `drop_prestarted()` or at exit. The parent stays CUDA-free: the zygote is a
+process of its own, and checks before READY that its imports initialised no CUDA.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+from edgebench.execution import forkserver
+from edgebench.execution.forkserver import BASE_MODULES, Zygote
+
+_early: list[Zygote] = []  # prestart()'s zygote until open_for adopts it
+
+
+def prestart() -> None:
+    """Start a zygote importing BASE_MODULES now, for the next `open_for` to adopt (see the module
+    doc). Nothing when EDGEBENCH_PRELOAD=0 or one is waiting already."""
+    if os.environ.get("EDGEBENCH_PRELOAD", "1") == "0" or _early:
+        return
+    import atexit
+    import tempfile
+    from edgebench.execution.isolate import worker_env
+    fd, path = tempfile.mkstemp(prefix="edgebench-preload-", suffix=".txt")
+    os.close(fd)
+    z = forkserver.Zygote(list(BASE_MODULES), env=worker_env(), output=path, wait=False)
+    _early.append(z)
+    atexit.register(_drop_early, z)
+
+
+def drop_prestarted() -> None:
+    """Kill a prestarted zygote that no `open_for` adopted (the run ended before its first point)."""
+    for z in list(_early):
+        _drop_early(z)
+
+
+def _drop_early(z: Zygote) -> None:
+    if z in _early:
+        _early.remove(z)
+        z.close(kill=True)
+    with contextlib.suppress(OSError, TypeError):
+        os.unlink(z.output)
+
+
+def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None) -> Zygote | None:
+    """The zygote for a sweep of these presets: the prestarted one, adopted, when one is waiting;
+    else `forkserver.open_for`'s (None when EDGEBENCH_PRELOAD=0)."""
+    if os.environ.get("EDGEBENCH_PRELOAD", "1") == "0" or not _early:
+        return forkserver.open_for(presets, backends, output)
+    z = _early.pop()
+    z.complete([m for m in forkserver.preload_modules(presets, backends) if m not in BASE_MODULES])
+    _adopt_output(z, output)
+    return z
+
+
+def _adopt_output(z: Zygote, output: str | os.PathLike | None) -> None:
+    """What the prestarted zygote wrote while preloading, moved to `output` (None: stderr)."""
+    with contextlib.suppress(OSError):
+        with open(z.output, "rb") as fh:
+            text = fh.read()
+        if text and output is not None:
+            with open(output, "ab") as out:
+                out.write(text)
+        elif text:
+            sys.stderr.write(text.decode(errors="replace"))
