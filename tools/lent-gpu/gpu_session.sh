@@ -377,7 +377,8 @@ runoverhead() {  # issue 15.1: wall / timed work of the no-argument run (default
 }
 hostval() {  # issue 15.3: the host-bound flag against the profiler's GPU idle share, same points
   log "host-bound flag vs profiler GPU idle share"
-  timeout "${1:-240}" $PY bench/host_bound_check.py --out "$OUT/hostval" --json "$OUT/hostval.json" \
+  timeout "${1:-240}" $PY bench/host_bound_check.py -m "${2:-qwen2.5-0.5b,mamba2-780m,zamba2-1.2b}" \
+    --out "$OUT/hostval" --json "$OUT/hostval.json" \
     > "$OUT/hostval.txt" 2>&1; tail -25 "$OUT/hostval.txt"
 }
 compiletests() {  # issue 16: the compile mode's GPU tests alone (each point a cold Inductor + Triton compile)

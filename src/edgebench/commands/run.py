@@ -63,7 +63,6 @@ def main(args: argparse.Namespace) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     import sys
-    from edgebench.errors import UserError
 
     from edgebench.sweep import plan
     from edgebench.execution import executor, grid_planner, suite_runner
