@@ -348,6 +348,12 @@ paper() {
   local t0=$SECONDS
   timeout "$limit" $PY -m edgebench run "${sel[@]}" -o "$STATE/paper.jsonl" >> "$STATE/paper.txt" 2>&1
   local rc=$?
+  if [ -n "$devices" ] && [ "$rc" -ne 0 ] && [ $((SECONDS - t0)) -lt 60 ]; then  # --devices refused: one GPU
+    tail -5 "$STATE/paper.txt"; echo "paper with --devices $devices failed at once; again on one GPU"
+    sel=("${sel[@]:0:${#sel[@]}-2}")
+    timeout $((limit - (SECONDS - t0))) $PY -m edgebench run "${sel[@]}" -o "$STATE/paper.jsonl" >> "$STATE/paper.txt" 2>&1
+    rc=$?
+  fi
   echo "shard $shard ($models): exit $rc, wall $((SECONDS - t0)) s; $(grep '^estimated' "$OUT/paper_dryrun_$tag.txt" | cut -d'(' -f1); whole suite $(cut -d'(' -f1 "$OUT/paper_dryrun_whole.txt")" \
     | tee -a "$STATE/paper_times.txt"
   $PY -m edgebench claims "$STATE/paper.jsonl" --format md -o "$OUT/claims.md"
