@@ -239,3 +239,34 @@ def test_a_worker_sent_known_kernels_skips_detection_and_says_where_they_came_fr
     assert any("PyTorch reference" in w for w in warned) and any("causal-conv1d" in w for w in warned)
     with pytest.raises(MalformedRequest, match="come together"):
         point_run.run_point({**base, "known_kernels": known})
+
+
+@pytest.mark.parametrize("reps, calls", [(0, 1), (2, 1 + 1 + 2)])
+def test_a_fit_probe_prefills_once_and_a_timed_prefill_measures_its_lag_on_a_warm_up(monkeypatch, reps, calls):
+    """maxctx asks whether the cold prefill fits (reps 0): a second call would measure the caching
+    allocator's fragmentation instead (on the H200 it cut mamba-790m's full-logits fit by a third)."""
+    from edgebench.measure import phases
+
+    class FakeTimer:  # the CUDA event timer, without a GPU
+        def __init__(self, *a, **k):
+            self.n = 0
+
+        def mark(self):
+            self.n += 1
+
+        def pairs_ms(self):
+            return [1.0] * (self.n // 2)
+
+    monkeypatch.setattr(phases, "sync", lambda device: None)
+    monkeypatch.setattr(phases, "Timer", FakeTimer)
+    made = []
+
+    class Loaded:
+        def prefill(self, ids, logits):
+            made.append(logits)
+            return object()
+
+    res = phases.measure_prefill(Loaded(), ids=None, reps=reps, warmup=1, logits="all", device="cuda:0")
+    assert len(made) == calls
+    assert (res.extra["gpu_lag_ms"] is None) == (reps == 0)
+    assert len(res.samples_ms) == reps

@@ -81,8 +81,13 @@ def measure_prefill(loaded, ids, *, reps: int, warmup: int, logits: str, device:
     prefill = loaded.prefill
     out, first_ms = timed_once_ms(lambda: prefill(ids, logits=logits), device)
     out = None
-    # The warm-ups run synchronised, each measuring the GPU lag at return (at least one).
-    lag = gpu_lag_ms(lambda: prefill(ids, logits=logits), device, max(warmup, 1))
+    # The warm-ups run synchronised, each measuring the GPU lag at return (at least one). A fit probe
+    # (reps 0, maxctx) is the cold prefill alone: a second call can fail where the first ran, as its
+    # intermediates split the first call's freed logits block and the caching allocator cannot hand
+    # that block back (on the H200, mamba-790m with full logits under 24 GiB: 147,456 tokens with the
+    # extra call, failing with 14.3 GiB cached but unallocated; 229,376 in an earlier single-call
+    # search). That measures fragmentation, not whether the context fits.
+    lag = gpu_lag_ms(lambda: prefill(ids, logits=logits), device, max(warmup, 1)) if reps else None
     if not device.startswith("cuda"):
         for _ in range(warmup):
             out = prefill(ids, logits=logits)
