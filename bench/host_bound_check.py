@@ -32,22 +32,25 @@ def run(args) -> Path:
     if args.dtype:
         cmd += ["-t", args.dtype]
     print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=False)
+    rc = subprocess.run(cmd, check=False).returncode
+    if rc:  # a failed point still leaves its lines: the table shows what was measured
+        print(f"edgebench run exited {rc}: the table below holds the points it measured", file=sys.stderr)
     return log
 
 
 def rows(log: Path) -> list[dict]:
     from edgebench.logs.loader import load
     logs = load([log])
-    ops = {(o["model"], o["ctx"], o["phase"], o.get("decode_mode") if o["phase"] == "decode" else None): o
-           for o in logs.ops}
+    # a profile carries the key of its line: a prefill profile its point's prefill line, a decode
+    # profile its mode's line (so several dtypes, backends or runs in one log never cross)
+    ops = {(o["key"], o["phase"]): o for o in logs.ops}
     out = []
     for c in logs.cases:
         if c.get("status") != "ok":
             continue
         mode = c.get("decode_mode")
         phase, metric = ("decode", "tpot_ms") if mode else ("prefill", "prefill_ms")
-        o = ops.get((c["model"], c["ctx"], phase, mode))
+        o = ops.get((c["key"], phase))
         stats = c.get(metric) or {}
         if o is None or stats.get("median") is None or c.get("gpu_lag_ms") is None:
             continue
@@ -64,7 +67,7 @@ def summary(table: list[dict]) -> dict:
     return {"phases": len(table), "flagged": len(flagged), "unflagged": len(clear),
             "min_idle_share_flagged": min(flagged) if flagged else None,
             "max_idle_share_unflagged": max(clear) if clear else None,
-            "separated": bool(flagged and clear and min(flagged) > max(clear))}
+            "separated": (min(flagged) > max(clear)) if flagged and clear else None}
 
 
 def main(argv=None) -> int:
@@ -96,7 +99,8 @@ def main(argv=None) -> int:
     fmt = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
     print(f"\n{s['phases']} phases, {s['flagged']} flagged host-bound: GPU idle share of flagged phases "
           f">= {fmt(s['min_idle_share_flagged'])}, of unflagged <= {fmt(s['max_idle_share_unflagged'])}; "
-          f"{'the flag separates them' if s['separated'] else 'the flag does NOT separate them'}")
+          + {True: "the flag separates them", False: "the flag does NOT separate them",
+             None: "cannot tell: it needs both flagged and unflagged phases"}[s["separated"]])
     if args.json:
         Path(args.json).write_text(json.dumps({"log": str(log), "rows": table, "summary": s}, indent=1))
     return 0

@@ -268,3 +268,31 @@ def test_kernels_are_detected_once_per_model_and_reused_by_its_later_points(monk
         assert "kernels_from" not in pre[(m, 64)]  # its first run detected them
         assert pre[(m, 128)]["kernels_from"] == first[m]
         assert pre[(m, 128)]["kernels"] == {"attention": f"found-by-{first[m]}"}
+
+
+def test_kernels_from_names_a_line_of_this_run_when_a_resumed_point_adds_a_mode(monkeypatch, tmp_path):
+    """A point resumed only for a new decode mode does not write its prefill line again, so its
+    kernels are not lent to later points: `kernels_from` never names an earlier run's line."""
+    def run_isolated(target, payload, **kw):
+        known = payload.get("known_kernels")
+        rec = {"status": "ok", "prefill_ms": None, "decode": {m: {"status": "ok"} for m in payload["decode_modes"]},
+               "kernels": known or {"attention": f"found-by-{payload['key']}"}}
+        if known is not None:
+            rec["kernels_from"] = payload["kernels_from"]
+        return rec
+
+    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
+    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(NO_GPU))
+    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    path = tmp_path / "run.jsonl"
+    common = ["-m", "tiny-llama", "-n", "1", "-r", "1", "--warmup", "0", "--device", "cpu", "-q", "-o", str(path)]
+    assert main(["run", "-c", "64", "--decode-mode", "eager", *common]) == 0
+    assert main(["run", "-c", "64,128", "--decode-mode", "eager,graph", *common]) == 0
+    from edgebench.logs.loader import load
+    lines = load([str(path)]).cases
+    prefill_run = {x["key"]: x["run"] for x in lines if x.get("decode_mode") is None}
+    borrowed = [x for x in lines if x.get("kernels_from")]
+    for x in borrowed:
+        assert prefill_run.get(x["kernels_from"]) == x["run"], (x["ctx"], x["kernels_from"])
+    (ctx128,) = [x for x in lines if x["ctx"] == 128 and x.get("decode_mode") is None]
+    assert not ctx128.get("kernels_from")  # it detected its own: ctx 64's prefill line is the first run's

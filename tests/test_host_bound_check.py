@@ -56,7 +56,7 @@ def test_the_summary_says_whether_the_flag_separates_idle_shares():
     assert s == {"phases": 4, "flagged": 2, "unflagged": 2, "min_idle_share_flagged": 0.35,
                  "max_idle_share_unflagged": 0.1, "separated": True}
     assert mod.summary([row(True, 0.05), row(False, 0.3)])["separated"] is False
-    assert mod.summary([row(False, 0.3)])["separated"] is False  # nothing flagged: nothing shown separated
+    assert mod.summary([row(False, 0.3)])["separated"] is None  # nothing flagged: it cannot tell
 
 
 def test_a_log_that_is_not_there_is_an_error_not_an_empty_table(tmp_path, capsys):

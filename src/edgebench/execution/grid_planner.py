@@ -185,7 +185,10 @@ class GridPlanner:
             outcomes.append(ex.measure(measured, first if run == 1 else later, key, *name, key,
                                        device=device, stop=stop, kernels=self.kernels.get(found)))
             got = outcomes[-1].result
-            if isinstance(got.get("kernels"), dict) and found not in self.kernels:
+            # kept only when this point's prefill line is written now: `kernels_from` names a line
+            # of this run, never one of an earlier run (a resumed point adding a decode mode)
+            if isinstance(got.get("kernels"), dict) and found not in self.kernels \
+                    and (point.cases()[0], device) in self.todo_keys:
                 self.kernels[found] = (got["kernels"], got.get("kernels_from") or key)
             if _prefill_failed(outcomes[-1].result):
                 break  # another run would end the same way

@@ -144,8 +144,8 @@ CASE = fields(
     Field("kernels", dict, "which kernels ran: attention, ssm_scan, conv1d"),
     Field("fallback", bool, "written only when true: a slow fallback ran (kernels says which)"),
     text("kernels_from", "prefill line, written only when this point's worker skipped kernel "
-         "detection: the key of the earlier point of the run (same model, backend, dtype, attn, batch, "
-         "device) whose detected kernels `kernels` repeats"),
+         "detection: the key of the earlier prefill line of this run (same model, backend, dtype, attn, "
+         "batch, probe length min(ctx, 64) and GPU model) whose detected kernels `kernels` repeats"),
     Field("mem", dict, "memory readings (MEM)"),
     Field("energy", dict, "energy readings (ENERGY); null with energy_why"),
     text("energy_why", "why energy is null"),
