@@ -18,7 +18,11 @@ minus the sum of the points' `wall_s`: the parent's start, the environment snaps
 server's preload, the header, the summary), each point's set-up (its `wall_s` minus its timed work
 and its cold first calls: the worker's fork, the idle power baseline, the decode modes' own
 prefills, bookkeeping), the cold first calls by kind (`cold_ms`: load, first_forward,
-detect_kernels, first_prefill, graph_warmup ...), and the timed work.
+detect_kernels, first_prefill, graph_warmup ...), and the timed work. Where the log has its run's
+timeline (the header's `startup_s` and `preload_s`, the `end` record's `teardown_s`), "outside the
+points" is split into named parts: the interpreter's start, the environment snapshot, the fork
+servers' preload left after it, the header, the gap to the first point, the fork servers' shutdown,
+and the summary and exit after the end record.
 """
 from __future__ import annotations
 
@@ -82,6 +86,73 @@ def show_accounting(got: dict, wall_s: float) -> str:
     return "\n".join(lines)
 
 
+# The named parts of "outside the points" (a log's `startup_s` and `end` record, see
+# edgebench.execution.timeline): (label, from moment, to moment); "wall" is the run's wall time.
+PARTS = (("process start to the CLI's main (interpreter, imports)", None, "main"),
+         ("main to the environment snapshot's start", "main", "env_start"),
+         ("environment snapshot (a worker)", "env_start", "env"),
+         ("snapshot to log open (plan, device checks)", "env", "log_open"),
+         ("log open to fork servers READY (preload left)", "log_open", "preload_ready"),
+         ("fork servers READY to header written", "preload_ready", "header"),
+         ("header to the first point's start", "header", "first_point"),
+         ("first point's start to the last point's end", "first_point", "points_done"),
+         ("fork servers' shutdown", "points_done", "servers_closed"),
+         ("after the end record (summary, exit)", "servers_closed", "wall"))
+
+
+def timelines(log: str) -> list[dict]:
+    """Each run of the log that recorded its timeline: {"run", "startup_s", "preload_s", "env_s",
+    "teardown_s"} (seconds since its process started), in file order."""
+    out: dict[str, dict] = {}
+    with open(log, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            kind, run = obj.get("type"), obj.get("run")
+            if kind == "run" and isinstance(obj.get("startup_s"), dict):
+                out[run] = {"run": run, "startup_s": obj["startup_s"], "preload_s": obj.get("preload_s") or {},
+                            "env_s": (obj.get("env") or {}).get("snapshot_s") or {}, "teardown_s": {}}
+            elif kind == "end" and run in out:
+                out[run]["teardown_s"] = obj.get("teardown_s") or {}
+    return list(out.values())
+
+
+def split_outside(tl: dict, wall_s: float | None) -> list[tuple[str, float]]:
+    """The named parts of one run's timeline that it recorded (both ends known), in seconds."""
+    at = {**tl["startup_s"], **tl["teardown_s"], **({"wall": wall_s} if wall_s else {})}
+    parts = []
+    for label, a, b in PARTS:
+        start = 0.0 if a is None else at.get(a)
+        if isinstance(start, (int, float)) and isinstance(at.get(b), (int, float)):
+            parts.append((label, at[b] - start))
+    return parts
+
+
+def show_timelines(log: str, got: dict, wall_s: float) -> str:
+    tls = timelines(log)
+    lines = []
+    for i, tl in enumerate(tls):
+        last = i == len(tls) - 1
+        lines.append(f"timeline of run {tl['run']} (seconds; the log's startup_s / end record):")
+        for label, v in split_outside(tl, wall_s if last else None):
+            lines.append(f"  {label:<52} {v:7.2f} s")
+        for dev, moments in tl["preload_s"].items():
+            if moments:
+                started, named, ready = moments
+                lines.append(f"    fork server {dev}: started {started}, models named {named}, READY {ready}")
+        if tl["env_s"]:
+            lines.append("    environment snapshot's parts: " + ", ".join(f"{k} {v:.2f} s"
+                                                                    for k, v in tl["env_s"].items()))
+    if len(tls) == 1 and tls[0]["teardown_s"].get("points_done") is not None:
+        td = tls[0]["teardown_s"]
+        span = td["points_done"] - td.get("first_point", td["points_done"])
+        lines.append(f"  the points' span minus the sum of their wall_s (parent between points; "
+                     f"negative: points overlapped): {span - got['points_wall_s']:.2f} s")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--label", default="run")
@@ -126,6 +197,10 @@ def main() -> None:
           f"{res['cold_s']} s, {res['ok_lines']}/{res['lines']} lines ok: wall / timed = "
           f"{res['wall_over_timed']}x ({res['wall_minus_cold_over_timed']}x without the cold calls)")
     print(show_accounting(got, wall))
+    parts = show_timelines(log, got, wall)
+    if parts:
+        print(parts)
+        res["timelines"] = timelines(log)
     if args.json:
         with open(args.json, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(res) + "\n")

@@ -80,3 +80,36 @@ def test_run_overhead_accounts_an_existing_logs_wall_time_in_four_parts():
     assert whole == pytest.approx(140, abs=0.3)
     refused = _run("run_overhead.py", "--log", str(log))
     assert refused.returncode == 2 and "--wall-s" in refused.stderr
+
+
+def test_run_overhead_names_the_parts_outside_the_points_from_the_logs_timeline(tmp_path):
+    """A log whose header has `startup_s` / `preload_s` and whose run ends with an `end` record:
+    run_overhead splits the run's wall time before, between and after the points into named parts
+    (the environment snapshot, the fork servers' preload left after it, their shutdown, the summary
+    and exit), which chain from the process's start to the wall time."""
+    import json
+    src = RESULTS / "h200-2026-11-30b" / "call3" / "vm-default-gpu.jsonl"
+    lines = [json.loads(x) for x in src.read_text().splitlines() if x.strip()]
+    head = lines[0]
+    head["startup_s"] = {"main": 0.5, "prestart": 0.6, "env_start": 0.8, "env": 12.0, "log_open": 12.3,
+                         "preload_ready": 25.0, "header": 25.1}
+    head["preload_s"] = {"cuda:0": [0.6, 12.3, 25.0]}
+    end = {"v": 2, "type": "end", "run": head["run"], "t": head["t"],
+           "teardown_s": {"first_point": 25.2, "points_done": 132.0, "servers_closed": 133.5}}
+    log = tmp_path / "timeline.jsonl"
+    log.write_text("".join(json.dumps(x) + "\n" for x in [*lines, end]))
+    out = _run("run_overhead.py", "--log", str(log), "--wall-s", "140")
+    assert out.returncode == 0, out.stderr
+    parts = {}
+    for line in out.stdout.split("timeline of run")[1].splitlines()[1:]:
+        m = re.match(r"  ([^:\s][^:]*?)\s+(-?[\d.]+) s$", line)
+        if m:
+            parts[m.group(1)] = float(m.group(2))
+    assert parts["environment snapshot (a worker)"] == pytest.approx(11.2)
+    assert parts["log open to fork servers READY (preload left)"] == pytest.approx(12.7)
+    assert parts["fork servers' shutdown"] == pytest.approx(1.5)
+    assert parts["after the end record (summary, exit)"] == pytest.approx(6.5)
+    assert sum(parts.values()) == pytest.approx(140, abs=0.01)  # chained from 0 to the wall time
+    assert "fork server cuda:0: started 0.6, models named 12.3, READY 25.0" in out.stdout
+    from edgebench.cli import main  # and the end record is one the readers accept
+    assert main(["validate", str(log)]) == 0

@@ -3,6 +3,7 @@ environment snapshot alone; maxctx labels the GPU it ran on by its index."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -296,3 +297,45 @@ def test_kernels_from_names_a_line_of_this_run_when_a_resumed_point_adds_a_mode(
         assert prefill_run.get(x["kernels_from"]) == x["run"], (x["ctx"], x["kernels_from"])
     (ctx128,) = [x for x in lines if x["ctx"] == 128 and x.get("decode_mode") is None]
     assert not ctx128.get("kernels_from")  # it detected its own: ctx 64's prefill line is the first run's
+
+THREE_GPUS = {**SAME_GPUS, "gpus": [{"index": i, "name": "GPU H", "total_bytes": 80 * GiB,
+                                     "pci_bus_id": f"0000:0{i}:00.0"} for i in range(3)]}
+
+
+def test_devices_start_their_fork_servers_at_once_and_the_header_says_when(monkeypatch, tmp_path):
+    """--devices: each GPU's fork server imports at the same time as the others (their imports,
+    timed by the preload itself, overlap), not one after another; the header's startup_s and
+    preload_s say when each moment came, in order; `validate` accepts the log with its end record."""
+    from edgebench.execution import forkserver, prestart
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent),
+                                                      *filter(None, [os.environ.get("PYTHONPATH")])]))
+    stamps = tmp_path / "preloads.txt"
+    monkeypatch.setenv("EDGEBENCH_TEST_PRELOAD_LOG", str(stamps))
+    monkeypatch.setenv("EDGEBENCH_PRELOAD", "1")
+    monkeypatch.setattr(prestart, "BASE_MODULES", ("slow_preload_module",))
+    monkeypatch.setattr(forkserver, "preload_modules", lambda presets, backends=(): ["slow_preload_module"])
+    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(THREE_GPUS))
+    monkeypatch.setattr(isolate, "run_isolated", lambda target, payload, stop=None, **kw: {
+        "status": "ok", "prefill_ms": None, "decode": {m: {"status": "ok"} for m in payload["decode_modes"]}})
+    path = tmp_path / "run.jsonl"
+    assert main(["run", "-m", "tiny-llama", "-c", "32,64,128", "-n", "1", "-r", "1", "--warmup", "0",
+                 "--devices", "all", "-q", "-o", str(path)]) == 0
+    spans = [tuple(map(float, x.split())) for x in stamps.read_text().splitlines()]
+    assert len(spans) == 3  # one preload per GPU
+    assert max(s for s, _ in spans) < min(e for _, e in spans)  # all three importing at once
+    lines = _lines(path)
+    head, end = lines[0], lines[-1]
+    order = ["main", "prestart", "log_open", "preload_ready", "header"]
+    assert [k for k in head["startup_s"] if k in order] == order
+    times = [head["startup_s"][k] for k in order]
+    assert times == sorted(times) and times[0] >= 0
+    assert head["startup_s"]["preload_ready"] - head["startup_s"]["log_open"] < 2 * 1.5
+    started, named, ready = zip(*head["preload_s"].values())
+    assert list(head["preload_s"]) == ["cuda:0", "cuda:1", "cuda:2"]
+    assert all(s <= n <= r <= head["startup_s"]["preload_ready"] for s, n, r in zip(started, named, ready))
+    assert max(started) < min(ready)  # the last started before the first was ready
+    assert end["type"] == "end" and end["run"] == head["run"]
+    tear = end["teardown_s"]
+    assert list(tear) == ["first_point", "points_done", "servers_closed"]
+    assert head["startup_s"]["header"] <= tear["first_point"] <= tear["points_done"] <= tear["servers_closed"]
+    assert main(["validate", str(path)]) == 0

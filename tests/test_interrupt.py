@@ -67,4 +67,4 @@ def test_interrupted_run_records_it_without_a_stack_dump(tmp_path, sig, reason):
         assert again.returncode == 0, again.stderr[-3000:]
         assert "2 of 4 lines already recorded" in again.stderr
         types = [json.loads(x)["type"] for x in log.read_text().splitlines()]
-        assert types == ["run", "case", "case", "interrupted", "run", "case", "case"]
+        assert types == ["run", "case", "case", "interrupted", "run", "case", "case", "end"]

@@ -147,7 +147,7 @@ def test_a_gzip_log_is_appended_in_members_resumed_and_its_cut_member_repaired(t
 def test_run_writes_and_resumes_a_gzip_log(tmp_path, capsys):
     path = tmp_path / "log.jsonl.gz"
     assert main(["run", *TINY, "-o", str(path)]) == 0
-    assert [x["type"] for x in lines(path)] == ["run", "case", "case"]  # a point: prefill, decode
+    assert [x["type"] for x in lines(path)] == ["run", "case", "case", "end"]  # a point: prefill, decode
     capsys.readouterr()
     assert main(["run", *TINY, "-o", str(path)]) == 0
     assert "nothing to do" in capsys.readouterr().err
@@ -357,6 +357,7 @@ def test_run_under_the_c_locale_writes_a_non_ascii_log_path(tmp_path):
                           capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
     with open(out, "rb") as fh:
-        head, *recs = (json.loads(x) for x in fh.read().splitlines())
+        head, *recs, end = (json.loads(x) for x in fh.read().splitlines())
+    assert end["type"] == "end" and end["run"] == head["run"]
     assert os.fsencode(head["argv"][-1]) == out and os.fsencode(head["spec"]["output"]) == out
     assert [r["status"] for r in recs] == ["ok", "ok"]

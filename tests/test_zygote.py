@@ -157,6 +157,15 @@ def test_run_uses_preloaded_workers(tmp_path):
     assert lines[0]["workers"] == {"start": "fork-preloaded"}
     case = lines[1]
     assert case["status"] == "ok" and case["cold_ms"]["load"] < 2000, case["cold_ms"]
+    # the start-up timeline, seconds since the process started, each moment after the one before
+    startup, order = lines[0]["startup_s"], ["main", "prestart", "env_start", "env", "log_open",
+                                             "preload_ready", "header"]
+    assert list(startup) == order and list(startup.values()) == sorted(startup.values())
+    assert 0 < startup["main"] < startup["header"]
+    started, named, ready = lines[0]["preload_s"]["cpu"]
+    assert started <= startup["prestart"] <= startup["log_open"] <= named <= ready <= startup["preload_ready"]
+    assert set(lines[0]["env"]["snapshot_s"]) >= {"packages", "gpus_power"}
+    assert lines[-1]["type"] == "end" and lines[-1]["teardown_s"]["first_point"] >= startup["header"]
 
 
 @pytest.mark.gpu  # skipped without a CUDA GPU (conftest)

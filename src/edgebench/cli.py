@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from edgebench.execution import timeline
+    timeline.begin()  # the origin of a run's start-up timeline (its header's startup_s)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_main", None):

@@ -52,9 +52,10 @@ def main(args: argparse.Namespace) -> int:
     from edgebench.errors import UserError
     if args.ops_trace and args.profile != "ops":
         raise UserError("--ops-trace writes the traces of --profile ops; add --profile ops")
-    from edgebench.execution import prestart
+    from edgebench.execution import prestart, timeline
     if not args.dry_run:  # the workers' imports start now, beside the environment snapshot
         prestart.prestart()
+        timeline.mark("prestart")
     try:
         return _main(args)
     finally:

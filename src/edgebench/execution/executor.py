@@ -13,6 +13,12 @@ progress bar, 0 for none), `header()` (its fields of the run header), `begin(exe
 (after the log is open: False when nothing is left to do), `drive(executor)` (calls `measure` per
 point, writes records) and `on_interrupt(executor, why)` (the fields of an `interrupted` record, or
 None for none).
+
+Where the seconds outside the points go (`edgebench.execution.timeline`, seconds since the process
+started): the header's `startup_s` (the CLI's entry, the fork server's prestart, the environment
+snapshot, the log opened, the fork servers READY, the header) and `preload_s` (each device's fork
+server: started, modules named, READY); after the last point an `end` record's `teardown_s` (the
+first point's start, the points done, the fork servers closed).
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgebench.errors import UserError
-from edgebench.execution import isolate
+from edgebench.execution import isolate, timeline
 from edgebench.logs import schema as records
 from edgebench.logs.contracts import MeasureOptions, PointRequest
 from edgebench.sweep.spec import Case, Point
@@ -68,6 +74,7 @@ def snapshot_env() -> dict:
     import tempfile
 
     from edgebench.execution import worker_output as workerlog
+    timeline.mark("env_start")
     with tempfile.TemporaryDirectory(prefix="edgebench-env-") as tmp:
         output = os.path.join(tmp, "worker.txt")  # library notices stay off the terminal
         env = isolate.run_isolated("edgebench.telemetry.environment:snapshot_for_run", {"deep": True},
@@ -75,6 +82,7 @@ def snapshot_env() -> dict:
         if env.pop("status", None) != "ok":
             lines = "".join(f"\n  | {line}" for line in workerlog.tail(output))
             raise UserError(f"could not read the environment in a worker: {env.get('reason')}{lines}")
+    timeline.mark("env")
     return env
 
 
@@ -149,6 +157,7 @@ class Executor:
         self.device_state: dict = {}
         self.run_id = ""
         self.log = self.wlogs = self.bar = None
+        self._points: dict[str, float] = {}  # when the first point started (`end` record)
 
     def prepare(self, requested_device: str, env: dict | None = None,
                 check: Callable[[str, dict], None] | None = None, devices: str | None = None) -> None:
@@ -201,11 +210,13 @@ class Executor:
             self.log, self.run_id = log, records.new_run_id()
             self.wlogs = WorkerLogs(self.out, self.say, self.verbose)
             preload_out = None if self.verbose else self.wlogs.path("preload")
-            # A fork server serves one worker at a time: one per device (--devices: several).
-            self.zygotes = {d: prestart.open_for(
-                planner.preload, planner.backends,
-                output=preload_out if d == self.device or preload_out is None
-                else self.wlogs.path("preload", d)) for d in self.devices}
+            startup = {**timeline.marks(), "log_open": timeline.since_start()}
+            # A fork server serves one worker at a time: one per device (--devices: several, all
+            # started at once).
+            self.zygotes = prestart.open_all(planner.preload, planner.backends, {
+                d: preload_out if d == self.device or preload_out is None
+                else self.wlogs.path("preload", d) for d in self.devices})
+            startup["preload_ready"] = timeline.since_start()
         except BaseException:
             log.close()
             raise
@@ -213,11 +224,15 @@ class Executor:
             for z in self.zygotes.values():
                 if z is not None:
                     servers.enter_context(z)
+            preload = {d: forkserver.timeline(z, timeline.since_start) for d, z in self.zygotes.items()}
             log.write({"type": "run", "run": self.run_id, "t": records.utc_now(),
                        "edgebench": self.env["edgebench"], "argv": sys.argv[1:], "device": self.label,
                        **({"devices": [self.label_of(d) for d in self.devices]}
                           if len(self.devices) > 1 else {}),
-                       "env": self.env, "device_state": self.device_state, **planner.header(), "workers": forkserver.describe(self.zygotes[self.device])})
+                       "env": self.env, "device_state": self.device_state, **planner.header(),
+                       "workers": forkserver.describe(self.zygotes[self.device]),
+                       "startup_s": {**startup, "header": timeline.since_start()},
+                       **({"preload_s": preload} if any(preload.values()) else {})})
             try:
                 with Progress(planner.total, enabled=not self.quiet and planner.total > 0) as self.bar:
                     planner.drive(self)
@@ -228,6 +243,10 @@ class Executor:
                     log.write({"type": "interrupted", "run": self.run_id, "t": records.utc_now(),
                                "reason": why, **fields})
                 raise
+            ends = {**self._points, "points_done": timeline.since_start()}
+            servers.close()  # the fork servers end before the closing record says when
+            log.write({"type": "end", "run": self.run_id, "t": records.utc_now(),
+                       "teardown_s": {**ends, "servers_closed": timeline.since_start()}})
         self.wlogs.finish(preload_out)
 
     def measure(self, point: Point, settings: Settings, key: str, *name: object,
@@ -237,6 +256,7 @@ class Executor:
         goes to LOG.workers/<name...>. With --devices each device's thread passes its `stop` event.
         `kernels`: what an earlier point of the same `contracts.detection_key` detected, and its key."""
         device = device or self.device
+        self._points.setdefault("first_point", timeline.since_start())
         if stop is None:  # the main thread: the progress bar is its own
             self.bar.show(point.label())
         output = self.wlogs.path(*name)

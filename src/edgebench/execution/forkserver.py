@@ -108,6 +108,8 @@ class Zygote:
         `complete(more)` names the rest and waits (see the module doc)."""
         self.ok, self.why, self._proc, self._buf = False, None, None, b""
         self.output = output
+        # time.monotonic() at its start, when its models' modules were named, and at its READY
+        self.started_at, self.named_at, self.ready_at = time.monotonic(), None, None
         read_fd, write_fd = os.pipe()
         out = None
         try:
@@ -132,6 +134,7 @@ class Zygote:
         """Name the modules to import after the first ones, and wait for READY (sets `ok`, `why`)."""
         if self._proc is None:
             return
+        self.named_at = time.monotonic()
         with contextlib.suppress(OSError):  # one that failed already answered READY no: read it
             self._proc.stdin.write((json.dumps(["PRELOAD", more]) + "\n").encode())
             self._proc.stdin.flush()
@@ -140,6 +143,7 @@ class Zygote:
         except (subprocess.TimeoutExpired, EOFError) as exc:
             self.retire(f"the preloaded process did not start ({exc or type(exc).__name__})")
             return
+        self.ready_at = time.monotonic()
         self.ok = line == "READY ok"
         if not self.ok:
             self.why = line.removeprefix("READY no ").strip() or "unknown"
@@ -246,13 +250,24 @@ def preload_modules(presets, backends=("hf",)) -> list[str]:
 
 BASE_MODULES = ("torch", "transformers", "edgebench.measure.point_run", "edgebench.measure.phases",
                 "edgebench.models.loaders")  # what every case worker imports, whatever its model
-def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None) -> Zygote | None:
+def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None,
+             wait: bool = True) -> Zygote | None:
     """A zygote for a sweep of these presets (its own output to `output`), or None when
-    EDGEBENCH_PRELOAD=0 turns it off. (`prestart.open_for` adopts a prestarted one first.)"""
+    EDGEBENCH_PRELOAD=0 turns it off; `wait=False`: started, importing, and `complete([])` waits for
+    it (how several start at once). (`prestart.open_for` adopts a prestarted one first.)"""
     if os.environ.get("EDGEBENCH_PRELOAD", "1") == "0":
         return None
     from edgebench.execution.isolate import worker_env
-    return Zygote(preload_modules(presets, backends), env=worker_env(), output=output)
+    return Zygote(preload_modules(presets, backends), env=worker_env(), output=output, wait=wait)
+
+
+def timeline(zygote: Zygote | None, since_start) -> list[float] | None:
+    """For the run header: [started, modules named, READY] of a zygote, each `since_start(t)`
+    (seconds since the run's process started); None for none, null for a moment it never reached."""
+    if zygote is None:
+        return None
+    return [None if t is None else since_start(t)
+            for t in (zygote.started_at, zygote.named_at, zygote.ready_at)]
 
 
 def describe(zygote: Zygote | None) -> dict:
@@ -325,4 +340,9 @@ def _import(modules: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_serve(int(sys.argv[1]), [m for m in sys.argv[2].split(",") if m]))
+    code = _serve(int(sys.argv[1]), [m for m in sys.argv[2].split(",") if m])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Every child was waited for: skip the interpreter's teardown of the preloaded modules (torch,
+    # transformers: tenths of a second to seconds), which the parent's close would wait for.
+    os._exit(code)

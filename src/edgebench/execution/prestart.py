@@ -4,7 +4,8 @@ transformers: seconds, more on a Jetson) run beside the snapshot's worker instea
 `prestart()` starts a `forkserver.Zygote` importing `forkserver.BASE_MODULES` (what every case worker
 imports) and returns at once; `open_for(presets, backends, output)` (what the executor calls) adopts
 it, naming the models' modules (its second preload stage) and waiting for READY, or starts a new one
-as `forkserver.open_for` does when none is waiting. A prestarted zygote's own output goes to a
+as `forkserver.open_for` does when none is waiting; `open_all` does so for each device of a run, all
+started before any is waited for. A prestarted zygote's own output goes to a
 temporary file, copied to `output` when adopted; one never adopted (the run failed before its first
 point) is killed by `drop_prestarted()` or at exit. The parent stays CUDA-free: the zygote is a
 process of its own, and checks before READY that its imports initialised no CUDA.
@@ -59,6 +60,31 @@ def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None)
     z.complete([m for m in forkserver.preload_modules(presets, backends) if m not in BASE_MODULES])
     _adopt_output(z, output)
     return z
+
+
+def open_all(presets, backends, outputs: dict) -> dict:
+    """A zygote per device (`outputs`: device -> its output, the first device's adopting the
+    prestarted one), all started before any is waited for, so that their imports run at once
+    instead of one after another (--devices)."""
+    devices = list(outputs)
+    if os.environ.get("EDGEBENCH_PRELOAD", "1") == "0":
+        return dict.fromkeys(devices)
+    adopt = devices[0] if _early else None
+    started: dict = {}
+    try:
+        for d in devices:  # the others start now; each imports while the adopted one finishes
+            if d != adopt:
+                started[d] = forkserver.open_for(presets, backends, outputs[d], wait=False)
+        if adopt is not None:
+            started[adopt] = open_for(presets, backends, outputs[adopt])
+        for d, z in started.items():
+            if d != adopt:
+                z.complete([])
+    except BaseException:
+        for z in started.values():
+            z.close(kill=True)
+        raise
+    return {d: started[d] for d in devices}
 
 
 def _adopt_output(z: Zygote, output: str | os.PathLike | None) -> None:

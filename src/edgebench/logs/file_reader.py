@@ -168,7 +168,7 @@ class FileReader:
             run_header(self, n, obj)
             self.runs.setdefault(run, obj)
             return True
-        if kind == "interrupted":  # a note for readers of the file: no table shows it
+        if kind in ("interrupted", "end"):  # notes for readers of the file: no table shows them
             return True
         record = maxctx_record(self, n, obj) if kind == "maxctx" else ops_record(self, n, obj)
         if record is not None:

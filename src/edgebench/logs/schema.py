@@ -4,7 +4,8 @@ case line (`compact_case` / `expand_case`); `edgebench.logs.writer` writes the l
 One self-describing JSON object per line, no whitespace. Every line has `v` (schema version) and
 `type`, one of `LINE_KINDS`: `run` (the header), `case` (one measured case), `maxctx` (a
 max-context search result), `ops` (an operator breakdown), `interrupted` (a run stopped by Ctrl-C
-or SIGTERM). The fields of each kind are in `RUN`, `CASE`, `MAXCTX`, `OPS` and `INTERRUPTED`, and
+or SIGTERM), `end` (a run that finished: its tear-down timeline). The fields of each kind are in
+`RUN`, `CASE`, `MAXCTX`, `OPS`, `INTERRUPTED` and `END`, and
 those of the objects inside a case in `STATS` (`prefill_ms`, `tpot_ms`), `MEM`, `ENERGY` and
 `PROV`. A number's unit is in its name (`_ms`, `_bytes`, `_j`, `_s`, `_w`, `_pct`, `_c`, `_mhz`);
 a Stats object is `{"median", "p10", "p90", "stdev", "n"}` in the unit its key names. Unavailable
@@ -94,7 +95,8 @@ _COMMON = (Field("v", int, "schema version"), text("type", "the line kind"),
 RUN = fields(
     *_COMMON, text("t", "UTC ISO start time: the latest run wins", checked=True,
                    what="an ISO time string"),
-    text("edgebench", "version"), Field("env", dict, "environment snapshot"),
+    text("edgebench", "version"), Field("env", dict, "environment snapshot (its snapshot_s: seconds "
+                                        "its worker spent on host_probe, packages, gpus_power, micro)"),
     Field("spec", dict, "the sweep spec as given"), Field("argv", list, "command line"),
     text("device", "device label"), text("shard", "--shard i/n"),
     Field("devices", list, "--devices: the label of each GPU the run used"),
@@ -102,6 +104,12 @@ RUN = fields(
           "CPU governors, steal since boot, Jetson nvpmodel / jetson_clocks, other GPU processes, "
           "persistence, locked clocks (telemetry/device_state.py)"),
     Field("workers", dict, "how workers started (preloaded or spawned)"),
+    Field("startup_s", dict, "when the run's start-up reached each moment, in seconds since its "
+          "process started (execution/timeline.py): main (the CLI entered), prestart (the fork "
+          "server launched), env_start / env (the environment snapshot, whose own parts are in "
+          "env.snapshot_s), log_open, preload_ready (every fork server READY), header", "s"),
+    Field("preload_s", dict, "device -> its fork server's [started, modules named, READY], seconds "
+          "since the process started (null: never reached)", "s"),
 )
 CASE = fields(
     *_COMMON,
@@ -200,8 +208,14 @@ INTERRUPTED = fields(
     Field("cases_recorded", int, "cases this invocation recorded", "count"),
     Field("cases_left", int, "cases not measured (a rerun resumes them)", "count"),
 )
+END = fields(
+    *_COMMON, text("t", "UTC ISO time"),
+    Field("teardown_s", dict, "after the last point, in seconds since the process started: "
+          "first_point (the first point's worker asked for), points_done, servers_closed (the "
+          "fork servers ended); what follows (the summary, the exit) is the run's wall after it", "s"),
+)
 LINE_KINDS: dict[str, dict[str, Field]] = {"run": RUN, "case": CASE, "maxctx": MAXCTX, "ops": OPS,
-                                           "interrupted": INTERRUPTED}
+                                           "interrupted": INTERRUPTED, "end": END}
 RECORD_TYPES = tuple(LINE_KINDS)
 # What makes a case a case: the fields of its record key (with the device).
 # A point (`edgebench.sweep.spec.Point`) is written as one line holding its prefill (no decode_mode)

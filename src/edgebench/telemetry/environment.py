@@ -162,10 +162,15 @@ def snapshot_for_run(payload: dict) -> dict:
 
 def snapshot(deep: bool = True, with_micro: bool = False) -> dict:
     """The environment record: everything a reader needs to know what produced a number."""
+    import time
+
     from edgebench.telemetry import jetson
     from edgebench.telemetry import nvml
-    snap = {"edgebench": __version__, "host": host(), "probe": probe.summary(),
-            "packages": packages(deep), "vars": result_vars()}
+    took, t0 = {}, time.monotonic()
+    snap = {"edgebench": __version__, "host": host(), "probe": probe.summary()}
+    took["host_probe"], t = time.monotonic() - t0, time.monotonic()
+    snap.update(packages=packages(deep), vars=result_vars())
+    took["packages"], t = time.monotonic() - t, time.monotonic()
     ok, why = nvml.status()
     snap["nvml"] = {"ok": ok, "why": why or None,
                     "fix": None if ok else "install the NVIDIA driver (NVML ships with it); on Jetson "
@@ -177,6 +182,9 @@ def snapshot(deep: bool = True, with_micro: bool = False) -> dict:
         from edgebench.telemetry import power
         rails, reason = power.channels_for_device("jetson" if jetson.is_jetson() else "nvml", 0)
         snap["power"] = {"channels": [c.name for c in rails], "why": reason or None}
+    took["gpus_power"], t = time.monotonic() - t, time.monotonic()
     if with_micro:
         snap["micro"] = micro(snap["gpus"])
+        took["micro"] = time.monotonic() - t
+    snap["snapshot_s"] = {k: round(v, 3) for k, v in took.items()}
     return snap
