@@ -231,3 +231,35 @@ def test_run_starts_the_workers_imports_before_the_environment_snapshot(monkeypa
     assert events == [("fork server", False), "snapshot"]
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[0]["workers"] == {"start": "fork-preloaded"} and lines[1]["status"] == "ok"
+
+
+def test_an_interrupted_adoption_kills_the_prestarted_zygote_and_its_output_follows_it(monkeypatch, tmp_path):
+    """Ctrl-C while the run waits for the prestarted zygote's READY kills it (no fork server left
+    behind); an adopted zygote's output file becomes the run's, so what it writes later lands there."""
+    from edgebench.execution import prestart
+    from edgebench.models import catalog
+    prestart.prestart()
+    (z,) = prestart._early
+
+    def interrupted(self, more):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(zygote.Zygote, "complete", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            prestart.open_for([catalog.resolve("tiny-llama")], output=tmp_path / "preload.txt")
+    assert z._proc is None and not prestart._early  # killed and forgotten
+    assert not os.path.exists(z.output)  # its temporary output removed
+
+    prestart.prestart()
+    (z,) = prestart._early
+    tmp = z.output
+    adopted = prestart.open_for([catalog.resolve("tiny-llama")], output=tmp_path / "preload.txt")
+    try:
+        assert adopted is z and z.output == tmp_path / "preload.txt" and not os.path.exists(tmp)
+        pid = z.pid
+        os.kill(pid, 0)
+        assert os.path.samefile(f"/proc/{pid}/fd/1", tmp_path / "preload.txt")  # its stdout: the run's file
+    finally:
+        z.close()
+        prestart.drop_prestarted()

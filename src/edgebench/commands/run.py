@@ -54,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--ops-trace writes the traces of --profile ops; add --profile ops")
     from edgebench.execution import prestart, timeline
     if not args.dry_run:  # the workers' imports start now, beside the environment snapshot
-        prestart.prestart()
+        prestart.prestart(stream=args.verbose)
         timeline.mark("prestart")
     try:
         return _main(args)

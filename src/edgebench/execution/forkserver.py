@@ -2,7 +2,7 @@
 
 Importing torch + transformers + a model's modeling module takes seconds (~9 s on a 2-core VM, more on
 a Jetson's CPU) and every case used to pay it in its fresh worker. `Zygote(preload)` starts
-`python -m edgebench.execution.forkserver FD MODULES`, which imports MODULES once, checks that nothing initialised
+`python -m edgebench.execution.zygote_process FD MODULES` (that process's side of the protocol), which imports MODULES once, checks that nothing initialised
 CUDA or started a thread (either makes fork unsafe), and then, per request, forks a child that runs
 `edgebench.execution.worker.main` exactly as a spawned worker would: own session, stdin closed, SIGKILL if
 its parent dies, results through the channel file. Isolation is unchanged: every case is still its
@@ -26,19 +26,13 @@ and is not stopped (SIGSTOP): a lost zygote raises `ZygoteLost` instead of hangi
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import gc
-import importlib
 import json
 import os
 import select
 import subprocess
 import sys
-import threading
 import time
-import warnings
 
-_CUDA_ERROR_NOT_INITIALIZED = 3
 READY_TIMEOUT_S = 300.0
 ANSWER_TIMEOUT_S = 60.0  # for the "PID n" answer to a request
 HEALTH_CHECK_S = 0.5  # how often a wait for the zygote checks that it still runs
@@ -47,35 +41,6 @@ KILL_WAIT_S = 10.0
 
 class ZygoteLost(EOFError):
     """The zygote exited, was killed or was stopped while a caller waited for it."""
-
-
-def cuda_driver_initialised() -> bool:
-    """True when this process already called cuInit (forked children could not use CUDA then).
-    Only asks a libcuda that is already loaded, so the check itself initialises nothing."""
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as fh:
-            if "libcuda.so" not in fh.read():
-                return False
-        lib = ctypes.CDLL("libcuda.so.1", mode=os.RTLD_NOLOAD | os.RTLD_GLOBAL)
-    except OSError:
-        return False
-    count = ctypes.c_int(0)
-    return lib.cuDeviceGetCount(ctypes.byref(count)) != _CUDA_ERROR_NOT_INITIALIZED
-
-
-def fork_unsafe_reason() -> str | None:
-    """Why forking this process would be unsafe, or None."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
-        return "torch initialised CUDA during the preload"
-    if cuda_driver_initialised():
-        return "the CUDA driver was initialised during the preload"
-    if threading.active_count() > 1:
-        names = ", ".join(t.name for t in threading.enumerate() if t is not threading.current_thread())
-        return f"the preload started Python threads ({names})"
-    # Native thread pools (numpy's OpenBLAS starts one at import) are left: BLAS and OpenMP runtimes
-    # reset their pools in the child through pthread_atfork handlers.
-    return None
 
 
 class _Child:
@@ -115,7 +80,7 @@ class Zygote:
         try:
             out = None if output is None else open(output, "wb")
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "edgebench.execution.forkserver", str(write_fd), ",".join(preload)],
+                [sys.executable, "-m", "edgebench.execution.zygote_process", str(write_fd), ",".join(preload)],
                 stdin=subprocess.PIPE, stdout=out, stderr=None if out is None else subprocess.STDOUT,
                 pass_fds=(write_fd,), env=env, start_new_session=True)
         except OSError as exc:
@@ -201,7 +166,7 @@ class Zygote:
                 if lost:
                     raise ZygoteLost(lost)
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise subprocess.TimeoutExpired("edgebench.execution.forkserver", timeout)
+                    raise subprocess.TimeoutExpired("edgebench.execution.zygote_process", timeout)
                 continue
             chunk = os.read(self._fd, 4096)
             if not chunk:  # the pipe closed: the zygote is gone (its exit status follows at once)
@@ -250,12 +215,17 @@ def preload_modules(presets, backends=("hf",)) -> list[str]:
 
 BASE_MODULES = ("torch", "transformers", "edgebench.measure.point_run", "edgebench.measure.phases",
                 "edgebench.models.loaders")  # what every case worker imports, whatever its model
+def preload_enabled() -> bool:
+    """Workers fork from a preloaded process unless EDGEBENCH_PRELOAD=0 (then each is spawned)."""
+    return os.environ.get("EDGEBENCH_PRELOAD", "1") != "0"
+
+
 def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None,
              wait: bool = True) -> Zygote | None:
     """A zygote for a sweep of these presets (its own output to `output`), or None when
     EDGEBENCH_PRELOAD=0 turns it off; `wait=False`: started, importing, and `complete([])` waits for
     it (how several start at once). (`prestart.open_for` adopts a prestarted one first.)"""
-    if os.environ.get("EDGEBENCH_PRELOAD", "1") == "0":
+    if not preload_enabled():
         return None
     from edgebench.execution.isolate import worker_env
     return Zygote(preload_modules(presets, backends), env=worker_env(), output=output, wait=wait)
@@ -275,74 +245,3 @@ def describe(zygote: Zygote | None) -> dict:
     if zygote is None:
         return {"start": "spawn", "why": "EDGEBENCH_PRELOAD=0"}
     return {"start": "fork-preloaded"} if zygote.ok else {"start": "spawn", "why": zygote.why}
-
-
-def _serve(out_fd: int, modules: list[str]) -> int:
-    from edgebench.execution import worker
-    # Python >= 3.12 warns on fork() with native threads alive; see fork_unsafe_reason for why it is safe.
-    warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning)
-    worker.die_with_parent()
-    out = os.fdopen(out_fd, "w", buffering=1)
-    try:
-        _import(modules)
-        line = sys.stdin.readline()  # ["PRELOAD", [more modules]] (see the module doc)
-        if not line:
-            return 0  # the parent went away before naming them
-        tag, more = json.loads(line)
-        if tag != "PRELOAD":
-            raise ValueError(f"expected the PRELOAD line first, got {line.strip()[:80]!r}")
-        _import(more)
-        why = fork_unsafe_reason()
-    except Exception as exc:  # noqa: BLE001 - any preload failure means: spawn workers instead
-        why = f"preloading failed: {type(exc).__name__}: {exc}".replace("\n", " ")[:300]
-    out.write("READY ok\n" if why is None else f"READY no {why}\n")
-    if why is not None:
-        return 0
-    # Keep the preloaded objects out of the collector, so children do not copy their pages by merely
-    # scanning them (copy-on-write: what a child does not write stays shared, which matters on a
-    # Jetson's unified memory).
-    gc.freeze()
-    for line in sys.stdin:
-        request, channel, output = json.loads(line)
-        sys.stdout.flush()  # or the child writes the zygote's buffered text again
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the worker: what `python -m edgebench.execution.worker REQUEST CHANNEL` would do
-            code = 1
-            try:
-                os.setsid()
-                out.close()
-                devnull = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(devnull, 0)
-                if output is not None:
-                    fd = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                    os.dup2(fd, 1)
-                    os.dup2(fd, 2)
-                    os.close(fd)
-                code = worker.main([request, channel])
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        out.write(f"PID {pid}\n")
-        _, status = os.waitpid(pid, 0)
-        out.write(f"EXIT {pid} {os.waitstatus_to_exitcode(status)}\n")
-    return 0
-
-
-def _import(modules: list[str]) -> None:
-    for name in modules:  # "?name": optional (a model class the installed transformers lacks)
-        try:
-            importlib.import_module(name.lstrip("?"))
-        except ImportError:
-            if not name.startswith("?"):
-                raise
-
-
-if __name__ == "__main__":
-    code = _serve(int(sys.argv[1]), [m for m in sys.argv[2].split(",") if m])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Every child was waited for: skip the interpreter's teardown of the preloaded modules (torch,
-    # transformers: tenths of a second to seconds), which the parent's close would wait for.
-    os._exit(code)

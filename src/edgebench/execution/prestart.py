@@ -6,8 +6,10 @@ imports) and returns at once; `open_for(presets, backends, output)` (what the ex
 it, naming the models' modules (its second preload stage) and waiting for READY, or starts a new one
 as `forkserver.open_for` does when none is waiting; `open_all` does so for each device of a run, all
 started before any is waited for. A prestarted zygote's own output goes to a
-temporary file, copied to `output` when adopted; one never adopted (the run failed before its first
-point) is killed by `drop_prestarted()` or at exit. The parent stays CUDA-free: the zygote is a
+temporary file, moved to `output` when adopted (so what it writes later, e.g. a crash of its serve
+loop, lands there too), or to the terminal with `prestart(stream=True)` (--verbose); one never
+adopted (the run failed or was interrupted before its first point, even while being adopted) is
+killed by `drop_prestarted()` or at exit. The parent stays CUDA-free: the zygote is a
 process of its own, and checks before READY that its imports initialised no CUDA.
 """
 from __future__ import annotations
@@ -22,16 +24,19 @@ from edgebench.execution.forkserver import BASE_MODULES, Zygote
 _early: list[Zygote] = []  # prestart()'s zygote until open_for adopts it
 
 
-def prestart() -> None:
+def prestart(stream: bool = False) -> None:
     """Start a zygote importing BASE_MODULES now, for the next `open_for` to adopt (see the module
-    doc). Nothing when EDGEBENCH_PRELOAD=0 or one is waiting already."""
-    if os.environ.get("EDGEBENCH_PRELOAD", "1") == "0" or _early:
+    doc); `stream`: its output to the terminal (as the executor's --verbose wants). Nothing when
+    preloading is off or one is waiting already."""
+    if not forkserver.preload_enabled() or _early:
         return
     import atexit
     import tempfile
     from edgebench.execution.isolate import worker_env
-    fd, path = tempfile.mkstemp(prefix="edgebench-preload-", suffix=".txt")
-    os.close(fd)
+    path = None
+    if not stream:
+        fd, path = tempfile.mkstemp(prefix="edgebench-preload-", suffix=".txt")
+        os.close(fd)
     z = forkserver.Zygote(list(BASE_MODULES), env=worker_env(), output=path, wait=False)
     _early.append(z)
     atexit.register(_drop_early, z)
@@ -44,20 +49,28 @@ def drop_prestarted() -> None:
 
 
 def _drop_early(z: Zygote) -> None:
-    if z in _early:
-        _early.remove(z)
-        z.close(kill=True)
-    with contextlib.suppress(OSError, TypeError):
-        os.unlink(z.output)
+    """Kill `z` and remove its temporary output, unless it was adopted (then it is the run's)."""
+    if z not in _early:
+        return
+    _early.remove(z)
+    z.close(kill=True)
+    if z.output is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(z.output)
 
 
 def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None) -> Zygote | None:
     """The zygote for a sweep of these presets: the prestarted one, adopted, when one is waiting;
-    else `forkserver.open_for`'s (None when EDGEBENCH_PRELOAD=0)."""
-    if os.environ.get("EDGEBENCH_PRELOAD", "1") == "0" or not _early:
+    else `forkserver.open_for`'s (None when preloading is off)."""
+    if not forkserver.preload_enabled() or not _early:
         return forkserver.open_for(presets, backends, output)
-    z = _early.pop()
-    z.complete([m for m in forkserver.preload_modules(presets, backends) if m not in BASE_MODULES])
+    z = _early[-1]
+    try:  # still prestart's until READY: a failure or Ctrl-C here kills it
+        z.complete([m for m in forkserver.preload_modules(presets, backends) if m not in BASE_MODULES])
+    except BaseException:
+        _drop_early(z)
+        raise
+    _early.remove(z)
     _adopt_output(z, output)
     return z
 
@@ -67,7 +80,7 @@ def open_all(presets, backends, outputs: dict) -> dict:
     prestarted one), all started before any is waited for, so that their imports run at once
     instead of one after another (--devices)."""
     devices = list(outputs)
-    if os.environ.get("EDGEBENCH_PRELOAD", "1") == "0":
+    if not forkserver.preload_enabled():
         return dict.fromkeys(devices)
     adopt = devices[0] if _early else None
     started: dict = {}
@@ -88,11 +101,19 @@ def open_all(presets, backends, outputs: dict) -> dict:
 
 
 def _adopt_output(z: Zygote, output: str | os.PathLike | None) -> None:
-    """What the prestarted zygote wrote while preloading, moved to `output` (None: stderr)."""
-    with contextlib.suppress(OSError):
+    """The prestarted zygote's output file becomes `output` (it keeps writing there); with `output`
+    None (the terminal) what it wrote so far is printed. Streamed zygotes (no file) need nothing."""
+    if z.output is None:
+        return
+    if output is not None:
+        with contextlib.suppress(OSError):
+            os.replace(z.output, output)  # same inode: later writes follow
+            z.output = output
+            return
+    with contextlib.suppress(OSError):  # the terminal, or another filesystem: copy what is there
         with open(z.output, "rb") as fh:
             text = fh.read()
-        if text and output is not None:
+        if output is not None:
             with open(output, "ab") as out:
                 out.write(text)
         elif text:
