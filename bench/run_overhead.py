@@ -35,13 +35,21 @@ import time
 from edgebench.logs.loader import load
 
 
-def timed_work(log: str) -> dict[str, float]:
+def timed_work(log: str, since: str | None = None) -> dict[str, float]:
+    """Timed work, cold calls and the points' wall time of the log's runs (those whose header is
+    from `since` on, an ISO UTC time: what the command just run wrote, not a resumed log's older
+    runs); `devices`: the most GPUs one of them ran on at once (--devices)."""
     logs = load([log])
-    spec = next(iter(logs.runs.values())).get("spec") or {}
+    runs = {k: h for k, h in logs.runs.items() if since is None or str(h.get("t") or "") >= since}
+    spec = next(iter(runs.values()), {}).get("spec") or {}
     reps, warmup = int(spec.get("reps", 5)), int(spec.get("warmup", 2))
-    out = {"timed_s": 0.0, "cold_s": 0.0, "lines": 0, "ok_lines": 0, "points_wall_s": 0.0, "points": 0}
+    out = {"timed_s": 0.0, "cold_s": 0.0, "lines": 0, "ok_lines": 0, "points_wall_s": 0.0, "points": 0,
+           "devices": max((len(h.get("devices") or []) for h in runs.values()), default=0) or 1,
+           "runs_per_point": int(spec.get("runs") or 1), "log_runs": len(runs)}
     cold: dict[str, float] = {}
     for r in logs.cases:
+        if r.get("run") not in runs:
+            continue
         out["lines"] += 1
         if isinstance(r.get("wall_s"), (int, float)):  # a prefill line: its point's worker wall time
             out["points_wall_s"] += r["wall_s"]
@@ -49,12 +57,12 @@ def timed_work(log: str) -> dict[str, float]:
         if r["status"] != "ok":
             continue
         out["ok_lines"] += 1
-        runs = r.get("runs") or 1
+        runs_n = r.get("runs") or 1
         pre, tp = r.get("prefill_ms") or {}, r.get("tpot_ms") or {}
         if pre.get("median"):
-            out["timed_s"] += (warmup + reps) * pre["median"] * runs / 1e3
+            out["timed_s"] += (warmup + reps) * pre["median"] * runs_n / 1e3
         if tp.get("median") and r.get("gen"):
-            out["timed_s"] += (warmup + r["gen"]) * tp["median"] * runs / 1e3
+            out["timed_s"] += (warmup + r["gen"]) * tp["median"] * runs_n / 1e3
         for k, v in (r.get("cold_ms") or {}).items():
             if isinstance(v, (int, float)):
                 out["cold_s"] += v / 1e3
@@ -64,22 +72,27 @@ def timed_work(log: str) -> dict[str, float]:
 
 
 def accounting(got: dict, wall_s: float) -> dict[str, float]:
-    """Where a run's `wall_s` went (see the module doc), in seconds; the four parts sum to it."""
-    points = got["points_wall_s"]
-    return {"outside_points_s": wall_s - points,
+    """Where a run's `wall_s` went (see the module doc), in seconds; the four parts sum to it. With
+    several GPUs at once (--devices) the parts are device-seconds and sum to wall x devices."""
+    points, capacity = got["points_wall_s"], wall_s * got.get("devices", 1)
+    return {"outside_points_s": capacity - points,
             "point_setup_s": points - got["timed_s"] - got["cold_s"],
             "cold_s": got["cold_s"], "timed_s": got["timed_s"]}
 
 
 def show_accounting(got: dict, wall_s: float) -> str:
-    acc = accounting(got, wall_s)
-    names = {"outside_points_s": "outside the points (wall - sum of points' wall_s)",
-             "point_setup_s": "per-point set-up (wall_s - timed - cold)",
-             "cold_s": "cold first calls (cold_ms)", "timed_s": "timed work"}
-    lines = [f"accounting of {wall_s:.1f} s wall, {got['points']} points "
-             f"(sum of their wall_s {got['points_wall_s']:.1f} s):"]
+    acc, n = accounting(got, wall_s), got.get("devices", 1)
+    capacity = wall_s * n
+    setup = "per-point set-up (wall_s - timed - cold)" if got.get("runs_per_point", 1) == 1 else \
+        "per-point set-up (incl. runs 2..N's cold calls)"  # only run 1's cold calls are recorded
+    names = {"outside_points_s": "outside the points (wall - sum of points' wall_s)" if n == 1 else
+             f"idle GPU time ({n} x wall - sum of points' wall_s)",
+             "point_setup_s": setup, "cold_s": "cold first calls (cold_ms)", "timed_s": "timed work"}
+    head = f"{wall_s:.1f} s wall" if n == 1 else f"{capacity:.1f} device-seconds ({n} GPUs x {wall_s:.1f} s wall)"
+    lines = [f"accounting of {head}, {got['points']} points (sum of their wall_s {got['points_wall_s']:.1f} s)"
+             + (f", {got['log_runs']} runs of the log" if got.get("log_runs", 1) > 1 else "") + ":"]
     for k, label in names.items():
-        lines.append(f"  {label:<52} {acc[k]:7.1f} s  {100 * acc[k] / wall_s:5.1f}%")
+        lines.append(f"  {label:<52} {acc[k]:7.1f} s  {100 * acc[k] / capacity:5.1f}%")
         if k == "cold_s":
             for kind, v in sorted(got["cold_by_kind_s"].items(), key=lambda kv: -kv[1]):
                 lines.append(f"    {kind:<50} {v:7.1f} s")
@@ -174,7 +187,7 @@ def main() -> None:
         ap.error("--wall-s is for an existing --log; with a command the wall time is measured")
     if cmd and "-o" not in cmd and not args.log:
         ap.error("the command must name its log with -o LOG, or pass --log")
-    t0 = time.monotonic()
+    t0, since = time.monotonic(), time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 1))
     rc = subprocess.call(cmd) if cmd else 0
     wall = time.monotonic() - t0 if cmd else args.wall_s
     if args.log:
@@ -185,17 +198,19 @@ def main() -> None:
         log = found[-1]
     else:
         log = cmd[cmd.index("-o") + 1]
-    got = timed_work(log)
+    got = timed_work(log, since if cmd else None)
     res = {"label": args.label, "rc": rc, "wall_s": round(wall, 1),
            **{k: round(v, 2) for k, v in got.items() if k != "cold_by_kind_s"},
            "cold_by_kind_s": {k: round(v, 2) for k, v in got["cold_by_kind_s"].items()},
            "accounting": {k: round(v, 2) for k, v in accounting(got, wall).items()},
-           "wall_over_timed": round(wall / got["timed_s"], 2) if got["timed_s"] else None,
-           "wall_minus_cold_over_timed": round((wall - got["cold_s"]) / got["timed_s"], 2)
+           # with --devices, in device-seconds: GPUs x wall over the work all of them did
+           "wall_over_timed": round(wall * got["devices"] / got["timed_s"], 2) if got["timed_s"] else None,
+           "wall_minus_cold_over_timed": round((wall * got["devices"] - got["cold_s"]) / got["timed_s"], 2)
            if got["timed_s"] else None, "command": cmd}
+    per = "" if got["devices"] == 1 else f" ({got['devices']} GPUs: device-seconds, GPUs x wall / timed)"
     print(f"{args.label}: wall {res['wall_s']} s, timed work {res['timed_s']} s, cold first calls "
           f"{res['cold_s']} s, {res['ok_lines']}/{res['lines']} lines ok: wall / timed = "
-          f"{res['wall_over_timed']}x ({res['wall_minus_cold_over_timed']}x without the cold calls)")
+          f"{res['wall_over_timed']}x ({res['wall_minus_cold_over_timed']}x without the cold calls){per}")
     print(show_accounting(got, wall))
     parts = show_timelines(log, got, wall)
     if parts:

@@ -22,6 +22,14 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
                           text=True, env=env, timeout=120)
 
 
+def _module(name: str):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_decode_floor_reads_a_gzipped_log_with_a_cut_line_and_matches_the_recorded_table(tmp_path):
     log = tmp_path / "sweep.jsonl.gz"
     text = SWEEP.read_text()
@@ -80,6 +88,25 @@ def test_run_overhead_accounts_an_existing_logs_wall_time_in_four_parts():
     assert whole == pytest.approx(140, abs=0.3)
     refused = _run("run_overhead.py", "--log", str(log))
     assert refused.returncode == 2 and "--wall-s" in refused.stderr
+
+
+def test_run_overhead_accounts_a_devices_run_in_device_seconds_and_only_the_new_runs(tmp_path):
+    """--devices runs points on several GPUs at once: the parts are device-seconds (GPUs x wall) and
+    nothing comes out negative; a log that also holds an older run counts only the runs written
+    since the command started."""
+    mod = _module("run_overhead")
+    log = RESULTS / "h200-2026-11-30c" / "call2" / "devices_all.jsonl"
+    got = mod.timed_work(str(log))
+    assert got["devices"] == 2 and got["points"] == 9
+    acc = mod.accounting(got, 144.8)
+    assert acc["outside_points_s"] == pytest.approx(2 * 144.8 - 174.6, abs=0.05) and acc["outside_points_s"] > 0
+    assert sum(acc.values()) == pytest.approx(2 * 144.8, abs=0.01)
+    assert "289.6 device-seconds (2 GPUs x 144.8 s wall)" in mod.show_accounting(got, 144.8)
+    both = tmp_path / "resumed.jsonl"  # an older one-GPU run, then the devices run
+    both.write_text((RESULTS / "h200-2026-11-30c" / "call2" / "devices_one.jsonl").read_text() + log.read_text())
+    assert mod.timed_work(str(both))["points"] == 18
+    newer = mod.timed_work(str(both), since="2026-11-30T14:00:00")
+    assert newer["points"] == 9 and newer["points_wall_s"] == pytest.approx(174.6, abs=0.05)
 
 
 def test_run_overhead_names_the_parts_outside_the_points_from_the_logs_timeline(tmp_path):
