@@ -234,11 +234,10 @@ def test_adding_a_decode_mode_writes_only_its_lines_and_timeouts_are_per_line(mo
                      (32, "graph", "killed"), (64, "graph", "ok")]
 
 
-def test_kernels_are_detected_once_per_model_and_reused_by_its_later_points(monkeypatch, tmp_path):
-    """Kernel detection's answer depends on (model, backend, dtype, attn, batch, probe length,
-    device), not on the context: the first point of a model detects, the later ones (and later
-    --runs) are sent what it found and the key of its line, which their prefill lines name."""
-    sent = []
+def _fake_detecting_workers(monkeypatch) -> list[dict]:
+    """Workers that 'detect' kernels named after their point's key unless sent known ones (then they
+    repeat them and their source, as point_run does); returns the requests, as they are sent."""
+    sent: list[dict] = []
 
     def run_isolated(target, payload, **kw):
         sent.append(payload)
@@ -252,6 +251,14 @@ def test_kernels_are_detected_once_per_model_and_reused_by_its_later_points(monk
     monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
     monkeypatch.setattr(executor, "snapshot_env", lambda: dict(NO_GPU))
     monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    return sent
+
+
+def test_kernels_are_detected_once_per_model_and_reused_by_its_later_points(monkeypatch, tmp_path):
+    """Kernel detection's answer depends on (model, backend, dtype, attn, batch, probe length,
+    device), not on the context: the first point of a model detects, the later ones (and later
+    --runs) are sent what it found and the key of its line, which their prefill lines name."""
+    sent = _fake_detecting_workers(monkeypatch)
     path = tmp_path / "run.jsonl"
     assert main(["run", "-m", "tiny-llama,tiny-mamba", "-c", "64,128", "-n", "1", "-r", "1", "--runs", "2",
                  "--warmup", "0", "--device", "cpu", "-q", "-o", str(path)]) == 0
@@ -274,17 +281,7 @@ def test_kernels_are_detected_once_per_model_and_reused_by_its_later_points(monk
 def test_kernels_from_names_a_line_of_this_run_when_a_resumed_point_adds_a_mode(monkeypatch, tmp_path):
     """A point resumed only for a new decode mode does not write its prefill line again, so its
     kernels are not lent to later points: `kernels_from` never names an earlier run's line."""
-    def run_isolated(target, payload, **kw):
-        known = payload.get("known_kernels")
-        rec = {"status": "ok", "prefill_ms": None, "decode": {m: {"status": "ok"} for m in payload["decode_modes"]},
-               "kernels": known or {"attention": f"found-by-{payload['key']}"}}
-        if known is not None:
-            rec["kernels_from"] = payload["kernels_from"]
-        return rec
-
-    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
-    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(NO_GPU))
-    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    _fake_detecting_workers(monkeypatch)
     path = tmp_path / "run.jsonl"
     common = ["-m", "tiny-llama", "-n", "1", "-r", "1", "--warmup", "0", "--device", "cpu", "-q", "-o", str(path)]
     assert main(["run", "-c", "64", "--decode-mode", "eager", *common]) == 0
