@@ -263,3 +263,31 @@ def test_an_interrupted_adoption_kills_the_prestarted_zygote_and_its_output_foll
     finally:
         z.close()
         prestart.drop_prestarted()
+
+
+def test_a_suites_groups_share_one_fork_server_and_it_ends_with_the_command(monkeypatch, tmp_path):
+    """A spec with two grid groups runs two executors in one command: the second takes the first's
+    fork server (no second preload of torch and transformers) and the server ends with the command."""
+    from edgebench.cli import main
+    from edgebench.execution import prestart
+    made = []
+
+    class Recorded(zygote.Zygote):
+        def __init__(self, preload, env=None, output=None, wait=True):
+            super().__init__(preload, env=env, output=output, wait=wait)
+            made.append(self)
+
+    monkeypatch.setattr(zygote, "Zygote", Recorded)
+    spec = tmp_path / "two.toml"
+    spec.write_text('[sweep]\nctx = "16"\ngen = [1]\nreps = 1\nwarmup = 0\ndevice = "cpu"\ndtypes = ["float32"]\n'
+                    '[[grid]]\nname = "a"\nmodels = ["tiny-llama"]\n'
+                    '[[grid]]\nname = "b"\nprofile = "ops"\nmodels = ["tiny-mamba2"]\n')
+    out = tmp_path / "run.jsonl"
+    assert main(["run", "--spec", str(spec), "-q", "-o", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    heads = [x for x in lines if x["type"] == "run"]
+    assert len(heads) == 2 and all(h["workers"] == {"start": "fork-preloaded"} for h in heads)
+    assert len(made) == 1  # one preload for both groups
+    assert heads[1]["startup_s"]["preload_ready"] - heads[1]["startup_s"]["log_open"] < 0.5
+    assert [x["status"] for x in lines if x["type"] == "case"] == ["ok"] * 4
+    assert not prestart._kept and made[0].pid is None  # closed when the command ended

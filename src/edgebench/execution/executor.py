@@ -221,9 +221,8 @@ class Executor:
             log.close()
             raise
         with isolate.sigterm_as_interrupt(), log, contextlib.ExitStack() as servers:
-            for z in self.zygotes.values():
-                if z is not None:
-                    servers.enter_context(z)
+            for z in self.zygotes.values():  # kept for the command's next executor, or closed
+                servers.callback(prestart.release, z)
             preload = {d: forkserver.timeline(z, timeline.since_start) for d, z in self.zygotes.items()}
             log.write({"type": "run", "run": self.run_id, "t": records.utc_now(),
                        "edgebench": self.env["edgebench"], "argv": sys.argv[1:], "device": self.label,

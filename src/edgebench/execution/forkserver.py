@@ -130,6 +130,11 @@ class Zygote:
             raise ValueError(f"unexpected answer from the preloaded process: {parts}")
         return _Child(self, int(parts[1]))
 
+    @property
+    def serving(self) -> bool:
+        """READY and still running (neither retired, closed, lost nor stopped): can fork workers."""
+        return self.ok and self._proc is not None and not self._lost()
+
     def retire(self, why: str) -> None:
         """Stop using this zygote (callers spawn from now on) and kill it: it may be stopped or hung."""
         self.ok, self.why = False, why

@@ -9,7 +9,13 @@ started before any is waited for. A prestarted zygote's own output goes to a
 temporary file, moved to `output` when adopted (so what it writes later, e.g. a crash of its serve
 loop, lands there too), or to the terminal with `prestart(stream=True)` (--verbose); one never
 adopted (the run failed or was interrupted before its first point, even while being adopted) is
-killed by `drop_prestarted()` or at exit. The parent stays CUDA-free: the zygote is a
+killed by `drop_prestarted()` or at exit.
+
+Within one command, fork servers outlive an executor: `release(z)` (the executor's end) keeps a
+serving one for the next executor of the same command (a suite runs one per grid group and one per
+max-context group), which `open_for` / `open_all` take before starting new ones; a worker of a model
+that server did not preload imports its modules itself. `drop_prestarted()` ends them. Outside a
+command that called `prestart()` (the maxctx command, tests), `release` closes the server as before. The parent stays CUDA-free: the zygote is a
 process of its own, and checks before READY that its imports initialised no CUDA.
 """
 from __future__ import annotations
@@ -22,6 +28,8 @@ from edgebench.execution import forkserver
 from edgebench.execution.forkserver import BASE_MODULES, Zygote
 
 _early: list[Zygote] = []  # prestart()'s zygote until open_for adopts it
+_kept: list[Zygote] = []  # serving fork servers released by an earlier executor of this command
+_keeping: list[bool] = []  # [True] once prestart() ran: release keeps servers for reuse
 
 
 def prestart(stream: bool = False) -> None:
@@ -30,6 +38,7 @@ def prestart(stream: bool = False) -> None:
     preloading is off or one is waiting already."""
     if not forkserver.preload_enabled() or _early:
         return
+    _keeping[:] = [True]
     import atexit
     import tempfile
     from edgebench.execution.isolate import worker_env
@@ -43,9 +52,33 @@ def prestart(stream: bool = False) -> None:
 
 
 def drop_prestarted() -> None:
-    """Kill a prestarted zygote that no `open_for` adopted (the run ended before its first point)."""
+    """Kill a prestarted zygote that no `open_for` adopted (the run ended before its first point),
+    and close the servers kept for reuse (the command ends)."""
     for z in list(_early):
         _drop_early(z)
+    while _kept:
+        _kept.pop().close()
+    _keeping.clear()
+
+
+def release(z: Zygote | None) -> None:
+    """An executor is done with `z`: kept for the command's next executor while it serves and the
+    command prestarted (see the module doc), else closed."""
+    if z is None:
+        return
+    if _keeping and z.serving:
+        _kept.append(z)
+    else:
+        z.close()
+
+
+def _take_kept() -> Zygote | None:
+    while _kept:
+        z = _kept.pop()
+        if z.serving:
+            return z
+        z.close()
+    return None
 
 
 def _drop_early(z: Zygote) -> None:
@@ -62,7 +95,12 @@ def _drop_early(z: Zygote) -> None:
 def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None) -> Zygote | None:
     """The zygote for a sweep of these presets: the prestarted one, adopted, when one is waiting;
     else `forkserver.open_for`'s (None when preloading is off)."""
-    if not forkserver.preload_enabled() or not _early:
+    if not forkserver.preload_enabled():
+        return None
+    kept = _take_kept()
+    if kept is not None:
+        return kept
+    if not _early:
         return forkserver.open_for(presets, backends, output)
     z = _early[-1]
     try:  # still prestart's until READY: a failure or Ctrl-C here kills it
@@ -82,16 +120,22 @@ def open_all(presets, backends, outputs: dict) -> dict:
     devices = list(outputs)
     if not forkserver.preload_enabled():
         return dict.fromkeys(devices)
-    adopt = devices[0] if _early else None
     started: dict = {}
+    for d in devices:  # servers kept from the command's earlier executor first
+        kept = _take_kept()
+        if kept is None:
+            break
+        started[d] = kept
+    reused = set(started)
+    adopt = next((d for d in devices if d not in reused), None) if _early else None
     try:
         for d in devices:  # the others start now; each imports while the adopted one finishes
-            if d != adopt:
+            if d not in reused and d != adopt:
                 started[d] = forkserver.open_for(presets, backends, outputs[d], wait=False)
         if adopt is not None:
             started[adopt] = open_for(presets, backends, outputs[adopt])
         for d, z in started.items():
-            if d != adopt:
+            if d != adopt and d not in reused:
                 z.complete([])
     except BaseException:
         for z in started.values():
