@@ -330,3 +330,37 @@ def test_parse_devices():
 def test_bad_devices_are_refused_before_any_worker(text, gpus, device, says):
     with pytest.raises(UserError, match=says):
         parse_devices(text, gpus, device)
+
+
+def test_makespan_deals_longest_first_to_the_least_loaded_gpu():
+    assert estimate.makespan([5, 4, 3, 3, 3], 2) == 10  # 5+3 / 4+3+3: longest first, as the scheduler
+    assert estimate.makespan([1, 1, 1, 1], 4) == 1 and estimate.makespan([2, 7, 1], 1) == 10
+    assert estimate.makespan([9, 1, 1], 3) == 9  # one long item sets the pace whatever the GPUs
+
+
+def test_devices_count_as_a_dry_run_can_tell_it(monkeypatch):
+    from edgebench.sweep import plan
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(plan, "driver_gpu_count", lambda: 4)
+    assert plan.devices_count(None) == 1 and plan.devices_count("cuda:0,cuda:2") == 2
+    assert plan.devices_count("cuda:1, CUDA:1") == 1 and plan.devices_count("all") == 4
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,3")
+    assert plan.devices_count("all") == 2
+    monkeypatch.setattr(plan, "driver_gpu_count", lambda: 0)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert plan.devices_count("all") == 1  # unknown: the one-GPU estimate only
+
+
+def test_a_devices_dry_run_estimates_the_time_on_that_many_gpus(capsys):
+    """On two H200s the paper suite's claims core (these five models) ran in 452 s; its one-GPU
+    estimate is 12 min (bench/results/h200-2026-11-30c)."""
+    core = "qwen2.5-0.5b,mamba2-780m,mamba2-130m,llama-3.2-1b,mamba-790m"
+    assert main(["run", "--suite", "paper-desktop", "-m", core, "--device", "cuda", "--dry-run"]) == 0
+    one = capsys.readouterr().out
+    assert "GPUs (--devices)" not in one
+    assert main(["run", "--suite", "paper-desktop", "-m", core, "--device", "cuda", "--devices", "cuda:0,cuda:1",
+                 "--dry-run"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("on 2 GPUs (--devices): about "))
+    minutes_two = float(line.split("about ")[1].split(" min")[0])
+    faster = float(line.split(", ")[1].split("x faster")[0])
+    assert 6 <= minutes_two <= 9 and 1.5 < faster <= 2.0  # measured: 7.5 min

@@ -88,7 +88,7 @@ def _main(args: argparse.Namespace) -> int:
     from edgebench.sweep.suite import Suite
     spec: Spec = spec_from_args(args)
     if args.dry_run:
-        print(suite_runner.dry_run(spec, args.shard, suite))
+        print(suite_runner.dry_run(spec, args.shard, suite, args.devices))
         return 0
     opts = grid_planner.RunOptions(shard=args.shard, telemetry=not args.no_telemetry,
                                    power_rate_hz=args.power_rate, quiet=args.quiet,

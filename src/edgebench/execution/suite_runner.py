@@ -19,9 +19,9 @@ def _shard(spec, shard: str | None) -> list:
     return shards.select(cases, shard, reps=spec.reps, warmup=spec.warmup)[0]
 
 
-def dry_run(spec, shard: str | None, suite: str | None) -> str:
+def dry_run(spec, shard: str | None, suite: str | None, devices: str | None = None) -> str:
     """The grid plan (`grid_planner.dry_run`), then a suite's grids and searches and the estimated
-    time (`edgebench.sweep.suite_plan`). A suite that cannot run on this machine's CPU (mamba_ssm,
+    time (`edgebench.sweep.suite_plan`; with --devices, also on that many GPUs). A suite that cannot run on this machine's CPU (mamba_ssm,
     say) is planned for CUDA, with a note, when no --device was forced: its size is what was asked."""
     import dataclasses
 
@@ -48,7 +48,8 @@ def dry_run(spec, shard: str | None, suite: str | None) -> str:
     first, _, rest = text.partition("\n")
     head, _, log = rest.rpartition("log: ")
     return "\n".join([first, *notes, *filter(None, head.split("\n")),
-                      *suite_plan.describe(spec, cases, units, device), f"log: {log}"])
+                      *suite_plan.describe(spec, cases, units, device, plan.devices_count(devices)),
+                      f"log: {log}"])
 
 
 def run(spec, opts, suite: str | None, env: dict | None) -> tuple[str, list[dict]]:

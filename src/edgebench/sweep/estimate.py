@@ -117,5 +117,14 @@ def search_s(pre: Any, logits: str, budget_bytes: int, resolution: int, limit: i
     return probes * (STARTUP_S + prefill_s(pre, fit, logits))
 
 
+def makespan(costs: list[float], devices: int) -> float:
+    """Seconds until `devices` GPUs finish items of these costs, each item whole on one GPU, dealt
+    longest first to the least loaded (as `execution.scheduler` deals series and searches)."""
+    loads = [0.0] * max(1, devices)
+    for c in sorted(costs, reverse=True):
+        loads[loads.index(min(loads))] += c
+    return max(loads)
+
+
 def minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"

@@ -142,14 +142,34 @@ def device_class(requested: str = "auto") -> tuple[str, str]:
         return "cpu", f"torch {torch_version} is a CPU build"
     if jetson.is_jetson():
         return "cuda", "a Jetson board"
-    listed = sysroot.path("/proc/driver/nvidia/gpus")
-    count = len(list(listed.iterdir())) if listed.is_dir() else 0
+    count = driver_gpu_count()
     if count:
         return "cuda", f"the NVIDIA driver lists {count} GPU{'s' if count > 1 else ''}"
     for node in ("/dev/nvidia0", "/dev/dxg"):  # dxg: the GPU of WSL2
         if sysroot.path(node).exists():
             return "cuda", f"{node} exists"
     return "cpu", "no NVIDIA driver or GPU device node found"
+
+
+def driver_gpu_count() -> int:
+    """GPUs the NVIDIA driver lists (/proc/driver/nvidia/gpus), without initialising CUDA; 0 if none."""
+    from edgebench.telemetry import sysroot
+    listed = sysroot.path("/proc/driver/nvidia/gpus")
+    return len(list(listed.iterdir())) if listed.is_dir() else 0
+
+
+def devices_count(devices: str | None) -> int:
+    """How many GPUs `--devices` asks for, as a dry run can tell without CUDA: a list's length, or for
+    `all` what CUDA_VISIBLE_DEVICES names, else what the driver lists (1 when unknown or not given);
+    the real run checks the list against the GPUs a worker sees."""
+    if not devices:
+        return 1
+    if str(devices).strip().lower() != "all":
+        return len({d.strip().lower() for d in str(devices).split(",") if d.strip()}) or 1
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() not in ("", "-1"):
+        return len([d for d in visible.split(",") if d.strip()])
+    return driver_gpu_count() or 1
 
 
 def _prefills(cases: list[Case]) -> list[Case]:

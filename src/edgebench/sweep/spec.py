@@ -188,6 +188,8 @@ class Case:
         return (f"{self.model}|{self.backend}|{self.dtype}|ctx={self.ctx}|gen={self.gen}|"
                 f"b={self.batch}|{mode}{self.logits}|{self.attn}")
 
+    series = Point.series  # its point's series (same fields): contexts ascend within it
+
     def point_fields(self) -> tuple:
         """What it shares with the other lines of its point."""
         return (self.model, self.backend, self.dtype, self.ctx, self.gen, self.batch, self.logits,

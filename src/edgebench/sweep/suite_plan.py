@@ -4,8 +4,9 @@ and the estimated time of the whole run (`edgebench.sweep.estimate`).
 `shard_units(spec, which)` divides a suite's searches among N shards, balanced by their estimated
 time: longest first, each to the shard with the least so far (one 4-minute search and three
 30-second ones should not land on one shard, as plain round-robin over the table order would).
-`estimated_seconds(spec, cases, units)` -> (cases s, searches s); `describe(spec, cases, units,
-device)` the lines printed after the grid plan. Nothing here imports torch or starts a worker.
+`estimated_seconds(spec, cases, units, devices=1)` -> (cases s, searches s), on `devices` GPUs
+(--devices: whole series and searches dealt longest first); `describe(spec, cases, units, device,
+devices=1)` the lines printed after the grid plan. Nothing here imports torch or starts a worker.
 """
 from __future__ import annotations
 
@@ -55,19 +56,25 @@ def _profiled(spec: Spec, cases: list[Case]) -> set[Case]:
     return {c for profile, sub in spec.groups(cases) if profile for c in sub.plan()}
 
 
-def estimated_seconds(spec: Spec, cases: list[Case], units: list[tuple[int, str, str]]) -> tuple[float, float]:
-    """(seconds of the cases, seconds of the searches) on an H100/H200-class GPU."""
+def estimated_seconds(spec: Spec, cases: list[Case], units: list[tuple[int, str, str]],
+                      devices: int = 1) -> tuple[float, float]:
+    """(seconds of the cases, seconds of the searches) on an H100/H200-class GPU; with `devices`
+    GPUs (--devices), each series of the grids and each search whole on one GPU, dealt longest first."""
     presets = _presets([c.model for c in cases] + [m for _, m, _ in units])
     profiled = _profiled(spec, cases)
-    grid = spec.runs * sum(estimate.case_s(c, presets[c.model], spec.reps, spec.warmup, c in profiled)
-                           for c in cases)  # --runs: each point that many times
-    grid += estimate.RUN_START_S if cases else 0.0
-    return grid, sum(_search_seconds(spec, units)) if units else 0.0
+    series: dict[tuple, float] = {}
+    for c in cases:  # --runs: each point that many times
+        cost = spec.runs * estimate.case_s(c, presets[c.model], spec.reps, spec.warmup, c in profiled)
+        series[c.series()] = series.get(c.series(), 0.0) + cost
+    grid = estimate.makespan(list(series.values()), devices) + (estimate.RUN_START_S if cases else 0.0)
+    return grid, estimate.makespan(_search_seconds(spec, units), devices) if units else 0.0
 
 
-def describe(spec: Spec, cases: list[Case], units: list[tuple[int, str, str]], device: str) -> list[str]:
+def describe(spec: Spec, cases: list[Case], units: list[tuple[int, str, str]], device: str,
+             devices: int = 1) -> list[str]:
     """The lines a dry run prints after the grid plan: a suite's grids and searches, then the
-    estimated time (on a CUDA device class only: the rates are a GPU's)."""
+    estimated time (on a CUDA device class only: the rates are a GPU's), and with `devices` > 1
+    (--devices) the time on that many GPUs."""
     lines = []
     if isinstance(spec, Suite) and spec.grids:
         mine = set(cases)
@@ -89,4 +96,10 @@ def describe(spec: Spec, cases: list[Case], units: list[tuple[int, str, str]], d
         lines.append(f"estimated time on an H100/H200-class GPU: {estimate.minutes(grid + searches)} "
                      f"({parts}; calibrated on the H100/H200 logs in bench/results, meant to err long; "
                      "a Jetson is several times slower: time one --shard and scale)")
+        if devices > 1:
+            grid_n, searches_n = estimated_seconds(spec, cases, units, devices)
+            lines.append(f"on {devices} GPUs (--devices): about {estimate.minutes(grid_n + searches_n)}, "
+                         f"{(grid + searches) / (grid_n + searches_n):.1f}x faster "
+                         "(each series of contexts and each search runs whole on one GPU, the longest "
+                         "first; a short plan gains less: one cold autotune or a long search sets its pace)")
     return lines
