@@ -407,7 +407,7 @@ compiletests() {  # issue 16: the compile mode's GPU tests alone (each point a c
 compile() {
   log "compile decode: pass 1 (eager, graph, compile), pass 2 (compile, cache warm)"
   export TORCHINDUCTOR_CACHE_DIR="$STATE/inductor"
-  local models=qwen2.5-0.5b,mamba2-780m,zamba2-1.2b,falcon-h1-0.5b t0=$SECONDS
+  local models=${2:-qwen2.5-0.5b,mamba2-780m,zamba2-1.2b,falcon-h1-0.5b} t0=$SECONDS  # ${2}: other models
   timeout "${1:-540}" $PY -m edgebench run -m $models -c 1k,16k -n 64 -r 3 --warmup 2 \
     --decode-mode eager,graph,compile --timeout 420 -o "$STATE/compile_1.jsonl" >> "$STATE/compile_1.txt" 2>&1
   local left=$(( ${1:-540} - (SECONDS - t0) ))
