@@ -364,3 +364,14 @@ def test_a_devices_dry_run_estimates_the_time_on_that_many_gpus(capsys):
     minutes_two = float(line.split("about ")[1].split(" min")[0])
     faster = float(line.split(", ")[1].split("x faster")[0])
     assert 6 <= minutes_two <= 9 and 1.5 < faster <= 2.0  # measured: 7.5 min
+
+
+def test_every_shard_of_a_gpu_suite_plans_for_the_same_device(capsys):
+    """Planned on a CPU-only machine, a shard without mamba_ssm points used to plan for the CPU (no
+    estimate) while its sibling planned for CUDA: the array's tasks must agree."""
+    core = "qwen2.5-0.5b,mamba2-780m,mamba2-130m,llama-3.2-1b,mamba-790m"
+    outs = []
+    for shard in ("1/2", "2/2"):
+        assert main(["run", "--suite", "paper-desktop", "--shard", shard, "-m", core, "--dry-run"]) == 0
+        outs.append(capsys.readouterr().out)
+    assert all(" on cuda " in o and "estimated time on an H100/H200-class GPU" in o for o in outs)

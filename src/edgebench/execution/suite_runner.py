@@ -34,8 +34,8 @@ def dry_run(spec, shard: str | None, suite: str | None, devices: str | None = No
         plan.device_class(spec.device)
     notes = []
     if isinstance(spec, Suite) and spec.device == "auto" and device == "cpu":
-        try:
-            plan.check(spec, cases, "cpu")
+        try:  # the whole suite, not this shard: every task of an array plans for the same device
+            plan.check(spec, spec.plan(), "cpu")
         except UserError as exc:
             notes.append(f"note: planned for CUDA: no GPU here ({how}), and on the CPU: "
                          f"{str(exc).splitlines()[-1].strip()}")
