@@ -109,8 +109,8 @@ PARTS = (("process start to the CLI's main (interpreter, imports)", None, "main"
          ("fork servers READY to header written", "preload_ready", "header"),
          ("header to the first point's start", "header", "first_point"),
          ("first point's start to the last point's end", "first_point", "points_done"),
-         ("fork servers' shutdown", "points_done", "servers_closed"),
-         ("after the end record (summary, exit)", "servers_closed", "wall"))
+         ("fork servers' shutdown (or hand-over to the next group)", "points_done", "servers_done"),
+         ("after the end record (summary, exit)", "servers_done", "wall"))
 
 
 def timelines(log: str) -> list[dict]:
@@ -135,6 +135,7 @@ def timelines(log: str) -> list[dict]:
 def split_outside(tl: dict, wall_s: float | None) -> list[tuple[str, float]]:
     """The named parts of one run's timeline that it recorded (both ends known), in seconds."""
     at = {**tl["startup_s"], **tl["teardown_s"], **({"wall": wall_s} if wall_s else {})}
+    at["servers_done"] = at.get("servers_closed", at.get("servers_kept"))
     parts = []
     for label, a, b in PARTS:
         start = 0.0 if a is None else at.get(a)

@@ -134,7 +134,7 @@ def test_run_overhead_names_the_parts_outside_the_points_from_the_logs_timeline(
             parts[m.group(1)] = float(m.group(2))
     assert parts["environment snapshot (a worker)"] == pytest.approx(11.2)
     assert parts["log open to fork servers READY (preload left)"] == pytest.approx(12.7)
-    assert parts["fork servers' shutdown"] == pytest.approx(1.5)
+    assert parts["fork servers' shutdown (or hand-over to the next group)"] == pytest.approx(1.5)
     assert parts["after the end record (summary, exit)"] == pytest.approx(6.5)
     assert sum(parts.values()) == pytest.approx(140, abs=0.01)  # chained from 0 to the wall time
     assert "fork server cuda:0: started 0.6, models named 12.3, READY 25.0" in out.stdout

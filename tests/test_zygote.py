@@ -287,7 +287,9 @@ def test_a_suites_groups_share_one_fork_server_and_it_ends_with_the_command(monk
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     heads = [x for x in lines if x["type"] == "run"]
     assert len(heads) == 2 and all(h["workers"] == {"start": "fork-preloaded"} for h in heads)
-    assert len(made) == 1  # one preload for both groups
+    assert len(made) == 1  # one preload (both groups' models) for both groups
+    ends = [x["teardown_s"] for x in lines if x["type"] == "end"]
+    assert [("servers_kept" in e, "servers_closed" in e) for e in ends] == [(True, False)] * 2
     assert heads[1]["startup_s"]["preload_ready"] - heads[1]["startup_s"]["log_open"] < 0.5
     assert [x["status"] for x in lines if x["type"] == "case"] == ["ok"] * 4
     assert not prestart._kept and made[0].pid is None  # closed when the command ended

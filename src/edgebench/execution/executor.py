@@ -221,8 +221,9 @@ class Executor:
             log.close()
             raise
         with isolate.sigterm_as_interrupt(), log, contextlib.ExitStack() as servers:
+            kept: list[bool] = []
             for z in self.zygotes.values():  # kept for the command's next executor, or closed
-                servers.callback(prestart.release, z)
+                servers.callback(lambda z=z: kept.append(prestart.release(z)))
             preload = {d: forkserver.timeline(z, timeline.since_start) for d, z in self.zygotes.items()}
             log.write({"type": "run", "run": self.run_id, "t": records.utc_now(),
                        "edgebench": self.env["edgebench"], "argv": sys.argv[1:], "device": self.label,
@@ -243,10 +244,12 @@ class Executor:
                                "reason": why, **fields})
                 raise
             ends = {**self._points, "points_done": timeline.since_start()}
-            servers.close()  # the fork servers end before the closing record says when
+            servers.close()  # the fork servers end (or pass to the next executor) before the record
+            done = "servers_kept" if any(kept) else "servers_closed"
             log.write({"type": "end", "run": self.run_id, "t": records.utc_now(),
-                       "teardown_s": {**ends, "servers_closed": timeline.since_start()}})
-        self.wlogs.finish(preload_out)
+                       "teardown_s": {**ends, done: timeline.since_start()}})
+        # a kept server still writes to its output: prestart removes it if it stays empty
+        self.wlogs.finish(*(() if any(kept) else (preload_out,)))
 
     def measure(self, point: Point, settings: Settings, key: str, *name: object,
                 device: str | None = None, stop: Any = None,

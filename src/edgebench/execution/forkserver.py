@@ -73,6 +73,7 @@ class Zygote:
         `complete(more)` names the rest and waits (see the module doc)."""
         self.ok, self.why, self._proc, self._buf = False, None, None, b""
         self.output = output
+        self.modules = list(preload)  # what it imports before READY (`complete` adds the rest)
         # time.monotonic() at its start, when its models' modules were named, and at its READY
         self.started_at, self.named_at, self.ready_at = time.monotonic(), None, None
         read_fd, write_fd = os.pipe()
@@ -99,6 +100,7 @@ class Zygote:
         """Name the modules to import after the first ones, and wait for READY (sets `ok`, `why`)."""
         if self._proc is None:
             return
+        self.modules += [m for m in more if m not in self.modules]
         self.named_at = time.monotonic()
         with contextlib.suppress(OSError):  # one that failed already answered READY no: read it
             self._proc.stdin.write((json.dumps(["PRELOAD", more]) + "\n").encode())

@@ -11,10 +11,12 @@ loop, lands there too), or to the terminal with `prestart(stream=True)` (--verbo
 adopted (the run failed or was interrupted before its first point, even while being adopted) is
 killed by `drop_prestarted()` or at exit.
 
-Within one command, fork servers outlive an executor: `release(z)` (the executor's end) keeps a
-serving one for the next executor of the same command (a suite runs one per grid group and one per
-max-context group), which `open_for` / `open_all` take before starting new ones; a worker of a model
-that server did not preload imports its modules itself. `drop_prestarted()` ends them. Outside a
+Within `keeping_servers(presets, backends)` (a suite's run: one executor per grid group and per
+max-context group, one after another), fork servers outlive an executor: they preload the modules of
+every model of the suite, `release(z)` (an executor's end) keeps a serving one, and the next
+executor's `open_for` / `open_all` take it before starting new ones; one that lacks a module the new
+plan's workers import is closed and replaced (no worker imports its model inside the timed load). On
+leaving, the kept servers are closed and their output files removed where nothing was written. Outside a
 command that called `prestart()` (the maxctx command, tests), `release` closes the server as before. The parent stays CUDA-free: the zygote is a
 process of its own, and checks before READY that its imports initialised no CUDA.
 """
@@ -29,7 +31,7 @@ from edgebench.execution.forkserver import BASE_MODULES, Zygote
 
 _early: list[Zygote] = []  # prestart()'s zygote until open_for adopts it
 _kept: list[Zygote] = []  # serving fork servers released by an earlier executor of this command
-_keeping: list[bool] = []  # [True] once prestart() ran: release keeps servers for reuse
+_suite: list = []  # [presets, backends] inside keeping_servers(): what every server preloads
 
 
 def prestart(stream: bool = False) -> None:
@@ -38,7 +40,6 @@ def prestart(stream: bool = False) -> None:
     preloading is off or one is waiting already."""
     if not forkserver.preload_enabled() or _early:
         return
-    _keeping[:] = [True]
     import atexit
     import tempfile
     from edgebench.execution.isolate import worker_env
@@ -52,33 +53,62 @@ def prestart(stream: bool = False) -> None:
 
 
 def drop_prestarted() -> None:
-    """Kill a prestarted zygote that no `open_for` adopted (the run ended before its first point),
-    and close the servers kept for reuse (the command ends)."""
+    """Kill a prestarted zygote that no `open_for` adopted (the run ended before its first point)."""
     for z in list(_early):
         _drop_early(z)
-    while _kept:
-        _kept.pop().close()
-    _keeping.clear()
 
 
-def release(z: Zygote | None) -> None:
-    """An executor is done with `z`: kept for the command's next executor while it serves and the
-    command prestarted (see the module doc), else closed."""
+@contextlib.contextmanager
+def keeping_servers(presets, backends):
+    """Executors within hand their fork servers on, each server preloading all of `presets` (see the
+    module doc); the servers are closed on leaving."""
+    _suite[:] = [list(presets), tuple(backends)]
+    try:
+        yield
+    finally:
+        _suite.clear()
+        while _kept:
+            _close_kept(_kept.pop())
+
+
+def release(z: Zygote | None) -> bool:
+    """An executor is done with `z`: kept for the next executor inside `keeping_servers` while it
+    serves, else closed. True when kept."""
     if z is None:
-        return
-    if _keeping and z.serving:
+        return False
+    if _suite and z.serving:
         _kept.append(z)
-    else:
-        z.close()
+        return True
+    z.close()
+    return False
 
 
-def _take_kept() -> Zygote | None:
+def _widen(presets, backends) -> tuple[list, tuple]:
+    """These presets and backends, with the suite's inside `keeping_servers`."""
+    if not _suite:
+        return list(presets), tuple(backends)
+    return list(dict.fromkeys([*presets, *_suite[0]])), tuple(dict.fromkeys([*backends, *_suite[1]]))
+
+
+def _take_kept(modules: list[str]) -> Zygote | None:
+    """A kept server that preloaded all of `modules`; the others are closed (see the module doc)."""
     while _kept:
         z = _kept.pop()
-        if z.serving:
+        if z.serving and set(modules) <= set(z.modules):
             return z
-        z.close()
+        _close_kept(z)
     return None
+
+
+def _close_kept(z: Zygote) -> None:
+    """End a kept server; its output file goes when nothing was written to it (the executor that
+    opened it left it in place while the server could still write)."""
+    z.close()
+    if z.output is not None:
+        with contextlib.suppress(OSError):
+            if os.path.getsize(z.output) == 0:
+                os.unlink(z.output)
+                os.rmdir(os.path.dirname(z.output))  # the workers' folder, when nothing else is there
 
 
 def _drop_early(z: Zygote) -> None:
@@ -97,9 +127,10 @@ def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None)
     else `forkserver.open_for`'s (None when preloading is off)."""
     if not forkserver.preload_enabled():
         return None
-    kept = _take_kept()
+    kept = _take_kept(forkserver.preload_modules(presets, backends))
     if kept is not None:
         return kept
+    presets, backends = _widen(presets, backends)
     if not _early:
         return forkserver.open_for(presets, backends, output)
     z = _early[-1]
@@ -121,8 +152,10 @@ def open_all(presets, backends, outputs: dict) -> dict:
     if not forkserver.preload_enabled():
         return dict.fromkeys(devices)
     started: dict = {}
+    needed = forkserver.preload_modules(presets, backends)
+    presets, backends = _widen(presets, backends)  # what new servers preload
     for d in devices:  # servers kept from the command's earlier executor first
-        kept = _take_kept()
+        kept = _take_kept(needed)
         if kept is None:
             break
         started[d] = kept

@@ -36,6 +36,9 @@ def dry_run(spec, shard: str | None, suite: str | None, devices: str | None = No
     if isinstance(spec, Suite) and spec.device == "auto" and device == "cpu":
         try:  # the whole suite, not this shard: every task of an array plans for the same device
             plan.check(spec, spec.plan(), "cpu")
+            from edgebench.execution.maxctx_planner import MaxctxPlanner
+            for s, models, modes in spec.searches_for(spec.search_units()):
+                MaxctxPlanner(s.options("cpu", None, {}, models, modes)).check("cpu")
         except UserError as exc:
             notes.append(f"note: planned for CUDA: no GPU here ({how}), and on the CPU: "
                          f"{str(exc).splitlines()[-1].strip()}")
@@ -58,6 +61,7 @@ def run(spec, opts, suite: str | None, env: dict | None) -> tuple[str, list[dict
     import dataclasses
     import sys
 
+    from edgebench.execution import prestart
     from edgebench.execution.maxctx_planner import MaxctxPlanner
     from edgebench.sweep import suite_plan
     cases = _shard(spec, opts.shard)
@@ -69,26 +73,36 @@ def run(spec, opts, suite: str | None, env: dict | None) -> tuple[str, list[dict
     out = spec.output or executor.default_output(suite)
     env = env or executor.snapshot_env()
     recs: list[dict] = []
-    for profile, sub in spec.groups(cases):
-        run_opts = dataclasses.replace(opts, shard=None, profile_ops=opts.profile_ops or profile == "ops",
-                                       extra_header={**opts.extra_header, **header})
-        recs += grid_planner.run(dataclasses.replace(sub, output=out), run_opts, suite=suite, env=env)[1]
-    device = executor.resolve_device(spec.device, env)
-    total = env["gpus"][int(device.split(":")[1])]["total_bytes"] if device.startswith("cuda") else None
-    done = searched(out, executor.device_label(device, env), env)
-    for s, models, modes in spec.searches_for(units):
-        dtype = executor.resolve_dtype(s.dtype, device)
-        budget = s.options(spec.device, total).budget
-        left = [m for m in models if (m, modes[0], s.backend, dtype, budget) not in done]
-        if not left:
-            continue
-        if s.budget_note(total):
-            print(f"note: {s.budget_note(total)}", file=sys.stderr)
-        planner = MaxctxPlanner(s.options(spec.device, total, header, left, modes))
-        ex = executor.Executor(out, opts.wait_lock, opts.verbose, opts.quiet)
-        ex.prepare(spec.device, env, planner.check_device, devices=opts.devices)
-        ex.execute(planner)
+    with prestart.keeping_servers(*_everything(spec, cases, units)):  # one preload serves every group
+        for profile, sub in spec.groups(cases):
+            run_opts = dataclasses.replace(opts, shard=None, profile_ops=opts.profile_ops or profile == "ops",
+                                           extra_header={**opts.extra_header, **header})
+            recs += grid_planner.run(dataclasses.replace(sub, output=out), run_opts, suite=suite, env=env)[1]
+        device = executor.resolve_device(spec.device, env)
+        total = env["gpus"][int(device.split(":")[1])]["total_bytes"] if device.startswith("cuda") else None
+        done = searched(out, executor.device_label(device, env), env)
+        for s, models, modes in spec.searches_for(units):
+            dtype = executor.resolve_dtype(s.dtype, device)
+            budget = s.options(spec.device, total).budget
+            left = [m for m in models if (m, modes[0], s.backend, dtype, budget) not in done]
+            if not left:
+                continue
+            if s.budget_note(total):
+                print(f"note: {s.budget_note(total)}", file=sys.stderr)
+            planner = MaxctxPlanner(s.options(spec.device, total, header, left, modes))
+            ex = executor.Executor(out, opts.wait_lock, opts.verbose, opts.quiet)
+            ex.prepare(spec.device, env, planner.check_device, devices=opts.devices)
+            ex.execute(planner)
     return out, recs
+
+
+def _everything(spec, cases, units) -> tuple[list, tuple]:
+    """(presets, backends) of every model the suite's grids and searches here will load."""
+    from edgebench.models import catalog
+    pairs = [(c.model, c.backend) for c in cases]
+    pairs += [(m, table.backend) for table, models, _ in spec.searches_for(units) for m in models]
+    return ([catalog.resolve(m) for m in dict.fromkeys(m for m, _ in pairs)],
+            tuple(dict.fromkeys(b for _, b in pairs)))
 
 
 def searched(out: str, label: str, env: dict) -> set[tuple]:

@@ -59,15 +59,26 @@ def _profiled(spec: Spec, cases: list[Case]) -> set[Case]:
 def estimated_seconds(spec: Spec, cases: list[Case], units: list[tuple[int, str, str]],
                       devices: int = 1) -> tuple[float, float]:
     """(seconds of the cases, seconds of the searches) on an H100/H200-class GPU; with `devices`
-    GPUs (--devices), each series of the grids and each search whole on one GPU, dealt longest first."""
+    GPUs (--devices), each series of the grids and each search whole on one GPU, dealt longest first
+    within each executor the suite runs one after another (a profile group of grids, a search table)."""
     presets = _presets([c.model for c in cases] + [m for _, m, _ in units])
     profiled = _profiled(spec, cases)
-    series: dict[tuple, float] = {}
-    for c in cases:  # --runs: each point that many times
-        cost = spec.runs * estimate.case_s(c, presets[c.model], spec.reps, spec.warmup, c in profiled)
-        series[c.series()] = series.get(c.series(), 0.0) + cost
-    grid = estimate.makespan(list(series.values()), devices) + (estimate.RUN_START_S if cases else 0.0)
-    return grid, estimate.makespan(_search_seconds(spec, units), devices) if units else 0.0
+    groups = [sub.plan() for _, sub in spec.groups(cases)] if isinstance(spec, Suite) else [cases]
+    grid = estimate.RUN_START_S if cases else 0.0
+    for group in groups:
+        series: dict[tuple, float] = {}
+        for c in group:  # --runs: each point that many times
+            cost = spec.runs * estimate.case_s(c, presets[c.model], spec.reps, spec.warmup, c in profiled)
+            series[c.series()] = series.get(c.series(), 0.0) + cost
+        grid += estimate.makespan(list(series.values()), devices)
+    if not units:
+        return grid, 0.0
+    seconds = dict(zip(units, _search_seconds(spec, units)))
+    searches = 0.0
+    for table, models, modes in spec.searches_for(units):  # one executor each (suite_runner.run)
+        i = next(j for j, t in enumerate(spec.searches) if t is table)
+        searches += estimate.makespan([seconds[(i, m, mode)] for m in models for mode in modes], devices)
+    return grid, searches
 
 
 def describe(spec: Spec, cases: list[Case], units: list[tuple[int, str, str]], device: str,
