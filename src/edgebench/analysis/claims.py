@@ -243,13 +243,10 @@ def claim_short(device: str, method: Method, prefill: dict[str, dict[int, float]
             found += [(r, (t, s), c) for c, r in short.items()]
             res.points.append(f"{s} / {t}: " + ", ".join(f"{r:.2f}x at {_k(c)}" for c, r in short.items()))
     if not found:
-        res.needs = (f"prefill of {' or '.join(f'{t} and {s}' for t, s in PAIRS)} at a common context "
-                     f"<= {_k(SHORT_MAX)} ({_how(method)})")
+        res.needs = _needs_pair_prefill(method, f"<= {_k(SHORT_MAX)}")
         return res
     r, (t, s), c = max(found)
-    res.value, res.shown = r, f"{r:.2f}x ({s} / {t} at {_k(c)})" + _host_note(host, (s, c), (t, c))
-    res.verdict = _verdict(r, res.threshold)
-    return res
+    return _settle(res, r, f"{r:.2f}x ({s} / {t} at {_k(c)})" + _host_note(host, (s, c), (t, c)))
 
 
 def claim_long(device: str, method: Method, prefill: dict[str, dict[int, float]],
@@ -284,12 +281,21 @@ def claim_long(device: str, method: Method, prefill: dict[str, dict[int, float]]
             f"; abstract up to {factor:g}x"
     if not found:
         got = f" (measured only up to {', '.join(_k(c) for _, _, c in shorter)})" if shorter else ""
-        res.needs = (f"prefill of {' or '.join(f'{t} and {s}' for t, s in PAIRS)} at a common context "
-                     f">= {_k(LONG_MIN)} ({_how(method)}){got}")
+        res.needs = _needs_pair_prefill(method, f">= {_k(LONG_MIN)}") + got
         return res
     r, (t, s), c = max(found)
-    res.value, res.shown = r, f"{r:.2f}x ({t} / {s} at {_k(c)})" + _host_note(host, (t, c), (s, c))
-    res.verdict = _verdict(r, res.threshold)
+    return _settle(res, r, f"{r:.2f}x ({t} / {s} at {_k(c)})" + _host_note(host, (t, c), (s, c)))
+
+
+def _needs_pair_prefill(method: Method, where: str) -> str:
+    """What claims 2 and 3 need: a study pair's prefill at a common context `where`."""
+    return (f"prefill of {' or '.join(f'{t} and {s}' for t, s in PAIRS)} at a common context {where} "
+            f"({_how(method)})")
+
+
+def _settle(res: Result, value: float, shown: str) -> Result:
+    res.value, res.shown = value, shown
+    res.verdict = _verdict(value, res.threshold)
     return res
 
 
@@ -308,7 +314,4 @@ def claim_share(device: str, method: Method, shares: dict[str, dict[int, float]]
     at_longest = {m: per[max(per)] for m, per in shares.items()}
     model = SHARE_MODEL if SHARE_MODEL in shares else max(at_longest, key=at_longest.get)
     ctx = max(shares[model])
-    res.value = at_longest[model]
-    res.shown = f"{res.value:.1%} ({model} at {_k(ctx)})"
-    res.verdict = _verdict(res.value, res.threshold)
-    return res
+    return _settle(res, at_longest[model], f"{at_longest[model]:.1%} ({model} at {_k(ctx)})")
