@@ -158,9 +158,7 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
             decode[mode] = {"status": "oom" if oom else "error",
                             "reason": worker.describe(exc, where=not oom)}
             exc = None
-            if cuda:
-                torch.cuda.synchronize(device)
-                torch.cuda.empty_cache()
+            _release(torch, mode, cuda)  # what the failed mode left (a compile's graph pool too)
             isolate.report_partial({"decode": dict(decode), "decoding": None})
             continue
         entry: dict[str, Any] = {"status": "ok", "tpot_ms": summarize(dec.samples_ms, rounded=True)}
