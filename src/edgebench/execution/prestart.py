@@ -16,9 +16,10 @@ max-context group, one after another), fork servers outlive an executor: they pr
 every model of the suite, `release(z)` (an executor's end) keeps a serving one, and the next
 executor's `open_for` / `open_all` take it before starting new ones; one that lacks a module the new
 plan's workers import is closed and replaced (no worker imports its model inside the timed load). On
-leaving, the kept servers are closed and their output files removed where nothing was written. Outside a
-command that called `prestart()` (the maxctx command, tests), `release` closes the server as before. The parent stays CUDA-free: the zygote is a
-process of its own, and checks before READY that its imports initialised no CUDA.
+leaving, the kept servers are closed and their output files removed where nothing was written.
+Outside it (a plain run, the maxctx command, tests), `release` closes the server. The parent stays
+CUDA-free: the zygote is a process of its own, and checks before READY that its imports initialised
+no CUDA.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from edgebench.execution import forkserver
 from edgebench.execution.forkserver import BASE_MODULES, Zygote
 
 _early: list[Zygote] = []  # prestart()'s zygote until open_for adopts it
-_kept: list[Zygote] = []  # serving fork servers released by an earlier executor of this command
+_kept: list[Zygote] = []  # serving fork servers an earlier executor of the suite released
 _suite: list = []  # [presets, backends] inside keeping_servers(): what every server preloads
 
 

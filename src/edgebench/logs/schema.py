@@ -212,8 +212,8 @@ END = fields(
     *_COMMON, text("t", "UTC ISO time"),
     Field("teardown_s", dict, "after the last point, in seconds since the process started: "
           "first_point (the first point's worker asked for), points_done, and servers_closed (the "
-          "fork servers ended) or servers_kept (handed to the command's next executor, e.g. a "
-          "suite's next group); what follows (the summary, the exit) is the run's wall after it", "s"),
+          "fork servers ended) or servers_kept (handed to the suite's next group, closed when the "
+          "suite ends); what follows (the summary, the exit) is the run's wall after it", "s"),
 )
 LINE_KINDS: dict[str, dict[str, Field]] = {"run": RUN, "case": CASE, "maxctx": MAXCTX, "ops": OPS,
                                            "interrupted": INTERRUPTED, "end": END}

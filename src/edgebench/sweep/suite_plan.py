@@ -50,25 +50,19 @@ def _presets(names) -> dict[str, Any]:
     return {n: catalog.resolve(n) for n in dict.fromkeys(names)}
 
 
-def _profiled(spec: Spec, cases: list[Case]) -> set[Case]:
-    if not isinstance(spec, Suite):
-        return set()
-    return {c for profile, sub in spec.groups(cases) if profile for c in sub.plan()}
-
-
 def estimated_seconds(spec: Spec, cases: list[Case], units: list[tuple[int, str, str]],
                       devices: int = 1) -> tuple[float, float]:
     """(seconds of the cases, seconds of the searches) on an H100/H200-class GPU; with `devices`
     GPUs (--devices), each series of the grids and each search whole on one GPU, dealt longest first
     within each executor the suite runs one after another (a profile group of grids, a search table)."""
     presets = _presets([c.model for c in cases] + [m for _, m, _ in units])
-    profiled = _profiled(spec, cases)
-    groups = [sub.plan() for _, sub in spec.groups(cases)] if isinstance(spec, Suite) else [cases]
+    groups = [(bool(profile), sub.plan()) for profile, sub in spec.groups(cases)] \
+        if isinstance(spec, Suite) else [(False, cases)]
     grid = estimate.RUN_START_S if cases else 0.0
-    for group in groups:
+    for profiled, group in groups:
         series: dict[tuple, float] = {}
         for c in group:  # --runs: each point that many times
-            cost = spec.runs * estimate.case_s(c, presets[c.model], spec.reps, spec.warmup, c in profiled)
+            cost = spec.runs * estimate.case_s(c, presets[c.model], spec.reps, spec.warmup, profiled)
             series[c.series()] = series.get(c.series(), 0.0) + cost
         grid += estimate.makespan(list(series.values()), devices)
     if not units:
