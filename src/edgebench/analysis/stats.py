@@ -27,6 +27,8 @@ from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from edgebench.logs.schema import HOST_BOUND_LAG_SHARE
+
 _Z = {0.90: 1.6449, 0.95: 1.9600, 0.99: 2.5758}
 _P10_P90_WIDTH_IN_SIGMA = 2.5631  # 2 * 1.28155
 _MEDIAN_SE_FACTOR = 1.2533  # sqrt(pi / 2)
@@ -87,6 +89,14 @@ def unstable(samples: Sequence[float]) -> bool | None:
     if med <= 0:
         return None
     return bool(p90 - p10 >= UNSTABLE_P10_P90_OF_MEDIAN * med)
+
+
+def host_bound(lag_ms: float | None, median_ms: float | None) -> bool | None:
+    """The host-bound rule: the GPU finished less than HOST_BOUND_LAG_SHARE of the phase's median
+    after the timed call returned (None without a lag: on the CPU there is no GPU to wait)."""
+    if lag_ms is None:
+        return None
+    return bool(median_ms and lag_ms < HOST_BOUND_LAG_SHARE * median_ms)
 
 
 def aggregate_runs(per_run: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:

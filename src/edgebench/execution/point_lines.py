@@ -20,8 +20,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from edgebench.analysis.stats import aggregate_runs, round_sig, unstable
-from edgebench.logs.schema import HOST_BOUND_LAG_SHARE
+from edgebench.analysis.stats import aggregate_runs, host_bound, round_sig, unstable
 
 
 def _failure(result: dict[str, Any]) -> tuple[str, str | None]:
@@ -92,7 +91,7 @@ def _combine(runs: list[dict[str, Any]], stats_key: str) -> dict[str, Any]:
             lag = statistics.median(lags)
             out["gpu_lag_ms"] = round_sig(lag, 3)
             med = (out[stats_key] or {}).get("median")
-            out["host_bound"] = bool(med and lag < HOST_BOUND_LAG_SHARE * med)
+            out["host_bound"] = host_bound(lag, med)
         # Each run's samples apart: pooled, a bootstrap would take the within-run spread for the
         # between-run one that the Stats carry (readers bootstrap only `raw.<metric>` lists).
         raws = [(r.get("raw") or {}).get(stats_key) for r in ok]

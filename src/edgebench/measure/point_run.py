@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from edgebench.analysis.stats import round_sig, summarize, unstable
+from edgebench.analysis.stats import host_bound, round_sig, summarize, unstable
 from edgebench.logs.contracts import PROBE_TOKENS, PointRequest, PointResult
-from edgebench.logs.schema import HOST_BOUND_LAG_SHARE
 from edgebench.measure.point_telemetry import PointTelemetry
 from edgebench.probe import now_ns
 
@@ -42,13 +41,13 @@ def decoder(mode: str, backend: str, cuda: bool) -> Callable[..., Any]:
 
 
 def phase_flags(samples: list[float], median: float | None, lag_ms: float | None) -> dict[str, Any]:
-    """A phase's host-bound and stability fields: `gpu_lag_ms` and `host_bound` (lag below
-    HOST_BOUND_LAG_SHARE of the median; None on the CPU, where there is no GPU to wait), and
+    """A phase's host-bound and stability fields: `gpu_lag_ms` and `host_bound` (`stats.host_bound`;
+    neither on the CPU, where there is no GPU to wait), and
     `unstable` (`stats.unstable` on the samples)."""
     out: dict[str, Any] = {"unstable": unstable(samples)}
     if lag_ms is not None:
         out["gpu_lag_ms"] = round_sig(lag_ms, 3)
-        out["host_bound"] = bool(median and lag_ms < HOST_BOUND_LAG_SHARE * median)
+        out["host_bound"] = host_bound(lag_ms, median)
     return out
 
 
