@@ -249,7 +249,7 @@ class Executor:
             log.write({"type": "end", "run": self.run_id, "t": records.utc_now(),
                        "teardown_s": {**ends, done: timeline.since_start()}})
         # a kept server still writes to its output: prestart removes it if it stays empty
-        self.wlogs.finish(*(() if any(kept) else (preload_out,)))
+        self.wlogs.finish(None if any(kept) else preload_out)
 
     def measure(self, point: Point, settings: Settings, key: str, *name: object,
                 device: str | None = None, stop: Any = None,
