@@ -434,6 +434,22 @@ for n, path in enumerate(sys.argv[1:], 1):
 PYEOF
 }
 
+# Issue 16.4: the paper models' decode tiers beside the default-gpu ones (session 5): eager, graph and compile
+# through transformers, and the mamba_ssm backend's own tiers for the Mamba-2 models, at 1K and 16K on every
+# GPU of the host. One resumable log; the tier table is `compare --baseline graph` over it.
+TIER_MODELS="qwen2.5-1.5b,mamba2-1.3b,falcon-h1-0.5b,falcon-h1-1.5b"
+tiers() {
+  log "decode tiers of the paper models: mamba_ssm (eager, graph), then hf (eager, graph, compile)"
+  export TORCHINDUCTOR_CACHE_DIR="$STATE/inductor"
+  timeout "${1:-80}" $PY -m edgebench run -m mamba2-780m,mamba2-1.3b --backend mamba_ssm -c 1k,16k -n 32 -r 3 \
+    --warmup 1 --decode-mode eager,graph --devices all --timeout 120 -o "$STATE/tiers.jsonl" >> "$STATE/tiers.txt" 2>&1
+  timeout "${2:-250}" $PY -m edgebench run -m "${3:-$TIER_MODELS}" -c 1k,16k -n 32 -r 3 --warmup 1 \
+    --decode-mode eager,graph,compile --devices all --timeout 300 -o "$STATE/tiers.jsonl" >> "$STATE/tiers.txt" 2>&1
+  grep "^\[" "$STATE/tiers.txt" | tail -16
+  $PY -m edgebench compare "$STATE/tiers.jsonl" --baseline graph --metric tpot_ms --table cases --format md \
+    > "$OUT/tiers_vs_graph.md" 2>&1; head -40 "$OUT/tiers_vs_graph.md"
+}
+
 floors() {  # issue 16.3: the micro-benchmarks every run header now holds (copy GB/s, bf16 matmul TFLOP/s), x floor
   log "floors: device micro-benchmarks, achieved rates and x floor"
   timeout 120 $PY -m edgebench env --micro > "$OUT/floors_env.txt" 2>&1; grep -E "^micro" "$OUT/floors_env.txt"
