@@ -287,3 +287,50 @@ def test_point_lines_get_the_prefill_floor_and_each_decode_tier_its_own(tmp_path
     for mode, tpot in (("eager", 0.05), ("graph", 0.02)):
         assert float(by[mode]["tpot_x_floor"]) == pytest.approx(tpot / (541_312 / BW * 1e3))
         assert by[mode]["prefill_x_floor"] == ""
+
+
+def test_a_workers_recorded_work_equals_the_catalog_count_and_readers_use_it(tmp_path):
+    """A CPU run records each line's `work` (counted in the worker); it equals what the readers count
+    from the catalog for a line without it, and a summary or compare of such lines needs neither
+    transformers nor torch (a parameter count imported both: 18 s after a GPU run in session 7)."""
+    import subprocess
+    import sys
+    log = tmp_path / "logs" / "run.jsonl"
+    subprocess.run([sys.executable, "-m", "edgebench", "run", "-m", "tiny-llama,tiny-mamba2", "-c", "64",
+                    "-n", "2", "-r", "1", "--warmup", "0", "--decode-mode", "eager", "-q", "--no-telemetry",
+                    "-o", str(log)], check=True, capture_output=True, timeout=300)
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    cases = [x for x in lines if x["type"] == "case"]
+    assert len(cases) == 4 and all(x["status"] == "ok" for x in cases)
+    for x in cases:  # prefill and decode lines alike
+        step, flops, why = floors.case_work(x["model"], "hf", "bfloat16", 1, x["ctx"], "last")
+        assert why is None and x["work"] == {"decode_step_bytes": step, "prefill_flops": flops}
+    # with micro-benchmarks in the header, the floors come from the recorded work alone
+    lines[0]["env"]["micro"] = MICRO
+    write_log(log, lines)
+    code = ("import sys, json; from edgebench.report.run_summary import print_summary; "
+            "from edgebench.logs.loader import load; from edgebench.report.tables import build_tables; "
+            f"lines = [json.loads(x) for x in open({str(log)!r})]; "
+            "print_summary([x for x in lines if x['type'] == 'case'], lines[0]); "
+            f"t = next(t for t in build_tables(load([{str(log)!r}])) if t.name == 'cases'); "
+            "at = [i for i, c in enumerate(t.columns) if c.name in ('tpot_x_floor', 'prefill_x_floor')]; "
+            "print('floor cells', sum(1 for r in t.rows for i in at if r[i] is not None)); "
+            "print('heavy', sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         timeout=120).stdout
+    assert "heavy []" in out and "floor cells 4" in out, out[-600:]
+    x = next(c for c in cases if c.get("decode_mode") == "eager" and c["model"] == "tiny-llama")
+    assert f"{x['tpot_ms']['median'] / (x['work']['decode_step_bytes'] / BW * 1e3):.3g}x" in out
+
+
+@pytest.mark.parametrize("bad", [{"decode_step_bytes": -1, "prefill_flops": 10}, {"prefill_flops": 10},
+                                 {"decode_step_bytes": 1.5, "prefill_flops": 10}, "x"])
+def test_a_bad_work_object_is_reported_and_the_catalog_count_used(tmp_path, bad):
+    (tmp_path / "logs").mkdir()
+    write_log(tmp_path / "logs" / "a.jsonl", [header("r1", "2026-12-01T00:00:00+00:00", MICRO),
+                                              case("r1", "tiny-llama", 1024, 0.25, 0.02, work=bad)])
+    logs = load([tmp_path / "logs"])
+    assert any("'work' must be an object of decode_step_bytes and prefill_flops" in p.reason
+               for p in logs.problems)
+    rows, _ = compare_csv(tmp_path)
+    assert float(rows[0]["tpot_x_floor"]) == pytest.approx(0.02 / (541_312 / BW * 1e3))

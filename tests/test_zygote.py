@@ -293,3 +293,21 @@ def test_a_suites_groups_share_one_fork_server_and_it_ends_with_the_command(monk
     assert heads[1]["startup_s"]["preload_ready"] - heads[1]["startup_s"]["log_open"] < 0.5
     assert [x["status"] for x in lines if x["type"] == "case"] == ["ok"] * 4
     assert not prestart._kept and made[0].pid is None  # closed when the command ended
+
+
+def test_a_prestarted_zygote_imports_the_installed_ssm_kernels_before_the_models_are_named(monkeypatch):
+    """The SSM kernel packages (mamba_ssm pulls triton in) are imported beside the environment
+    snapshot, where installed, not after the models are named; found without importing them."""
+    import importlib.util
+    from edgebench.execution import prestart
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "mamba_ssm" else
+                        None if name == "causal_conv1d" else real(name, *a))
+    assert prestart.installed_kernel_modules() == ["?mamba_ssm"]
+    started = []
+    monkeypatch.setattr(zygote, "Zygote", lambda preload, **kw: started.append(preload) or object())
+    monkeypatch.setattr(prestart, "_early", [])
+    monkeypatch.setattr("atexit.register", lambda *a: None)
+    prestart.prestart()
+    assert started == [[*zygote.BASE_MODULES, "?mamba_ssm"]]

@@ -450,6 +450,18 @@ tiers() {
     > "$OUT/tiers_vs_graph.md" 2>&1; head -40 "$OUT/tiers_vs_graph.md"
 }
 
+# Issue 17, claim 1: paper-desktop's max-context searches of the comparable models (bench/specs/claim1-searches.toml)
+# into a log of their own, then the claims over the paper log carried in .paper-log/ (session 6's) and this one:
+# a later search of a model replaces an earlier one.
+claim1() {
+  log "claim 1: max-context searches, both methods"
+  timeout "${1:-480}" $PY -m edgebench run --spec bench/specs/claim1-searches.toml --devices all \
+    -o "$STATE/claim1.jsonl" >> "$STATE/claim1.txt" 2>&1
+  grep -v "^ " "$STATE/claim1.txt" | tail -16
+  local logs=("$STATE/claim1.jsonl"); ls .paper-log/*.jsonl >/dev/null 2>&1 && logs=(.paper-log/*.jsonl "${logs[@]}")
+  $PY -m edgebench claims "${logs[@]}" --format md -o "$OUT/claims.md" && cut -c1-240 "$OUT/claims.md" | grep "^| "
+}
+
 floors() {  # issue 16.3: the micro-benchmarks every run header now holds (copy GB/s, bf16 matmul TFLOP/s), x floor
   log "floors: device micro-benchmarks, achieved rates and x floor"
   timeout 120 $PY -m edgebench env --micro > "$OUT/floors_env.txt" 2>&1; grep -E "^micro" "$OUT/floors_env.txt"

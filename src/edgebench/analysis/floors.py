@@ -46,6 +46,7 @@ from operator import itemgetter
 from typing import Any, Sequence
 
 from edgebench.errors import UserError
+from edgebench.logs.schema import WORK_KEYS, work_ok
 
 # The columns a measured case gets, each with the measurement it is made from.
 FLOOR_COLUMNS = {"decode_gb_s": "tpot_ms", "tpot_x_floor": "tpot_ms", "prefill_tflop_s": "prefill_ms",
@@ -154,18 +155,41 @@ def floor_ms(amount: float | None, rate: float | None) -> float | None:
 
 def case_work(model: str, backend: str | None, dtype: str | None, batch: int | None, ctx: int | None,
               logits: str | None) -> tuple[int | None, int | None, str | None]:
-    """(decode step bytes, prefill FLOPs, why they are None) of one case, from its catalog preset."""
+    """(decode step bytes, prefill FLOPs, why they are None) of one case, from its catalog preset
+    (what a line without `work`, written before edgebench recorded it, is read with)."""
     if not isinstance(ctx, int) or ctx < 1:
         return None, None, "no context length"
     preset = _preset(model)
     if preset is None:
         return None, None, "the model is not in the catalog (`edgebench models` lists the presets)"
+    return _work(preset, ctx, batch, dtype, backend, logits)
+
+
+def _work(preset, ctx, batch, dtype, backend, logits) -> tuple[int | None, int | None, str | None]:
     try:
         flops = prefill_flops(preset, ctx, batch or 1, logits or "last")
         step = decode_step_bytes(preset, ctx, batch or 1, dtype or "bfloat16", backend or "hf")
     except UserError as exc:
         return None, None, str(exc)
     return step, flops, None
+
+
+def point_work(preset, ctx: int, batch: int, dtype: str, backend: str, logits: str) -> dict | None:
+    """The `work` object of a point's lines (schema `CASE["work"]`), counted in its case worker, where
+    transformers is loaded already: readers then give the floors without building the model again (a
+    parameter count imports torch and transformers: seconds in the parent after a run, and nothing on
+    a laptop without them). None where the preset has no floor (the readers say why)."""
+    step, flops, why = _work(preset, ctx, batch, dtype, backend, logits)
+    return None if why else {"decode_step_bytes": step, "prefill_flops": flops}
+
+
+def row_work(row: dict) -> tuple[int | None, int | None, str | None]:
+    """(decode step bytes, prefill FLOPs, why None) of a row: its recorded `work`, else the catalog's."""
+    work = row.get("work")
+    if work_ok(work):
+        return work["decode_step_bytes"], work["prefill_flops"], None
+    return case_work(row.get("model"), row.get("backend"), row.get("dtype"), row.get("batch"),
+                     row.get("ctx"), row.get("logits"))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -187,8 +211,7 @@ def case_floors(row: dict, header: dict | None) -> dict[str, Any]:
     if not (rates.copy_bytes_per_s or rates.matmul_flop_s):  # nothing to divide by: no work counted
         return dict.fromkeys((*FLOOR_COLUMNS, "decode_floor_ms", "prefill_floor_ms", "decode_step_bytes",
                               "prefill_flops")) | {"why": rates.why}
-    step, flops, why = case_work(row["model"], row.get("backend"), row.get("dtype"), row.get("batch"),
-                                 row.get("ctx"), row.get("logits"))
+    step, flops, why = row_work(row)
     cells, whys = _cells(step, flops, rates, row.get("dtype"), pre, tp)
     return cells | {"decode_step_bytes": step, "prefill_flops": flops,
                     "why": "; ".join(dict.fromkeys(w for w in (why, *whys) if w)) or None}
@@ -218,8 +241,8 @@ def floor_columns(rows: Sequence[dict], runs: dict[str, dict], prefill_ms: Seque
     medians (None where not ok), and notes counting the measured rows without a floor, by reason.
     Cell for cell what `case_floors` gives, a column at a time (a comparison reaches 10^5 rows): the
     rates of each run and the work of each distinct case are found once, then gathered and divided
-    as numpy columns. Only the cases of runs with rates are counted (a parameter count imports
-    torch): with none, nothing is."""
+    as numpy columns. A line's recorded `work` is used as it is; the catalog counts the work of lines
+    without it (a parameter count imports torch), and only those of runs with rates: with none, nothing is."""
     import numpy as np
     n = len(rows)
     pre, tp = (np.array(x, dtype=float) for x in (prefill_ms, tpot_ms))
@@ -241,22 +264,27 @@ def floor_columns(rows: Sequence[dict], runs: dict[str, dict], prefill_ms: Seque
         return [[None] * n for _ in FLOOR_COLUMNS], _notes(missing)
     has = r_has[run_code]
     cases_at, case_code = _codes(list(map(_CASE, rows)))
-    wanted = set(np.unique(case_code[measured & has]).tolist())
+    # a line's recorded work first; the catalog's (a parameter count) only for lines without it
+    recorded = [r.get("work") if work_ok(r.get("work")) else None for r in rows]
+    r_step, r_flops = (np.array([w[k] if w else np.nan for w in recorded], dtype=float) for k in WORK_KEYS)
+    by_catalog = np.isnan(r_step)
+    wanted = set(np.unique(case_code[measured & has & by_catalog]).tolist())
     work = [case_work(*c) if i in wanted else (None, None, None) for i, c in enumerate(cases_at)]
     c_step, c_flops = (np.array([w[k] or np.nan for w in work], dtype=float) for k in (0, 1))
     c_bf16 = np.array([c[2] in PREFILL_DTYPES for c in cases_at], dtype=bool)
     c_why = np.array([bool(w[2]) for w in work], dtype=bool)
     r_why = np.array([bool(r.why) for r in rates], dtype=bool)
-    step = np.where(has, c_step[case_code], np.nan)
-    flops = np.where(has, c_flops[case_code], np.nan)
+    step = np.where(has, np.where(by_catalog, c_step[case_code], r_step), np.nan)
+    flops = np.where(has, np.where(by_catalog, c_flops[case_code], r_flops), np.nan)
+    row_why = by_catalog & c_why[case_code]
     bw, mm = r_bw[run_code], np.where(c_bf16[case_code], r_mm[run_code], np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         arrays = (step / tp / 1e6, tp / (step / bw * 1e3), flops / pre / 1e9, pre / (flops / mm * 1e3))
     # why cells are empty, in the order case_floors gives: the run's rates, the case, the dtype
     missing: Counter = Counter()
-    ok_case = measured & has & ~c_why[case_code]
+    ok_case = measured & has & ~row_why
     for mask, code, why in ((measured & ~has, run_code, [r.why for r in rates]),
-                            (measured & has & c_why[case_code], case_code, [w[2] for w in work]),
+                            (measured & has & row_why, case_code, [w[2] for w in work]),
                             (ok_case & r_why[run_code], run_code, [r.why for r in rates]),
                             (ok_case & ~r_why[run_code] & ~c_bf16[case_code], case_code,
                              [f"the bf16 matmul rate is no floor for a {c[2]} prefill" for c in cases_at])):

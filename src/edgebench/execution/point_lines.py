@@ -6,7 +6,8 @@ worker process, in order; each a `PointResult` dict with the status and reason `
 returns `(prefill_fields, {mode: decode_fields})`: status, reason and the measured fields of each line
 (the caller adds the key fields, device and run).
 
-Status: a phase is `ok` when every run measured it; otherwise the line takes the first failure, its
+Status: a phase is `ok` when every run measured it (a measured decode line carries the prefill's
+`work`, the numerators of its floor); otherwise the line takes the first failure, its
 reason ending "(run k of N)" when N > 1. A worker that died during a decode mode charges its status to
 that mode; modes it never reached are `skipped`, and so is every decode of a point whose prefill
 failed. Several runs: each timed phase's Stats are over the runs' medians (`stats.aggregate_runs`:
@@ -121,5 +122,10 @@ def point_lines(results: list[dict[str, Any]], modes: list[str] | tuple[str, ...
             # every measurement reported, then the worker ended badly (in telemetry, at exit)
             status, reason = _failure(result)
             pre["energy_why"] = f"the worker ended {status} after its measurements ({reason})"
-    return (_combine(prefill_runs, "prefill_ms"),
-            {m: _combine(runs, "tpot_ms") for m, runs in decode_runs.items()})
+    prefill = _combine(prefill_runs, "prefill_ms")
+    decode = {m: _combine(runs, "tpot_ms") for m, runs in decode_runs.items()}
+    if prefill.get("work"):  # each measured decode line carries its floor's numerators too
+        for line in decode.values():
+            if line["status"] == "ok":
+                line["work"] = prefill["work"]
+    return prefill, decode

@@ -2,7 +2,7 @@
 transformers: seconds, more on a Jetson) run beside the snapshot's worker instead of after it.
 
 `prestart()` starts a `forkserver.Zygote` importing `forkserver.BASE_MODULES` (what every case worker
-imports) and returns at once; `open_for(presets, backends, output)` (what the executor calls) adopts
+imports) and the SSM kernel packages installed here (`installed_kernel_modules`) and returns at once; `open_for(presets, backends, output)` (what the executor calls) adopts
 it, naming the models' modules (its second preload stage) and waiting for READY, or starts a new one
 as `forkserver.open_for` does when none is waiting; `open_all` does so for each device of a run, all
 started before any is waited for. A prestarted zygote's own output goes to a
@@ -48,9 +48,20 @@ def prestart(stream: bool = False) -> None:
     if not stream:
         fd, path = tempfile.mkstemp(prefix="edgebench-preload-", suffix=".txt")
         os.close(fd)
-    z = forkserver.Zygote(list(BASE_MODULES), env=worker_env(), output=path, wait=False)
+    z = forkserver.Zygote([*BASE_MODULES, *installed_kernel_modules()], env=worker_env(), output=path,
+                          wait=False)
     _early.append(z)
     atexit.register(_drop_early, z)
+
+
+def installed_kernel_modules() -> list[str]:
+    """The SSM kernel packages installed here ("?" optional), found without importing them. A
+    prestarted zygote imports them beside the environment snapshot: the run's models are not known
+    yet, and an SSM model's modeling module imports them (mamba_ssm pulls triton in: ~10 s of a
+    fresh H200 machine's start-up when it waited until the models were named)."""
+    import importlib.util
+    from edgebench.toolchain.packages import PACKAGES
+    return [f"?{p.module}" for p in PACKAGES.values() if importlib.util.find_spec(p.module) is not None]
 
 
 def drop_prestarted() -> None:

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from edgebench.choices import FAMILIES
 from edgebench.logs.schema import (CASE, CASE_DEFAULTS, CASE_STATUSES, ENERGY, KEY_FIELDS,
-                                   MEM, STATS, case_key)
+                                   MEM, STATS, case_key, work_ok)
 from edgebench.logs.values import brief
 
 _DEFAULTS = tuple(CASE_DEFAULTS.items())
@@ -28,6 +28,7 @@ _N_LO, _N_HI = STATS["n"].lo, STATS["n"].hi
 _BYTES_HI = MEM["peak_allocated_bytes"].hi
 _J_HI = ENERGY["prefill_j"].hi
 _KNOWN_CASE_KEYS = frozenset(CASE)
+_WORK_WHAT = CASE["work"].what
 # A known quantity (stem) in some unit: prefill_us, tpot_s, peak_allocated_mb, decode_mj_per_token.
 _UNIT_RE = re.compile(r"(.+?)_(s|sec|seconds|us|ns|ms|j|mj|kj|wh|mwh|b|bytes|kb|mb|gb|kib|mib|gib)"
                       r"(_per_token)?")
@@ -106,6 +107,9 @@ def case_row(reader: Any, n: int, obj: dict[str, Any]) -> bool:
         row["kernels"] = None
     if type(get("cold_ms")) is not dict:
         row["cold_ms"] = None
+    work = get("work")
+    if work is not None and not work_ok(work):  # the floors divide by it: a bad one is not used
+        row["work"] = _ignored(reader, n, "work", _WORK_WHAT, work)
     del row["v"], row["type"]
     if type(mem) is dict:
         del row["mem"]

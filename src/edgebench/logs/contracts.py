@@ -144,6 +144,7 @@ class PointResult:
     prefill_ms: dict | None = _unset()
     cold_ms: dict = _unset()
     mem: dict = _unset()
+    work: dict = _unset()
     raw: dict = _unset()
     prov: dict = _unset()
     energy: dict | None = _unset()

@@ -36,6 +36,15 @@ from edgebench.logs.fields import (MAX_BATCH, MAX_BYTES, MAX_COUNT, MAX_JOULES, 
 SCHEMA_VERSION = 2  # 2: a point's prefill and each decode mode on lines of their own (v1: one line
 # per point and decode mode, each with its own prefill); v1 logs read as before, one run per point
 CASE_STATUSES = ("ok", "oom", "error", "killed", "skipped")
+WORK_KEYS = ("decode_step_bytes", "prefill_flops")  # a case line's `work` object
+MAX_WORK = 10 ** 24  # a bound on both counts: a yotta-FLOP prefill is past any real case
+
+
+def work_ok(work: Any) -> bool:
+    """A `work` object the floors can divide by: both counts positive integers in range."""
+    return type(work) is dict and all(type(work.get(k)) is int and 0 < work[k] <= MAX_WORK
+                                      for k in WORK_KEYS)
+
 PHASES = ("prefill", "decode")
 
 STATS = fields(
@@ -164,6 +173,12 @@ CASE = fields(
     Field("throttle", dict, "v1 before prov: {throttled, reasons}; read, no longer written"),
     text("t", "time (early v1 logs)"),
     Field("wall_s", float, "prefill line: the point's worker wall time, all runs and modes", "s"),
+    Field("work", dict, "what the point's phases must do, counted in its worker "
+          "(analysis.floors.point_work): decode_step_bytes (weights + KV cache at ctx + SSM state) and "
+          "prefill_flops (matmul FLOPs of one prefill); the floors divide them by the run header's "
+          "micro-benchmarks. Absent: readers count them from the catalog", checked=True,
+          check=lambda w: work_ok(w),
+          what="an object of decode_step_bytes and prefill_flops, each a positive integer"),
 )
 MAXCTX = fields(
     *_COMMON, text("model", "model name"), text("family", "model family"),

@@ -58,6 +58,7 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
     from edgebench.execution import isolate, worker
     from edgebench.measure import phases
     from edgebench.measure.memory import PhaseMemory
+    from edgebench.analysis import floors
     from edgebench.models import catalog, loaders, memory_model
     from edgebench.models import kernel_detect as kernels
 
@@ -114,6 +115,9 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
     mem = PhaseMemory(device, index)
     predicted = memory_model.predict(preset, c["ctx"], batch=c["batch"], dtype=c["dtype"],
                                      logits=c["logits"], gen=c["gen"], backend=c["backend"])
+    work = floors.point_work(preset, c["ctx"], c["batch"], c["dtype"], c["backend"], c["logits"])
+    if work:  # the floors' numerators, counted here where transformers is loaded (schema: work)
+        rec["work"] = work
     if telemetry:
         telemetry.begin()
     with torch.inference_mode():
