@@ -441,6 +441,8 @@ TIER_MODELS="qwen2.5-1.5b,mamba2-1.3b,falcon-h1-0.5b,falcon-h1-1.5b"
 tiers() {
   log "decode tiers of the paper models: mamba_ssm (eager, graph), then hf (eager, graph, compile)"
   export TORCHINDUCTOR_CACHE_DIR="$STATE/inductor"
+  # a log an earlier machine began (carried as .tiers-seed/tiers.jsonl) is resumed
+  [ -f "$STATE/tiers.jsonl" ] || cp .tiers-seed/tiers.jsonl "$STATE/" 2>/dev/null
   timeout "${1:-80}" $PY -m edgebench run -m mamba2-780m,mamba2-1.3b --backend mamba_ssm -c 1k,16k -n 32 -r 3 \
     --warmup 1 --decode-mode eager,graph --devices all --timeout 120 -o "$STATE/tiers.jsonl" >> "$STATE/tiers.txt" 2>&1
   timeout "${2:-250}" $PY -m edgebench run -m "${3:-$TIER_MODELS}" -c 1k,16k -n 32 -r 3 --warmup 1 \
