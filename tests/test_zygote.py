@@ -311,3 +311,34 @@ def test_a_prestarted_zygote_imports_the_installed_ssm_kernels_before_the_models
     monkeypatch.setattr("atexit.register", lambda *a: None)
     prestart.prestart()
     assert started == [[*zygote.BASE_MODULES, "?mamba_ssm"]]
+
+
+def test_devices_adopt_one_prestarted_zygote_each_named_before_any_is_waited_for(tmp_path):
+    """--devices: `prestart(count=N)` starts a zygote per GPU beside the environment snapshot, and
+    `open_all` gives each device one of them (no server starts after the snapshot), each with its
+    models' modules, and its output moved to that device's file. A device past the prestarted count
+    gets a server of its own."""
+    from edgebench.execution import prestart
+    from edgebench.models import catalog
+    prestart.prestart(count=2)
+    early = {z.pid for z in prestart._early}
+    assert len(early) == 2
+    outs = {d: tmp_path / f"preload-{d}.txt" for d in ("cuda:0", "cuda:1", "cuda:2")}
+    got = prestart.open_all([catalog.resolve("tiny-llama")], ("hf",), outs)
+    try:
+        assert not prestart._early and {got["cuda:0"].pid, got["cuda:1"].pid} == early
+        assert got["cuda:2"].pid not in early
+        for d, z in got.items():
+            assert z.ok, z.why
+            assert "?transformers.models.llama.modeling_llama" in z.modules
+            loaded = run_isolated(T + "module_loaded", {"name": "transformers.models.llama.modeling_llama"},
+                                  zygote=z)
+            assert loaded["loaded"] is True and loaded["ppid"] == z.pid
+            assert z.output == outs[d] and os.path.exists(outs[d])
+        named = [got[d].named_at for d in ("cuda:0", "cuda:1")]
+        ready = [got[d].ready_at for d in ("cuda:0", "cuda:1")]
+        assert max(named) <= min(ready)  # both named before either was waited for
+    finally:
+        for z in got.values():
+            z.close()
+        prestart.drop_prestarted()

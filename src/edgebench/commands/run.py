@@ -54,7 +54,8 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--ops-trace writes the traces of --profile ops; add --profile ops")
     from edgebench.execution import prestart, timeline
     if not args.dry_run:  # the workers' imports start now, beside the environment snapshot
-        prestart.prestart(stream=args.verbose)
+        from edgebench.sweep.plan import devices_count  # one fork server per GPU of --devices
+        prestart.prestart(stream=args.verbose, count=devices_count(args.devices))
         timeline.mark("prestart")
     try:
         return _main(args)

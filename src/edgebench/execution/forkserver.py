@@ -96,15 +96,23 @@ class Zygote:
         if wait:
             self.complete([])
 
-    def complete(self, more: list[str]) -> None:
-        """Name the modules to import after the first ones, and wait for READY (sets `ok`, `why`)."""
-        if self._proc is None:
+    def name(self, more: list[str]) -> None:
+        """Name the modules to import after the first ones, without waiting (several zygotes then
+        import at once; `complete` waits). Once only: later calls do nothing."""
+        if self._proc is None or self.named_at is not None:
             return
         self.modules += [m for m in more if m not in self.modules]
         self.named_at = time.monotonic()
         with contextlib.suppress(OSError):  # one that failed already answered READY no: read it
             self._proc.stdin.write((json.dumps(["PRELOAD", more]) + "\n").encode())
             self._proc.stdin.flush()
+
+    def complete(self, more: list[str]) -> None:
+        """Name the modules to import after the first ones (unless `name` did), and wait for READY
+        (sets `ok`, `why`)."""
+        if self._proc is None:
+            return
+        self.name(more)
         try:
             line = self._line(READY_TIMEOUT_S)
         except (subprocess.TimeoutExpired, EOFError) as exc:

@@ -35,23 +35,25 @@ _kept: list[Zygote] = []  # serving fork servers an earlier executor of the suit
 _suite: list = []  # [presets, backends] inside keeping_servers(): what every server preloads
 
 
-def prestart(stream: bool = False) -> None:
-    """Start a zygote importing BASE_MODULES now, for the next `open_for` to adopt (see the module
-    doc); `stream`: its output to the terminal (as the executor's --verbose wants). Nothing when
-    preloading is off or one is waiting already."""
+def prestart(stream: bool = False, count: int = 1) -> None:
+    """Start `count` zygotes (one per GPU a --devices run will use: `plan.devices_count`) importing
+    BASE_MODULES now, for the next `open_for` / `open_all` to adopt (see the module doc); `stream`:
+    their output to the terminal (as the executor's --verbose wants). Nothing when preloading is off
+    or some are waiting already."""
     if not forkserver.preload_enabled() or _early:
         return
     import atexit
     import tempfile
     from edgebench.execution.isolate import worker_env
-    path = None
-    if not stream:
-        fd, path = tempfile.mkstemp(prefix="edgebench-preload-", suffix=".txt")
-        os.close(fd)
-    z = forkserver.Zygote([*BASE_MODULES, *installed_kernel_modules()], env=worker_env(), output=path,
-                          wait=False)
-    _early.append(z)
-    atexit.register(_drop_early, z)
+    modules, env = [*BASE_MODULES, *installed_kernel_modules()], worker_env()
+    for _ in range(max(1, count)):
+        path = None
+        if not stream:
+            fd, path = tempfile.mkstemp(prefix="edgebench-preload-", suffix=".txt")
+            os.close(fd)
+        z = forkserver.Zygote(modules, env=env, output=path, wait=False)
+        _early.append(z)
+        atexit.register(_drop_early, z)
 
 
 def installed_kernel_modules() -> list[str]:
@@ -157,9 +159,9 @@ def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None)
 
 
 def open_all(presets, backends, outputs: dict) -> dict:
-    """A zygote per device (`outputs`: device -> its output, the first device's adopting the
-    prestarted one), all started before any is waited for, so that their imports run at once
-    instead of one after another (--devices)."""
+    """A zygote per device (`outputs`: device -> its output; the first devices adopt the prestarted
+    ones, `prestart(count=...)`), all started or named before any is waited for, so that their imports
+    run at once instead of one after another (--devices)."""
     devices = list(outputs)
     if not forkserver.preload_enabled():
         return dict.fromkeys(devices)
@@ -172,19 +174,28 @@ def open_all(presets, backends, outputs: dict) -> dict:
             break
         started[d] = kept
     reused = set(started)
-    adopt = next((d for d in devices if d not in reused), None) if _early else None
+    # the prestarted zygotes go to the first devices left, each told its models' modules at once
+    adopt = dict(zip([d for d in devices if d not in reused], list(_early)))
+    more = [m for m in forkserver.preload_modules(presets, backends) if m not in BASE_MODULES]
     try:
-        for d in devices:  # the others start now; each imports while the adopted one finishes
-            if d not in reused and d != adopt:
+        for z in adopt.values():
+            z.name(more)
+        for d in devices:  # the others start now; each imports while the adopted ones finish
+            if d not in reused and d not in adopt:
                 started[d] = forkserver.open_for(presets, backends, outputs[d], wait=False)
-        if adopt is not None:
-            started[adopt] = open_for(presets, backends, outputs[adopt])
+        for d, z in adopt.items():
+            z.complete(more)  # still prestart's until READY: a failure or Ctrl-C here kills it
+            _early.remove(z)
+            _adopt_output(z, outputs[d])
+            started[d] = z
         for d, z in started.items():
-            if d != adopt and d not in reused:
+            if d not in adopt and d not in reused:
                 z.complete([])
     except BaseException:
-        for z in started.values():
+        for z in [*started.values(), *adopt.values()]:
             z.close(kill=True)
+        for z in adopt.values():
+            _drop_early(z)
         raise
     return {d: started[d] for d in devices}
 
