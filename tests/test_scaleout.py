@@ -226,6 +226,31 @@ def test_longest_expected_work_first():
     assert started == [4, 3, 2, 1]
 
 
+def test_one_cold_item_per_autotune_group_at_a_time():
+    """`warms`: the second item of a group is dealt only once the first has ended (its autotune cache
+    is filled); a device takes other work meanwhile, else waits. Without it both start at once."""
+    items = [("mamba2", 5.0, "ssd"), ("zamba2", 4.0, "ssd"), ("qwen", 1.0, None)]
+
+    def spans(warms):
+        lock, out = threading.Lock(), {}
+
+        def work(item, device, stop):
+            t0 = time.monotonic()
+            time.sleep(0.3 if item[2] else 0.05)
+            with lock:
+                out[item[0]] = (t0, time.monotonic(), device)
+            return item[0]
+        done = run_on_devices(items, ["cuda:0", "cuda:1"], work, cost=lambda it: it[1], warms=warms)
+        assert [d.result for d in done] == ["mamba2", "zamba2", "qwen"]
+        return out
+
+    got = spans(lambda it: it[2])
+    assert got["zamba2"][0] >= got["mamba2"][1]  # after the first of its group ended
+    assert got["qwen"][0] < got["mamba2"][1]  # the other device took the ungrouped item meanwhile
+    free = spans(None)
+    assert free["zamba2"][0] < free["mamba2"][1]  # the control: both cold items at once
+
+
 def test_series_run_in_order_and_a_failure_skips_the_rest_of_its_series():
     items = [("a", 1), ("a", 2), ("a", 3), ("b", 1)]
     failed, ends, callers = set(), [], set()
@@ -375,3 +400,22 @@ def test_every_shard_of_a_gpu_suite_plans_for_the_same_device(capsys):
         assert main(["run", "--suite", "paper-desktop", "--shard", shard, "-m", core, "--dry-run"]) == 0
         outs.append(capsys.readouterr().out)
     assert all(" on cuda " in o and "estimated time on an H100/H200-class GPU" in o for o in outs)
+
+
+def test_autotune_groups_join_the_mamba2_mixers_that_share_mamba_ssm_triton_shapes(monkeypatch):
+    """mamba2-780m and zamba2-1.2b autotune the same kernels (chunk 256, state 128: zamba2 1K took 2.6 s
+    after mamba2-780m on the H200); Falcon-H1 (chunk 128) and another dtype do not share them; models
+    without Mamba-2 mixers, or a host without mamba_ssm (the PyTorch fallback), autotune nothing."""
+    import importlib.util
+    from edgebench.models import catalog
+    from edgebench.models.kernel_detect import autotune_group
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "mamba_ssm" else real(n, *a))
+    g = {m: autotune_group(catalog.get(m), "hf", "bfloat16")
+         for m in ("mamba2-780m", "zamba2-1.2b", "falcon-h1-0.5b", "qwen2.5-0.5b", "mamba-790m")}
+    assert g["mamba2-780m"] == g["zamba2-1.2b"] == ("mamba_ssm-triton", "bfloat16", 256, 128)
+    assert g["falcon-h1-0.5b"] not in (None, g["mamba2-780m"])
+    assert g["qwen2.5-0.5b"] is None and g["mamba-790m"] is None
+    assert autotune_group(catalog.get("mamba2-780m"), "mamba_ssm", "float16") != g["mamba2-780m"]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "mamba_ssm" else real(n, *a))
+    assert autotune_group(catalog.get("mamba2-780m"), "hf", "bfloat16") is None

@@ -151,9 +151,11 @@ class GridPlanner:
 
     def _drive_devices(self, ex: ex_mod.Executor) -> None:
         """--devices: points dealt to whichever GPU is free, the longest expected work first, a
-        series' contexts in order (so an OOM still skips the longer ones); lines written here, in
-        the main thread, as points end."""
+        series' contexts in order (so an OOM still skips the longer ones), one point at a time per
+        autotune group until its first has ended (`kernel_detect.autotune_group`); lines written
+        here, in the main thread, as points end."""
         from edgebench.execution.scheduler import run_on_devices
+        from edgebench.models import kernel_detect
         from edgebench.sweep import estimate
         pre = self.presets
 
@@ -166,7 +168,8 @@ class GridPlanner:
 
         run_on_devices(self.points, ex.devices, lambda p, device, stop: self._measure(ex, p, device, stop),
                        cost=cost, series=Point.series, on_result=done,
-                       skip=lambda p: "skipped" if p.series() in self.failed else None)
+                       skip=lambda p: "skipped" if p.series() in self.failed else None,
+                       warms=lambda p: kernel_detect.autotune_group(pre[p.model], p.backend, p.dtype))
 
     def _measure(self, ex: ex_mod.Executor, point: Point, device: str, stop: Any = None):
         """The point's worker runs on `device`: (decode modes asked, outcomes, wall seconds)."""

@@ -121,6 +121,19 @@ def detect(run_once: Callable[[], None]) -> dict[str, str | None]:
     return classify({evt.name for evt in prof.events()})
 
 
+def autotune_group(preset, backend: str, dtype: str) -> tuple | None:
+    """What a point's first forward autotunes, for `--devices` (`scheduler.run_on_devices`' `warms`):
+    mamba_ssm's Triton kernels of Mamba-2 mixers (transformers' Mamba-2, Zamba2, Falcon-H1 ... and the
+    mamba_ssm backend) at one dtype, chunk and state size, where mamba_ssm is installed; points of one
+    group reuse the first one's on-disk autotune results. None: nothing autotuned."""
+    import importlib.util
+    from edgebench.models import memory_model
+    shape = memory_model.ssd_shape(preset)
+    if shape is None or importlib.util.find_spec("mamba_ssm") is None:
+        return None
+    return ("mamba_ssm-triton", dtype, *shape)
+
+
 def fallback_warnings(kernels: dict[str, str | None], family: str) -> list[str]:
     """User-visible warnings when an SSM or hybrid model ran PyTorch fallbacks."""
     if family not in ("ssm", "hybrid"):

@@ -267,6 +267,13 @@ def longest_fit(preset: Preset, budget_bytes: int, *, dtype: str = "bfloat16", l
     return lo
 
 
+def ssd_shape(preset: Preset) -> tuple[int, int] | None:
+    """(chunk size, state size) of the preset's Mamba-2 mixers, the dimensions mamba_ssm's Triton
+    kernels are autotuned at besides the head size; None without Mamba-2 mixers."""
+    m = _layout(preset).mixer2
+    return None if m is None else (m.chunk, m.state_per_chunk_elems // m.d_inner)
+
+
 def attention_width(preset: Preset) -> int:
     """The query width summed over the layers that hold an attention cache (layers x query heads x
     head_dim, the same layers as `kv_bytes`): what a prefill's attention FLOPs scale with
