@@ -1,4 +1,5 @@
 """The preset catalog: names, lookup errors, local directories, parameter counts vs published."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -77,8 +78,38 @@ def test_param_count_matches_published(name):
     safetensors count must match exactly; a count published as "1.4B" may be anywhere in 1.35B-1.45B."""
     pytest.importorskip("transformers", reason="transformers is needed to build the meta model")
     p = catalog.get(name)
-    computed = catalog.param_count(p)
+    computed = catalog.counted_params(p)
     assert abs(computed - p.published_params) <= p.published_rounding / 2, (computed, p.published_params)
+
+
+@pytest.mark.parametrize("name", [n for n in catalog.names() if not catalog.get(n).remote_code])
+def test_declared_param_count_is_the_built_count(name):
+    """`params` in presets.json is what a meta-device build counts, exactly (this test runs on the
+    oldest and the newest transformers supported: `make test-oldest`)."""
+    pytest.importorskip("transformers", reason="transformers is needed to build the meta model")
+    p = catalog.get(name)
+    try:
+        built = catalog.counted_params(p)
+    except UserError as exc:  # a transformers that cannot build it (5.5: zamba2-2.7b) has nothing to compare
+        pytest.skip(str(exc))
+    assert p.params == built and catalog.param_count(p) == built
+
+
+def test_the_memory_model_of_a_catalog_preset_needs_no_torch():
+    """The max-context planner, the run summary and each point's worker predict memory from the
+    declared count: no torch or transformers import (a meta build took 12.6 s of a GPU machine's suite
+    start before its first search). A preset changed in code is counted again, not given the count."""
+    import subprocess
+    import sys
+    code = ("import sys; from edgebench.models import catalog, memory_model; "
+            "p = memory_model.predict(catalog.get('mamba2-780m'), 4096); "
+            "print(p['weights_bytes'], sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == [str(2 * catalog.get("mamba2-780m").params), "[]"]
+    changed = dataclasses.replace(catalog.get("tiny-mamba"), config={**catalog.get("tiny-mamba").config,
+                                                                     "tie_word_embeddings": False})
+    pytest.importorskip("transformers", reason="transformers is needed to build the meta model")
+    assert catalog.param_count(changed) == catalog.counted_params(changed) != catalog.get("tiny-mamba").params
 
 
 def test_tied_embeddings_are_counted_once():
@@ -119,15 +150,15 @@ def test_a_transformers_that_cannot_build_a_preset_is_named_not_a_crash(monkeypa
     def broken(*args, **kwargs):
         raise ValueError("There is an issue with your definition of `tie_weights_keys`")
     p = catalog.get("zamba2-2.7b")
-    catalog.param_count.cache_clear()
+    catalog.counted_params.cache_clear()
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_config", broken)
     try:
         with pytest.raises(UserError, match=rf"transformers {transformers.__version__} cannot build zamba2-2.7b "
                                             r"\(zamba2\); upgrade it: pip install -U transformers \(ValueError"):
-            catalog.param_count(p)
+            catalog.counted_params(p)
         from edgebench.commands import models as cmd
         row = next(r for r in cmd.rows("hybrid") if r["name"] == "zamba2-2.7b")
     finally:
-        catalog.param_count.cache_clear()
+        catalog.counted_params.cache_clear()
     assert row["params"] is None
     assert row["params_why"] == f"transformers {transformers.__version__} cannot build zamba2-2.7b (zamba2)"

@@ -40,7 +40,7 @@ def rows(family: str | None = None, tiny: bool = False) -> list[dict]:
             why = "remote-code layout (meta tokens, cross-layer KV sharing) not modelled"
             row["kv_bytes_per_token_why"] = row["state_bytes_why"] = why
         try:
-            row["params"] = catalog.param_count(p)
+            row["params"] = catalog.counted_params(p)  # built: says whether this transformers can
         except UserError as exc:
             row["params_why"] = str(exc).split(";")[0].split(":")[0]
         out.append(row)

@@ -6,14 +6,18 @@ Contract:
 - `resolve(name_or_path)` also accepts a local directory holding a `config.json` (a Preset with
   `local_dir` set, family inferred from `model_type`); a hub id (`org/name`) that is not a local
   directory raises `UserError`: edgebench never downloads.
-- `param_count(preset)` builds the transformers model on the `meta` device (no memory, no init) and
-  counts parameters once each (`Module.parameters()` already yields a tied tensor once). Cached. A
+- `param_count(preset)`: a catalog preset's declared `params`, else (a local directory, a preset
+  changed in code) `counted_params(preset)`, which builds the transformers model on the `meta` device
+  (no memory, no init) and counts parameters once each (`Module.parameters()` already yields a tied
+  tensor once). The declared count spares every reader of the memory model (the max-context planner,
+  each point's worker, the floors) importing torch and transformers to build the model; the tests
+  check it equals the built count on the oldest and newest transformers supported. Cached. A
   transformers that cannot build the preset raises `UserError` naming its version and the upgrade.
 - `Preset.hf_config()` builds the transformers config object (transformers imported lazily).
 
 Preset fields: `family` (transformer | ssm | hybrid), `source` ({"hf": repo id, "paper": ...}),
-`model_type` (transformers config key), `config` (architecture fields copied from the published
-config.json), `published_params` with `published_rounding` (the unit of its last published digit: "1.4B" is
+`model_type` (transformers config key), `params` (the exact count `counted_params` gives),
+`config` (architecture fields copied from the published config.json), `published_params` with `published_rounding` (the unit of its last published digit: "1.4B" is
 1e8, an exact safetensors count is 1), `unconfirmed` (config fields not checked against the
 published file), `max_ctx` (trained/declared context), `rope` (True where the
 position limit comes from RoPE and may be overridden), `backends`, `mamba_ssm` (MambaConfig fields
@@ -49,6 +53,7 @@ class Preset:
     published_params: int | None
     max_ctx: int
     rope: bool
+    params: int | None = None
     backends: tuple[str, ...] = ("hf",)
     mamba_ssm: dict[str, Any] | None = None
     remote_code: bool = False
@@ -164,7 +169,16 @@ def resolve(name_or_path: str) -> Preset:
 
 @functools.lru_cache(maxsize=None)
 def param_count(preset: Preset) -> int:
-    """Parameters of the preset's transformers model, each tensor once (tied embeddings count once)."""
+    """Parameters of the preset's transformers model, each tensor once (tied embeddings count once):
+    declared for a catalog preset as shipped, else counted (see the module doc)."""
+    if preset.params is not None and _presets().get(preset.name) is preset:
+        return preset.params
+    return counted_params(preset)
+
+
+@functools.lru_cache(maxsize=None)
+def counted_params(preset: Preset) -> int:
+    """The preset's parameters counted on a meta-device build of its transformers model."""
     try:
         import torch
         from transformers import AutoModelForCausalLM

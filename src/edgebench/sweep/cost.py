@@ -49,10 +49,11 @@ def passes(case: Any, reps: int, warmup: int) -> Passes:
 
 
 def params(preset: Any) -> int:
-    """Parameters of a preset: the published count, else 12 * layers * hidden^2 + vocab * hidden from
-    its config (a local model directory), else 0 when the config names neither (the fixed cost remains)."""
-    if preset.published_params:
-        return int(preset.published_params)
+    """Parameters of a preset: the catalog's count (exact, else published), else 12 * layers * hidden^2 +
+    vocab * hidden from its config (a local model directory), else 0 when the config names neither (the
+    fixed cost remains)."""
+    if preset.params or preset.published_params:
+        return int(preset.params or preset.published_params)
     cfg = preset.config or {}
     hidden = cfg.get("hidden_size") or cfg.get("d_model") or 0
     layers = cfg.get("num_hidden_layers") or cfg.get("n_layer") or cfg.get("num_layers") or 0
