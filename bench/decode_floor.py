@@ -20,7 +20,6 @@ from collections import defaultdict
 
 from edgebench.analysis import floors
 from edgebench.logs import loader as eblogs
-from edgebench.models import catalog
 
 
 def main() -> None:
@@ -48,8 +47,9 @@ def main() -> None:
         if rate.copy_bytes_per_s is None:
             sys.exit(f"run {any_rec['run']}: no copy bandwidth ({rate.why}); pass --env ENV.json")
         bws.add(rate.copy_bytes_per_s)
-        step_bytes = floors.decode_step_bytes(catalog.get(model), ctx, any_rec["batch"], any_rec["dtype"],
-                                              backend)
+        step_bytes, _, why = floors.row_work(any_rec)  # the line's recorded work, else the catalog's
+        if step_bytes is None:
+            sys.exit(f"{model} at {ctx}: no decode step bytes ({why})")
         floor_ms = floors.floor_ms(step_bytes, rate.copy_bytes_per_s)
         eager = by_mode.get("eager", {}).get("tpot_ms", {}).get("median")
         graph = by_mode.get("graph", {}).get("tpot_ms", {}).get("median")

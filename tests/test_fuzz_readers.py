@@ -56,7 +56,8 @@ def _seed_lines() -> list[dict]:
          "mem": {"peak_allocated_bytes": 2 ** 30, "peak_reserved_bytes": 2 ** 31,
                  "predicted_bytes": 2 ** 30},
          "energy": {"prefill_j": 1.0, "decode_j_per_token": 0.1, "energy_why": None},
-         "raw": {"prefill_ms": [9.0, 10.0, 11.0], "tpot_ms": [1.9, 2.0, 2.2]}},
+         "raw": {"prefill_ms": [9.0, 10.0, 11.0], "tpot_ms": [1.9, 2.0, 2.2]},
+         "work": {"decode_step_bytes": 2 ** 30, "prefill_flops": 10 ** 12}},
         {"v": 1, "type": "case", "run": "r1", "model": "m-c", "family": "ssm", "ctx": 2048,
          "gen": 16, "batch": 2, "decode_mode": "graph", "status": "ok", "device": "GPU",
          "prefill_ms": {"median": 5.0, "p10": 4.0, "p90": 6.0, "stdev": 0.5, "n": 5},
@@ -91,7 +92,8 @@ FIELDS = ["run", "model", "ctx", "gen", "batch", "status", "family", "backend", 
           "tpot_ms", "mem", "energy", "raw", "max_ok_ctx", "min_fail_ctx", "mode", "limited_by",
           "trail", "resolution", "probes", "wall_s", "budget_bytes", "mem_at_max_ok", "phase",
           "shares", "kernel_ms", "wall_ms", "t", "median", "p10", "p90", "stdev", "n",
-          "peak_allocated_bytes", "prefill_j", "decode_j_per_token", "prefill_ms.0"]
+          "peak_allocated_bytes", "prefill_j", "decode_j_per_token", "prefill_ms.0", "work",
+          "decode_step_bytes", "prefill_flops"]
 
 values = st.one_of(
     st.sampled_from(TOKENS).map(lambda t: ("token", t)),

@@ -39,6 +39,19 @@ def test_one_run_gives_a_prefill_line_and_one_line_per_mode():
     assert dec["eager"]["host_bound"] is True and dec["graph"]["host_bound"] is False
 
 
+def test_each_measured_decode_line_carries_the_points_work_and_no_failed_one_does():
+    """The floors' numerators (`work`, counted in the worker with the prefill) go on the prefill line
+    and on every decode line that measured something, never on a failed or skipped one."""
+    work = {"decode_step_bytes": 1000, "prefill_flops": 5000}
+    r = _result(modes=("eager",), status="killed", decoding="graph", work=work)
+    r["reason"] = "timed out after 60 s"
+    pre, dec = point_lines([r], ("eager", "graph", "compile"))
+    assert pre["work"] == work and dec["eager"]["work"] == work
+    assert "work" not in dec["graph"] and "work" not in dec["compile"]
+    pre, dec = point_lines([{"status": "oom", "reason": "CUDA out of memory"}], ("eager",))
+    assert "work" not in pre and "work" not in dec["eager"]
+
+
 def test_runs_keep_each_median_and_the_spread_between_them():
     results = [_result(pre=p) for p in (10.0, 11.0, 30.0)]
     pre, dec = point_lines(results, ("eager", "graph"))

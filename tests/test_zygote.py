@@ -342,3 +342,28 @@ def test_devices_adopt_one_prestarted_zygote_each_named_before_any_is_waited_for
         for z in got.values():
             z.close()
         prestart.drop_prestarted()
+
+
+def test_an_interrupted_devices_adoption_kills_every_prestarted_zygote(monkeypatch, tmp_path):
+    """Ctrl-C while `open_all` waits for the second of two prestarted zygotes: both are killed, none is
+    left waiting and their temporary outputs are gone (the run leaves no fork server behind)."""
+    from edgebench.execution import prestart
+    from edgebench.models import catalog
+    prestart.prestart(count=2)
+    early = list(prestart._early)
+    temps = [z.output for z in early]
+    real, calls = zygote.Zygote.complete, []
+
+    def second_interrupted(self, more):
+        calls.append(self.pid)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(self, more)
+
+    monkeypatch.setattr(zygote.Zygote, "complete", second_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prestart.open_all([catalog.resolve("tiny-llama")], ("hf",),
+                          {d: tmp_path / f"preload-{d}.txt" for d in ("cuda:0", "cuda:1")})
+    assert len(calls) == 2  # the first adopted, the second interrupted while being adopted
+    assert all(z._proc is None for z in early) and not prestart._early
+    assert not any(os.path.exists(t) for t in temps)

@@ -26,11 +26,15 @@ causal prompt scores ctx (ctx + 1) / 2 query-key pairs per head, 2 * head_dim FL
 and as many for AV. The embedding table is a lookup, not a product; an untied LM head is counted at
 the positions whose logits are kept only.
 
+The two counts are made in each point's worker and recorded on its lines (`work`, schema `CASE`);
+lines written before that are counted from the catalog here (`case_work`: a model outside the
+catalog then has no floor).
+
 Limits: both floors are lower bounds, not predictions. Decode reads the KV at the context; the
 measured steps read up to `gen` more positions. Prefill leaves out the SSM scan, convolutions,
 norms, softmax and elementwise work, and counts Zamba2's shared block once although it runs at several
 layers. Mixture-of-experts presets (Jamba) get no floor (which experts a token takes is not
-modelled), nor do models outside the catalog. The bf16 rate is used for bfloat16 and float16 rows
+modelled), nor do lines of models outside the catalog written before `work` was recorded. The bf16 rate is used for bfloat16 and float16 rows
 (the same tensor-core rate on NVIDIA GPUs); float32 rows get no prefill floor.
 
 Everything takes plain numbers and rows, so `compare` and `report` give each record its floor offline
@@ -180,14 +184,14 @@ def point_work(preset, ctx: int, batch: int, dtype: str, backend: str, logits: s
     parameter count imports torch and transformers: seconds in the parent after a run, and nothing on
     a laptop without them). None where the preset has no floor (the readers say why)."""
     step, flops, why = _work(preset, ctx, batch, dtype, backend, logits)
-    return None if why else {"decode_step_bytes": step, "prefill_flops": flops}
+    return None if why else dict(zip(WORK_KEYS, (step, flops)))
 
 
 def row_work(row: dict) -> tuple[int | None, int | None, str | None]:
     """(decode step bytes, prefill FLOPs, why None) of a row: its recorded `work`, else the catalog's."""
     work = row.get("work")
     if work_ok(work):
-        return work["decode_step_bytes"], work["prefill_flops"], None
+        return (*(work[k] for k in WORK_KEYS), None)
     return case_work(row.get("model"), row.get("backend"), row.get("dtype"), row.get("batch"),
                      row.get("ctx"), row.get("logits"))
 
@@ -265,7 +269,7 @@ def floor_columns(rows: Sequence[dict], runs: dict[str, dict], prefill_ms: Seque
     has = r_has[run_code]
     cases_at, case_code = _codes(list(map(_CASE, rows)))
     # a line's recorded work first; the catalog's (a parameter count) only for lines without it
-    recorded = [r.get("work") if work_ok(r.get("work")) else None for r in rows]
+    recorded = [r.get("work") for r in rows]  # the reader set a bad one to None
     r_step, r_flops = (np.array([w[k] if w else np.nan for w in recorded], dtype=float) for k in WORK_KEYS)
     by_catalog = np.isnan(r_step)
     wanted = set(np.unique(case_code[measured & has & by_catalog]).tolist())

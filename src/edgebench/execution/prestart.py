@@ -1,11 +1,13 @@
 """The fork server started before the environment snapshot, so that the workers' imports (torch,
 transformers: seconds, more on a Jetson) run beside the snapshot's worker instead of after it.
 
-`prestart()` starts a `forkserver.Zygote` importing `forkserver.BASE_MODULES` (what every case worker
-imports) and the SSM kernel packages installed here (`installed_kernel_modules`) and returns at once; `open_for(presets, backends, output)` (what the executor calls) adopts
-it, naming the models' modules (its second preload stage) and waiting for READY, or starts a new one
-as `forkserver.open_for` does when none is waiting; `open_all` does so for each device of a run, all
-started before any is waited for. A prestarted zygote's own output goes to a
+`prestart(count=N)` starts N `forkserver.Zygote`s (one per GPU of --devices) importing
+`forkserver.BASE_MODULES` (what every case worker imports) and the SSM kernel packages installed here
+(`installed_kernel_modules`) and returns at once; `open_all(presets, backends, outputs)` (what the
+executor calls) gives each device of the run one: a prestarted one, adopted (its models' modules
+named, its second preload stage, then READY waited for), or a new one as `forkserver.open_for`
+starts it, every one named or started before any is waited for; `open_for` does so for one device.
+A prestarted zygote's own output goes to a
 temporary file, moved to `output` when adopted (so what it writes later, e.g. a crash of its serve
 loop, lands there too), or to the terminal with `prestart(stream=True)` (--verbose); one never
 adopted (the run failed or was interrupted before its first point, even while being adopted) is
@@ -30,7 +32,7 @@ import sys
 from edgebench.execution import forkserver
 from edgebench.execution.forkserver import BASE_MODULES, Zygote
 
-_early: list[Zygote] = []  # prestart()'s zygote until open_for adopts it
+_early: list[Zygote] = []  # prestart()'s zygotes until open_all / open_for adopts them
 _kept: list[Zygote] = []  # serving fork servers an earlier executor of the suite released
 _suite: list = []  # [presets, backends] inside keeping_servers(): what every server preloads
 
@@ -147,15 +149,7 @@ def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None)
     presets, backends = _widen(presets, backends)
     if not _early:
         return forkserver.open_for(presets, backends, output)
-    z = _early[-1]
-    try:  # still prestart's until READY: a failure or Ctrl-C here kills it
-        z.complete([m for m in forkserver.preload_modules(presets, backends) if m not in BASE_MODULES])
-    except BaseException:
-        _drop_early(z)
-        raise
-    _early.remove(z)
-    _adopt_output(z, output)
-    return z
+    return _adopt(_early[0], _more(presets, backends), output)
 
 
 def open_all(presets, backends, outputs: dict) -> dict:
@@ -176,7 +170,7 @@ def open_all(presets, backends, outputs: dict) -> dict:
     reused = set(started)
     # the prestarted zygotes go to the first devices left, each told its models' modules at once
     adopt = dict(zip([d for d in devices if d not in reused], list(_early)))
-    more = [m for m in forkserver.preload_modules(presets, backends) if m not in BASE_MODULES]
+    more = _more(presets, backends)
     try:
         for z in adopt.values():
             z.name(more)
@@ -184,10 +178,7 @@ def open_all(presets, backends, outputs: dict) -> dict:
             if d not in reused and d not in adopt:
                 started[d] = forkserver.open_for(presets, backends, outputs[d], wait=False)
         for d, z in adopt.items():
-            z.complete(more)  # still prestart's until READY: a failure or Ctrl-C here kills it
-            _early.remove(z)
-            _adopt_output(z, outputs[d])
-            started[d] = z
+            started[d] = _adopt(z, more, outputs[d])
         for d, z in started.items():
             if d not in adopt and d not in reused:
                 z.complete([])
@@ -198,6 +189,25 @@ def open_all(presets, backends, outputs: dict) -> dict:
             _drop_early(z)
         raise
     return {d: started[d] for d in devices}
+
+
+def _more(presets, backends) -> list[str]:
+    """The modules a prestarted zygote imports once adopted: the models' (its BASE_MODULES it has)."""
+    return [m for m in forkserver.preload_modules(presets, backends) if m not in BASE_MODULES]
+
+
+def _adopt(z: Zygote, more: list[str], output) -> Zygote:
+    """A prestarted zygote made the run's: its models' modules imported (named now unless `name` did),
+    READY waited for, its output moved to `output`. Still prestart's until READY: a failure or Ctrl-C
+    here kills it."""
+    try:
+        z.complete(more)
+    except BaseException:
+        _drop_early(z)
+        raise
+    _early.remove(z)
+    _adopt_output(z, output)
+    return z
 
 
 def _adopt_output(z: Zygote, output: str | os.PathLike | None) -> None:

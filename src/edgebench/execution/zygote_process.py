@@ -99,12 +99,15 @@ def serve(out_fd: int, modules: list[str]) -> int:
 
 
 def _import(modules: list[str]) -> None:
-    for name in modules:  # "?name": optional (a model class the installed transformers lacks)
-        try:
+    for name in modules:  # "?name": optional (a model class the installed transformers lacks, a
+        try:              # kernel package whose build does not match the installed torch)
             importlib.import_module(name.lstrip("?"))
-        except ImportError:
+        except Exception as exc:  # noqa: BLE001 - an optional module's failure of any kind is said, not fatal
             if not name.startswith("?"):
                 raise
+            if not isinstance(exc, ImportError):
+                print(f"edgebench fork server: optional {name[1:]} failed to import "
+                      f"({type(exc).__name__}: {exc}); workers import it themselves", file=sys.stderr)
 
 
 if __name__ == "__main__":

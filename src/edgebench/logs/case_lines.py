@@ -107,9 +107,8 @@ def case_row(reader: Any, n: int, obj: dict[str, Any]) -> bool:
         row["kernels"] = None
     if type(get("cold_ms")) is not dict:
         row["cold_ms"] = None
-    work = get("work")
-    if work is not None and not work_ok(work):  # the floors divide by it: a bad one is not used
-        row["work"] = _ignored(reader, n, "work", _WORK_WHAT, work)
+    work = get("work")  # the floors divide by it: a bad one is reported and not used
+    row["work"] = work if work is None or work_ok(work) else _ignored(reader, n, "work", _WORK_WHAT, work)
     del row["v"], row["type"]
     if type(mem) is dict:
         del row["mem"]

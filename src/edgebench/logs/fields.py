@@ -18,6 +18,7 @@ MAX_BYTES = 1 << 60
 MIN_MS, MAX_MS = 1e-6, 1e12  # a positive median time (1 ns .. 30 years), in ms
 MAX_JOULES = 1e15
 MAX_SECONDS = 1e9
+MAX_WORK = 10 ** 24  # FLOPs or bytes a phase must process: a yotta-FLOP prefill is past any real case
 MAX_SHARE = 1.0 + 1e-6  # a fraction of GPU time (rounded shares may sum a hair over 1)
 
 _NUM = (int, float)

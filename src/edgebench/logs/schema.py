@@ -30,14 +30,13 @@ from typing import Any
 
 from edgebench.choices import DECODE_MODES
 from edgebench.logs.fields import (MAX_BATCH, MAX_BYTES, MAX_COUNT, MAX_JOULES, MAX_MS,  # noqa: F401
-                                   MAX_SECONDS, MAX_SHARE, MAX_TOKENS, MIN_MS, Field, byte_count,
+                                   MAX_SECONDS, MAX_SHARE, MAX_TOKENS, MAX_WORK, MIN_MS, Field, byte_count,
                                    fields, text, tokens, trail_ok)
 
 SCHEMA_VERSION = 2  # 2: a point's prefill and each decode mode on lines of their own (v1: one line
 # per point and decode mode, each with its own prefill); v1 logs read as before, one run per point
 CASE_STATUSES = ("ok", "oom", "error", "killed", "skipped")
 WORK_KEYS = ("decode_step_bytes", "prefill_flops")  # a case line's `work` object
-MAX_WORK = 10 ** 24  # a bound on both counts: a yotta-FLOP prefill is past any real case
 
 
 def work_ok(work: Any) -> bool:
@@ -177,8 +176,7 @@ CASE = fields(
           "(analysis.floors.point_work): decode_step_bytes (weights + KV cache at ctx + SSM state) and "
           "prefill_flops (matmul FLOPs of one prefill); the floors divide them by the run header's "
           "micro-benchmarks. Absent: readers count them from the catalog", checked=True,
-          check=lambda w: work_ok(w),
-          what="an object of decode_step_bytes and prefill_flops, each a positive integer"),
+          check=work_ok, what=f"an object of {' and '.join(WORK_KEYS)}, each an integer from 1 to {MAX_WORK:g}"),
 )
 MAXCTX = fields(
     *_COMMON, text("model", "model name"), text("family", "model family"),
@@ -248,7 +246,7 @@ CASE_FIELDS = ("source", "file", "run", "key", "device", "host", "device_name", 
                "reason", "prefill_ms", "tpot_ms", "prefill_raw_ms", "tpot_raw_ms", "host_bound",
                "unstable", "runs",
                *(k for k, f in MEM.items() if f.checked),
-               *(k for k, f in ENERGY.items() if f.checked), "kernels", "cold_ms")
+               *(k for k, f in ENERGY.items() if f.checked), "kernels", "cold_ms", "work")
 _DERIVED_ENERGY = {k: f.derive for k, f in ENERGY.items() if f.derive}
 
 

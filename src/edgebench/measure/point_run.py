@@ -13,6 +13,7 @@ sampler serve the prefill and every decode mode.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 from edgebench.analysis.stats import host_bound, round_sig, summarize, unstable
@@ -115,9 +116,6 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
     mem = PhaseMemory(device, index)
     predicted = memory_model.predict(preset, c["ctx"], batch=c["batch"], dtype=c["dtype"],
                                      logits=c["logits"], gen=c["gen"], backend=c["backend"])
-    work = floors.point_work(preset, c["ctx"], c["batch"], c["dtype"], c["backend"], c["logits"])
-    if work:  # the floors' numerators, counted here where transformers is loaded (schema: work)
-        rec["work"] = work
     if telemetry:
         telemetry.begin()
     with torch.inference_mode():
@@ -132,6 +130,9 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
                       **({"detect_kernels": round(detect_ms, 1)} if detect_ms is not None else {}),
                       **{k.removesuffix("_ms"): round(v, 1) for k, v in pre.cold_ms.items()}}
     rec["mem"] = _mem_fields(mem_prefill, predicted)
+    work = _work(floors, preset, c)
+    if work:  # the floors' numerators, counted here where transformers is loaded (schema: work)
+        rec["work"] = work
     if req.raw:
         rec["raw"] = {"prefill_ms": [round(x, 4) for x in pre.samples_ms]}
     ops: list[dict] = []
@@ -247,6 +248,16 @@ def _wall_from_timing(o: dict, tpot_ms: float) -> dict:
     if isinstance(kernel_ms, (int, float)) and tpot_ms:
         out["gpu_idle_share"] = round(max(0.0, 1 - kernel_ms / tpot_ms), 4)
     return out
+
+
+def _work(floors, preset, c: dict) -> dict | None:
+    """The point's `work` (analysis.floors.point_work); None, said on stderr, where counting it fails:
+    an optional number never fails a measured point (the readers then count from the catalog)."""
+    try:
+        return floors.point_work(preset, c["ctx"], c["batch"], c["dtype"], c["backend"], c["logits"])
+    except Exception as exc:  # noqa: BLE001 - e.g. a local model directory's config the formulas do not know
+        print(f"edgebench: no work recorded for the floors ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
 
 
 def _mem_fields(m: dict, predicted: dict) -> dict:
