@@ -22,7 +22,9 @@ detect_kernels, first_prefill, graph_warmup ...), and the timed work. Where the 
 timeline (the header's `startup_s` and `preload_s`, the `end` record's `teardown_s`), "outside the
 points" is split into named parts: the interpreter's start, the environment snapshot, the fork
 servers' preload left after it, the header, the gap to the first point, the fork servers' shutdown,
-and the summary and exit after the end record.
+and the summary and exit after the end record. Where its prefill lines have `setup_ms`, the
+per-point set-up is split likewise: the worker process's start and exit, its device init, telemetry
+(sampler, idle baseline, energy), memory model, release between decode modes, and the rest.
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ def timed_work(log: str, since: str | None = None) -> dict[str, float]:
            "devices": max((len(h.get("devices") or []) for h in runs.values()), default=0) or 1,
            "runs_per_point": int(spec.get("runs") or 1), "log_runs": len(runs)}
     cold: dict[str, float] = {}
+    setup: dict[str, float] = {}  # the per-point set-up's named parts (the lines' setup_ms)
     for r in logs.cases:
         if r.get("run") not in runs:
             continue
@@ -54,6 +57,14 @@ def timed_work(log: str, since: str | None = None) -> dict[str, float]:
         if isinstance(r.get("wall_s"), (int, float)):  # a prefill line: its point's worker wall time
             out["points_wall_s"] += r["wall_s"]
             out["points"] += 1
+            parts = r.get("setup_ms")
+            if isinstance(parts, dict) and out["runs_per_point"] == 1:  # the worker's untimed steps
+                for k, v in parts.items():
+                    if isinstance(v, (int, float)) and k != "worker":
+                        setup[k] = setup.get(k, 0.0) + v / 1e3
+                if isinstance(parts.get("worker"), (int, float)):
+                    setup["process start and exit (wall_s - worker)"] = \
+                        setup.get("process start and exit (wall_s - worker)", 0.0) + r["wall_s"] - parts["worker"] / 1e3
         if r["status"] != "ok":
             continue
         out["ok_lines"] += 1
@@ -68,6 +79,7 @@ def timed_work(log: str, since: str | None = None) -> dict[str, float]:
                 out["cold_s"] += v / 1e3
                 cold[k] = cold.get(k, 0.0) + v / 1e3
     out["cold_by_kind_s"] = cold
+    out["setup_by_part_s"] = setup
     return out
 
 
@@ -93,9 +105,11 @@ def show_accounting(got: dict, wall_s: float) -> str:
              + (f", {got['log_runs']} runs of the log" if got.get("log_runs", 1) > 1 else "") + ":"]
     for k, label in names.items():
         lines.append(f"  {label:<52} {acc[k]:7.1f} s  {100 * acc[k] / capacity:5.1f}%")
-        if k == "cold_s":
-            for kind, v in sorted(got["cold_by_kind_s"].items(), key=lambda kv: -kv[1]):
-                lines.append(f"    {kind:<50} {v:7.1f} s")
+        parts = {"cold_s": got["cold_by_kind_s"], "point_setup_s": dict(got.get("setup_by_part_s") or {})}.get(k, {})
+        if k == "point_setup_s" and parts:  # what no step names: decode set-up prefills, memory probes
+            parts["the rest (decode set-up prefills, warm-up bookkeeping)"] = acc[k] - sum(parts.values())
+        for kind, v in sorted(parts.items(), key=lambda kv: -kv[1]):
+            lines.append(f"    {kind:<50} {v:7.1f} s")
     return "\n".join(lines)
 
 
@@ -201,8 +215,8 @@ def main() -> None:
         log = cmd[cmd.index("-o") + 1]
     got = timed_work(log, since if cmd else None)
     res = {"label": args.label, "rc": rc, "wall_s": round(wall, 1),
-           **{k: round(v, 2) for k, v in got.items() if k != "cold_by_kind_s"},
-           "cold_by_kind_s": {k: round(v, 2) for k, v in got["cold_by_kind_s"].items()},
+           **{k: round(v, 2) for k, v in got.items() if k not in ("cold_by_kind_s", "setup_by_part_s")},
+           **{k: {kind: round(v, 2) for kind, v in got[k].items()} for k in ("cold_by_kind_s", "setup_by_part_s")},
            "accounting": {k: round(v, 2) for k, v in accounting(got, wall).items()},
            # with --devices, in device-seconds: GPUs x wall over the work all of them did
            "wall_over_timed": round(wall * got["devices"] / got["timed_s"], 2) if got["timed_s"] else None,

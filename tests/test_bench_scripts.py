@@ -140,3 +140,26 @@ def test_run_overhead_names_the_parts_outside_the_points_from_the_logs_timeline(
     assert "fork server cuda:0: started 0.6, models named 12.3, READY 25.0" in out.stdout
     from edgebench.cli import main  # and the end record is one the readers accept
     assert main(["validate", str(log)]) == 0
+
+
+def test_a_points_untimed_steps_are_recorded_and_run_overhead_names_them(tmp_path):
+    """Each prefill line's `setup_ms` holds its worker's untimed steps (device init, telemetry,
+    memory model, release between decode modes) and the worker's whole run; the named steps fit
+    inside the worker, the worker inside the point's wall time, and run_overhead lists them (and the
+    process's start and exit) under the per-point set-up."""
+    import json
+    log = tmp_path / "run.jsonl"
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-m", "edgebench", "run", "-m", "tiny-llama", "-c", "32,64", "-n", "2",
+                    "-r", "1", "--warmup", "0", "--decode-mode", "eager", "-q", "-o", str(log)],
+                   check=True, capture_output=True, env=env, timeout=300)
+    pre = [x for x in map(json.loads, log.read_text().splitlines()) if x["type"] == "case" and "wall_s" in x]
+    assert len(pre) == 2
+    for x in pre:
+        parts = x["setup_ms"]
+        assert {"device_init", "telemetry", "predict", "release", "worker"} <= set(parts)
+        assert sum(v for k, v in parts.items() if k != "worker") <= parts["worker"] <= x["wall_s"] * 1e3 + 50
+    out = _run("run_overhead.py", "--log", str(log), "--wall-s", "30")
+    assert out.returncode == 0, out.stderr
+    setup = out.stdout.split("per-point set-up")[1].split("cold first calls")[0]
+    assert "process start and exit (wall_s - worker)" in setup and "telemetry" in setup

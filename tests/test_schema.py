@@ -63,9 +63,9 @@ def test_every_recorded_log_reads_exactly_as_before(monkeypatch):
         assert (len(logs.cases), len(logs.maxctx), len(logs.ops)) == (n_cases, n_maxctx, n_ops), name
         assert not logs.problems, name
         rows = sorted(logs.cases, key=lambda r: (r["run"], r["key"]))
-        # v1 lines read as one run per point, unflagged (fields added with schema v2)
-        assert all((r.pop("runs"), r.pop("host_bound"), r.pop("unstable")) == (1, False, False)
-                   for r in rows), name
+        # v1 lines read as one run per point, unflagged (fields added with schema v2), no recorded work
+        assert all((r.pop("runs"), r.pop("host_bound"), r.pop("unstable"), r.pop("work")) ==
+                   (1, False, False, None) for r in rows), name
         assert _digest([{k: r[k] for k in sorted(r)} for r in rows]) == cases_sha, name
         assert _digest(logs.maxctx) == maxctx_sha, name
         assert _digest(logs.ops) == ops_sha, name

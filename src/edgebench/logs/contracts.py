@@ -145,6 +145,7 @@ class PointResult:
     cold_ms: dict = _unset()
     mem: dict = _unset()
     work: dict = _unset()
+    setup_ms: dict = _unset()
     raw: dict = _unset()
     prov: dict = _unset()
     energy: dict | None = _unset()

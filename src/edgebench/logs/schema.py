@@ -172,6 +172,10 @@ CASE = fields(
     Field("throttle", dict, "v1 before prov: {throttled, reasons}; read, no longer written"),
     text("t", "time (early v1 logs)"),
     Field("wall_s", float, "prefill line: the point's worker wall time, all runs and modes", "s"),
+    Field("setup_ms", dict, "prefill line: the first run's worker, ms of its untimed steps: device_init "
+          "(CUDA context, budget), telemetry (sampler, idle baseline, provenance, energy), predict "
+          "(memory model), release (between decode modes), and worker (its whole run, entry to "
+          "result); wall_s less worker is the process's start and exit", "ms"),
     Field("work", dict, "what the point's phases must do, counted in its worker "
           "(analysis.floors.point_work): decode_step_bytes (weights + KV cache at ctx + SSM state) and "
           "prefill_flops (matmul FLOPs of one prefill); the floors divide them by the run header's "

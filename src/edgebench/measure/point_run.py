@@ -53,6 +53,7 @@ def phase_flags(samples: list[float], median: float | None, lag_ms: float | None
 
 
 def run_point(payload: dict[str, Any]) -> dict[str, Any]:
+    t_entry = now_ns()
     req = PointRequest.parse(payload)  # before torch loads: a malformed request fails at once
     import torch
 
@@ -66,16 +67,20 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
     c, device = req.point, req.device
     cuda = device.startswith("cuda")
     index = _device_index(device)
+    setup = SetupClock()  # the worker's own untimed steps (schema: setup_ms)
     if cuda:
         torch.cuda.set_device(index)
+        torch.cuda.synchronize(index)  # the CUDA context exists from here
         if req.budget_bytes:
             from edgebench.execution.budget import apply_budget
             apply_budget(req.budget_bytes, index)
+    setup.lap("device_init")
     from edgebench.telemetry import device_state
     cpu_before = device_state.cpu_times()  # steal: host-bound phases slow down when it is high
     preset = catalog.resolve(c["model"])
     rec: dict[str, Any] = {}
     telemetry = PointTelemetry(req, index) if req.telemetry else None
+    setup.lap("telemetry")
 
     t0 = now_ns()
     loaded = loaders.load(preset, backend=c["backend"], device=device, dtype=c["dtype"], attn=c["attn"])
@@ -113,11 +118,14 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
         rec["fallback"] = True
         isolate.report_partial({"warnings": warnings})
 
+    setup.skip()  # load, first forward and detection are cold costs (cold_ms)
     mem = PhaseMemory(device, index)
     predicted = memory_model.predict(preset, c["ctx"], batch=c["batch"], dtype=c["dtype"],
                                      logits=c["logits"], gen=c["gen"], backend=c["backend"])
+    setup.lap("predict")
     if telemetry:
-        telemetry.begin()
+        telemetry.begin()  # the sampler's start and the idle baseline
+    setup.lap("telemetry")
     with torch.inference_mode():
         mem.begin()
         pre = phases.measure_prefill(loaded, ids, reps=req.reps, warmup=req.warmup,
@@ -162,7 +170,9 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
             decode[mode] = {"status": "oom" if oom else "error",
                             "reason": worker.describe(exc, where=not oom)}
             exc = None
+            setup.skip()
             _release(torch, mode, cuda)  # what the failed mode left (a compile's graph pool too)
+            setup.lap("release")
             isolate.report_partial({"decode": dict(decode), "decoding": None})
             continue
         entry: dict[str, Any] = {"status": "ok", "tpot_ms": summarize(dec.samples_ms, rounded=True)}
@@ -183,10 +193,14 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
         windows[mode] = dec.extra["window_ns"]
         decode[mode] = entry
         dec = None
+        setup.skip()
         _release(torch, mode, cuda)  # the next mode's peak is its own
+        setup.lap("release")
         isolate.report_partial({"decode": dict(decode), "decoding": None})
+    setup.skip()
     if telemetry:
         rec.update(telemetry.end(pre, windows, decode, c, req.reps))
+        setup.lap("telemetry")
     steal, _ = device_state.steal_share(cpu_before, device_state.cpu_times())
     if steal is not None:
         rec["steal_pct"] = round(100 * steal, 2)
@@ -194,7 +208,26 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
     rec["decoding"] = None
     if ops:
         rec["ops"] = ops
+    rec["setup_ms"] = setup.laps | {"worker": round((now_ns() - t_entry) / 1e6, 1)}
     return PointResult.from_dict(rec).to_dict()
+
+
+class SetupClock:
+    """Milliseconds of a worker's named untimed steps: `lap(name)` adds the time since the last mark
+    to `laps[name]` (summed over repeats), `skip()` moves the mark without counting (the measured
+    phases between)."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._t = now_ns()
+
+    def lap(self, name: str) -> None:
+        t = now_ns()
+        self.laps[name] = round(self.laps.get(name, 0.0) + (t - self._t) / 1e6, 1)
+        self._t = t
+
+    def skip(self) -> None:
+        self._t = now_ns()
 
 
 def _release(torch, mode: str, cuda: bool) -> None:
