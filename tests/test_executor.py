@@ -97,13 +97,41 @@ SAME_GPUS = {"edgebench": "test", "host": {"machine": "x86_64"},
                       for i in range(2)]}
 
 
+def test_devices_run_the_contexts_of_a_series_that_fits_side_by_side(monkeypatch, tmp_path):
+    """A series the memory model says fits with room to spare (tiny models on 80 GiB GPUs) is dealt
+    point by point: its contexts run on both GPUs at once, and every line is written."""
+    import threading
+    import time
+    spans, lock = {}, threading.Lock()
+
+    def run_isolated(target, payload, stop=None, **kw):
+        t0 = time.monotonic()
+        time.sleep(0.4)
+        with lock:
+            spans[payload["point"]["ctx"]] = (t0, time.monotonic())
+        return {"status": "ok", "prefill_ms": None, "decode": {m: {"status": "ok"} for m in payload["decode_modes"]}}
+
+    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
+    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
+    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    path = tmp_path / "run.jsonl"
+    assert main(["run", "-m", "tiny-llama", "-c", "32,64", "-n", "1", "-r", "1", "--warmup", "0",
+                 "--devices", "all", "-q", "-o", str(path)]) == 0
+    (a0, a1), (b0, b1) = spans[32], spans[64]
+    assert max(a0, b0) < min(a1, b1)  # overlapped
+    assert sum(x["type"] == "case" for x in _lines(path)) == 4
+
+
 def test_devices_all_deals_points_to_both_gpus_at_once_and_names_each(monkeypatch, tmp_path):
     """Fake workers that take 0.4 s: four points on two GPUs take about two points' time, each
     point's line names the GPU it ran on, and an OOM on one GPU still skips that series' longer
-    contexts (they run in order wherever they are dealt)."""
+    contexts (a series that may run out of memory runs in order wherever it is dealt)."""
     import threading
     import time
+
+    from edgebench.execution import grid_planner
     seen, lock = [], threading.Lock()
+    monkeypatch.setattr(grid_planner, "ordered_series", lambda points, presets, room: {p.series() for p in points})
 
     def run_isolated(target, payload, stop=None, **kw):
         time.sleep(0.4)

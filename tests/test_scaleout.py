@@ -180,8 +180,9 @@ def test_example_sbatch_runs_this_tasks_shard_into_its_own_log(tmp_path):
 
 
 def test_cost_model():
-    tiny = catalog.get("tiny-llama")  # no published count: 12 * 2 * 64^2 + 512 * 64
-    assert cost.params(tiny) == 12 * 2 * 64 * 64 + 512 * 64
+    tiny = catalog.get("tiny-llama")  # no published count
+    assert cost.params(tiny) == tiny.params  # the catalog's count; a config's estimate without one:
+    assert cost.params(dataclasses.replace(tiny, params=None)) == 12 * 2 * 64 * 64 + 512 * 64
     pre_small, eager_small, pre_big = [c for c in Spec(models="qwen2.5-0.5b", ctx="1k,16k").plan()
                                        if c.ctx == 1024 or c.decode_mode is None][:3]
     qwen = catalog.get("qwen2.5-0.5b")
@@ -419,3 +420,21 @@ def test_autotune_groups_join_the_mamba2_mixers_that_share_mamba_ssm_triton_shap
     assert autotune_group(catalog.get("mamba2-780m"), "mamba_ssm", "float16") != g["mamba2-780m"]
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "mamba_ssm" else real(n, *a))
     assert autotune_group(catalog.get("mamba2-780m"), "hf", "bfloat16") is None
+
+
+def test_only_a_series_that_may_run_out_of_memory_keeps_its_contexts_in_order():
+    """On several GPUs a series runs one context after another only where its longest point may not
+    fit (the memory model above half the room: the budget, else the smallest GPU); the others are
+    dealt point by point. No room known, or a model it cannot predict: in order."""
+    from edgebench.execution.grid_planner import ordered_series
+    from edgebench.models import catalog, memory_model
+    from edgebench.sweep.spec import Spec
+    spec = Spec(models=["tiny-llama", "tiny-mamba2"], ctx=[64, 4096], gen=[4], decode_modes=["eager"])
+    points = spec.points()
+    pre = {m: catalog.get(m) for m in spec.models}
+    need = {p.series(): memory_model.predict(pre[p.model], 4096, gen=4)["total_bytes"]
+            for p in points if p.ctx == 4096}
+    llama = next(k for k in need if k[0] == "tiny-llama")
+    assert ordered_series(points, pre, 10 * max(need.values())) == set()
+    assert ordered_series(points, pre, 2 * need[llama] - 1) >= {llama}
+    assert ordered_series(points, pre, 0) == set(need)

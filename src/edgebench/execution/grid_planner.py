@@ -3,8 +3,9 @@ of them) and its lines: a prefill line and one line per decode mode (`point_line
 
 Everything that can be checked without loading a model is checked first (model names, context
 limits, the log path, the memory budget), so bad input fails in seconds and loses nothing. Points run
-in the spec's order (contexts ascending within a series); after an oom or a kill, the longer contexts
-of that series are recorded as skipped (a prefill that failed skips the longer points; a decode mode
+in the spec's order (contexts ascending within a series; with --devices, a series that the memory
+model says cannot run out of memory is dealt point by point); after an oom or a kill, the longer contexts
+of that series not yet started are recorded as skipped (a prefill that failed skips the longer points; a decode mode
 that failed skips that mode at longer contexts). A rerun with the same output resumes: lines already
 in the log are not measured again, and a point missing some of its lines is measured again for those.
 """
@@ -150,10 +151,11 @@ class GridPlanner:
                 self._record(ex, point, ex.device, self._measure(ex, point, ex.device))
 
     def _drive_devices(self, ex: ex_mod.Executor) -> None:
-        """--devices: points dealt to whichever GPU is free, the longest expected work first, a
-        series' contexts in order (so an OOM still skips the longer ones), one point at a time per
-        autotune group until its first has ended (`kernel_detect.autotune_group`); lines written
-        here, in the main thread, as points end."""
+        """--devices: points dealt to whichever GPU is free, the longest expected work first; a
+        series' contexts in order where its longest may run out of memory (`ordered_series`: so an
+        OOM still skips the longer ones), else side by side; one point at a time per autotune group
+        until its first has ended (`kernel_detect.autotune_group`); lines written here, in the main
+        thread, as points end."""
         from edgebench.execution.scheduler import run_on_devices
         from edgebench.models import kernel_detect
         from edgebench.sweep import estimate
@@ -166,8 +168,15 @@ class GridPlanner:
         def done(d) -> None:
             self._record(ex, d.item, d.device or ex.device, d.result)
 
+        room = self.spec.memory_budget_bytes or min(
+            (g.get("total_bytes") or 0 for g in ex.env.get("gpus") or []), default=0)
+        ordered = ordered_series(self.points, pre, room)
+
+        def series(p: Point) -> tuple:  # a series that cannot run out of memory: each point its own
+            return p.series() if p.series() in ordered else (*p.series(), p.ctx)
+
         run_on_devices(self.points, ex.devices, lambda p, device, stop: self._measure(ex, p, device, stop),
-                       cost=cost, series=Point.series, on_result=done,
+                       cost=cost, series=series, on_result=done,
                        skip=lambda p: "skipped" if p.series() in self.failed else None,
                        warms=lambda p: kernel_detect.autotune_group(pre[p.model], p.backend, p.dtype))
 
@@ -252,3 +261,27 @@ class GridPlanner:
 
 def _prefill_failed(result: dict[str, Any]) -> bool:
     return "prefill_ms" not in result and result.get("status") in ("oom", "killed")
+
+
+def ordered_series(points: list[Point], presets: dict, room_bytes: int) -> set[tuple]:
+    """The series whose contexts must run one after another on several GPUs (an OOM skips the longer
+    ones): those whose longest point the memory model predicts above half of `room_bytes` (the
+    memory budget, else the smallest GPU's memory), or cannot predict. The others cannot run out
+    of memory: their points are dealt like independent ones (a 9-point default suite on two GPUs
+    otherwise waits on its longest series)."""
+    from edgebench.errors import UserError
+    from edgebench.models import memory_model
+    longest: dict[tuple, Point] = {}
+    for p in points:
+        if p.series() not in longest or p.ctx > longest[p.series()].ctx:
+            longest[p.series()] = p
+    out = set()
+    for key, p in longest.items():
+        try:
+            need = memory_model.predict(presets[p.model], p.ctx, batch=p.batch, dtype=p.dtype, logits=p.logits,
+                                        gen=p.gen, backend=p.backend)["total_bytes"]
+        except (UserError, KeyError, ValueError):
+            need = None
+        if need is None or not room_bytes or need > room_bytes / 2:
+            out.add(key)
+    return out

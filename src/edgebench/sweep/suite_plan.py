@@ -105,6 +105,8 @@ def describe(spec: Spec, cases: list[Case], units: list[tuple[int, str, str]], d
             grid_n, searches_n = estimated_seconds(spec, cases, units, devices)
             lines.append(f"on {devices} GPUs (--devices): about {estimate.minutes(grid_n + searches_n)}, "
                          f"{(grid + searches) / (grid_n + searches_n):.1f}x faster "
-                         "(each series of contexts and each search runs whole on one GPU, the longest "
-                         "first; a short plan gains less: one cold autotune or a long search sets its pace)")
+                         "(counted as if each series of contexts and each search ran whole on one GPU, "
+                         "the longest first, which errs long: a series that cannot run out of memory is "
+                         "dealt point by point; a short plan gains less: one cold autotune or a long "
+                         "search sets its pace)")
     return lines
