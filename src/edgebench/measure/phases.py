@@ -4,6 +4,7 @@ Contract: each function warms up at the exact shapes it then times, reports cold
 first call: lazy init, Triton autotune/compile, graph capture) separately, and times only device
 work between two `Timer.mark()`s. Nothing else runs inside the marks: inputs are made, caches freed
 and results read outside them. Samples come back raw (ms); `edgebench.analysis.stats.summarize` reduces them.
+`SetupClock` times the untimed steps around them (a point's `setup_ms`).
 """
 from __future__ import annotations
 
@@ -145,3 +146,21 @@ def measure_decode_eager(loaded, ids, *, gen: int, warmup: int, device: str,
         if after is not None:  # e.g. the operator profile: more steps, after the timed ones
             extra["after"] = after(step)
     return PhaseResult(samples, {"first_decode_ms": first_ms}, extra)
+
+
+class SetupClock:
+    """Milliseconds of a worker's named untimed steps: `lap(name)` adds the time since the last mark
+    to `laps[name]` (summed over repeats), `skip()` moves the mark without counting (the measured
+    phases between)."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._t = now_ns()
+
+    def lap(self, name: str) -> None:
+        t = now_ns()
+        self.laps[name] = round(self.laps.get(name, 0.0) + (t - self._t) / 1e6, 1)
+        self._t = t
+
+    def skip(self) -> None:
+        self._t = now_ns()

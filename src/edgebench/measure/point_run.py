@@ -67,7 +67,7 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
     c, device = req.point, req.device
     cuda = device.startswith("cuda")
     index = _device_index(device)
-    setup = SetupClock()  # the worker's own untimed steps (schema: setup_ms)
+    setup = phases.SetupClock()  # the worker's own untimed steps (schema: setup_ms)
     if cuda:
         torch.cuda.set_device(index)
         torch.cuda.synchronize(index)  # the CUDA context exists from here
@@ -211,23 +211,6 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
     rec["setup_ms"] = setup.laps | {"worker": round((now_ns() - t_entry) / 1e6, 1)}
     return PointResult.from_dict(rec).to_dict()
 
-
-class SetupClock:
-    """Milliseconds of a worker's named untimed steps: `lap(name)` adds the time since the last mark
-    to `laps[name]` (summed over repeats), `skip()` moves the mark without counting (the measured
-    phases between)."""
-
-    def __init__(self):
-        self.laps: dict[str, float] = {}
-        self._t = now_ns()
-
-    def lap(self, name: str) -> None:
-        t = now_ns()
-        self.laps[name] = round(self.laps.get(name, 0.0) + (t - self._t) / 1e6, 1)
-        self._t = t
-
-    def skip(self) -> None:
-        self._t = now_ns()
 
 
 def _release(torch, mode: str, cuda: bool) -> None:

@@ -23,6 +23,7 @@ from operator import itemgetter
 from typing import Any, Callable, Sequence
 
 from edgebench.analysis import floors
+from edgebench.analysis.floor_columns import floor_columns
 from edgebench.analysis.ops_categories import categories
 from edgebench.choices import DECODE_MODES
 from edgebench.errors import UserError
@@ -225,7 +226,7 @@ def _cases_table(cases: CaseColumns, baseline: str | None, metrics: list[str],
     shown = [i for i, m in enumerate(floors.FLOOR_COLUMNS.values()) if m in metrics]
     notes, extra = [], []
     if shown:  # each floor column beside the metric it divides; one empty in every row is left out
-        values, why = floors.floor_columns(rows, runs, cases.values["prefill_ms"], cases.values["tpot_ms"])
+        values, why = floor_columns(rows, runs, cases.values["prefill_ms"], cases.values["tpot_ms"])
         shown = [i for i in shown if any(v is not None for v in values[i])]
         extra = [values[i] for i in shown]
         cols += [Column(name, FLOOR_FORMATS[name]) for i, name in enumerate(floors.FLOOR_COLUMNS) if i in shown]
