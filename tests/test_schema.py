@@ -218,7 +218,7 @@ def test_point_result_sends_only_what_was_measured():
 
 def test_case_label_is_not_the_record_key():
     from edgebench.sweep.spec import Case
-    c = Case("m", "hf", "bfloat16", 8, 2, 1, "eager", "last", "sdpa")
+    c = Case("m", "hf", "bfloat16", 8, 2, 1, "last", "sdpa", decode_mode="eager")
     assert c.label() == "m|hf|bfloat16|ctx=8|gen=2|b=1|eager|last|sdpa"
     assert not hasattr(c, "key")
     assert schema.case_key(c.to_dict(), "CPU") != c.label()

@@ -41,7 +41,7 @@ def test_parse_list_rejects_quoting_piece_and_grammar(text, piece):
 
 
 def test_case_key_and_dict():
-    case = Case("qwen2.5-0.5b", "hf", "bfloat16", 4096, 128, 1, "graph", "last", "sdpa")
+    case = Case("qwen2.5-0.5b", "hf", "bfloat16", 4096, 128, 1, "last", "sdpa", decode_mode="graph")
     assert case.label() == "qwen2.5-0.5b|hf|bfloat16|ctx=4096|gen=128|b=1|graph|last|sdpa"
     assert case.to_dict()["ctx"] == 4096 and case.to_dict()["decode_mode"] == "graph"
 

@@ -137,9 +137,8 @@ def _choices(value: str | list, what: str, allowed: tuple[str, ...],
 
 
 @dataclass(frozen=True)
-class Point:
-    """What one worker measures (`edgebench.measure.point_run`): a model at one shape, prefilled once,
-    then decoded in each of `decode_modes` after that prefill (none: prefill and memory only)."""
+class Shape:
+    """A model at one shape: what a point and each of its log lines share (`Point`, `Case`)."""
     model: str
     backend: str
     dtype: str
@@ -148,52 +147,46 @@ class Point:
     batch: int
     logits: str
     attn: str
+
+    def series(self) -> tuple:
+        """The shape without its context: contexts ascend within a series."""
+        return (self.model, self.backend, self.dtype, self.logits, self.attn, self.batch, self.gen)
+
+    def point_fields(self) -> tuple:
+        """The shape's fields, in order: what the lines of one point share."""
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(Shape))
+
+    def label(self, mode: str | None = None) -> str:
+        return (f"{self.model}|{self.backend}|{self.dtype}|ctx={self.ctx}|gen={self.gen}|"
+                f"b={self.batch}|{mode + '|' if mode else ''}{self.logits}|{self.attn}")
+
+
+@dataclass(frozen=True)
+class Point(Shape):
+    """What one worker measures (`edgebench.measure.point_run`): a model at one shape, prefilled once,
+    then decoded in each of `decode_modes` after that prefill (none: prefill and memory only)."""
     decode_modes: tuple[str, ...] = ()
 
     def cases(self) -> list["Case"]:
         """Its log lines, in order: the prefill (decode_mode None), then one per decode mode."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                  if f.name != "decode_modes"}
-        return [Case(**fields, decode_mode=m) for m in (None, *self.decode_modes)]
-
-    def series(self) -> tuple:
-        """The point without its context: contexts ascend within a series."""
-        return (self.model, self.backend, self.dtype, self.logits, self.attn, self.batch, self.gen)
+        return [Case(*self.point_fields(), decode_mode=m) for m in (None, *self.decode_modes)]
 
     def label(self) -> str:
-        return (f"{self.model}|{self.backend}|{self.dtype}|ctx={self.ctx}|gen={self.gen}|"
-                f"b={self.batch}|{self.logits}|{self.attn}")
+        return super().label()
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "decode_modes": list(self.decode_modes)}
 
 
 @dataclass(frozen=True)
-class Case:
+class Case(Shape):
     """One log line of a point: its prefill (`decode_mode` None) or one decode mode. `label()` names
     it for people (progress, plans, warnings); the record key that identifies it in logs and for
     resume is `edgebench.logs.schema.case_key`."""
-    model: str
-    backend: str
-    dtype: str
-    ctx: int
-    gen: int
-    batch: int
-    decode_mode: str | None
-    logits: str
-    attn: str
+    decode_mode: str | None = None
 
     def label(self) -> str:
-        mode = f"{self.decode_mode}|" if self.decode_mode else ""  # a prefill line: its point's label
-        return (f"{self.model}|{self.backend}|{self.dtype}|ctx={self.ctx}|gen={self.gen}|"
-                f"b={self.batch}|{mode}{self.logits}|{self.attn}")
-
-    series = Point.series  # its point's series (same fields): contexts ascend within it
-
-    def point_fields(self) -> tuple:
-        """What it shares with the other lines of its point."""
-        return (self.model, self.backend, self.dtype, self.ctx, self.gen, self.batch, self.logits,
-                self.attn)
+        return super().label(self.decode_mode)  # a prefill line: its point's label
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
