@@ -107,7 +107,7 @@ def show_accounting(got: dict, wall_s: float) -> str:
         lines.append(f"  {label:<52} {acc[k]:7.1f} s  {100 * acc[k] / capacity:5.1f}%")
         parts = {"cold_s": got["cold_by_kind_s"], "point_setup_s": dict(got.get("setup_by_part_s") or {})}.get(k, {})
         if k == "point_setup_s" and parts:  # what no step names: decode set-up prefills, memory probes
-            parts["the rest (decode set-up prefills, warm-up bookkeeping)"] = acc[k] - sum(parts.values())
+            parts["the rest (decode set-up prefills, work count, profiles)"] = acc[k] - sum(parts.values())
         for kind, v in sorted(parts.items(), key=lambda kv: -kv[1]):
             lines.append(f"    {kind:<50} {v:7.1f} s")
     return "\n".join(lines)

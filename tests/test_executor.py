@@ -122,6 +122,28 @@ def test_devices_run_the_contexts_of_a_series_that_fits_side_by_side(monkeypatch
     assert sum(x["type"] == "case" for x in _lines(path)) == 4
 
 
+def test_devices_a_longer_context_that_fails_first_skips_only_longer_ones(monkeypatch, tmp_path):
+    """Dealt point by point, a series' longest context may run (and fail) first: the shorter contexts
+    still run, and only longer ones not yet started are skipped, as on one GPU."""
+    def run_isolated(target, payload, stop=None, **kw):
+        ctx = payload["point"]["ctx"]
+        if ctx == 128:
+            return {"status": "killed", "reason": "out of host memory"}
+        return {"status": "ok", "prefill_ms": None, "decode": {m: {"status": "ok"} for m in payload["decode_modes"]}}
+
+    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
+    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
+    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    path = tmp_path / "run.jsonl"
+    main(["run", "-m", "tiny-llama", "-c", "32,64,128,256", "-n", "1", "-r", "1", "--warmup", "0",
+          "--devices", "all", "-q", "-o", str(path)])
+    pre = {x["ctx"]: x for x in _lines(path) if x["type"] == "case" and "decode_mode" not in x}
+    assert pre[32]["status"] == pre[64]["status"] == "ok" and pre[128]["status"] == "killed"
+    assert pre[256]["status"] in ("skipped", "ok")  # skipped unless it started before 128 ended
+    if pre[256]["status"] == "skipped":
+        assert "at 128 tokens" in pre[256]["reason"]
+
+
 def test_devices_all_deals_points_to_both_gpus_at_once_and_names_each(monkeypatch, tmp_path):
     """Fake workers that take 0.4 s: four points on two GPUs take about two points' time, each
     point's line names the GPU it ran on, and an OOM on one GPU still skips that series' longer

@@ -420,6 +420,9 @@ def test_autotune_groups_join_the_mamba2_mixers_that_share_mamba_ssm_triton_shap
     assert autotune_group(catalog.get("mamba2-780m"), "mamba_ssm", "float16") != g["mamba2-780m"]
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "mamba_ssm" else real(n, *a))
     assert autotune_group(catalog.get("mamba2-780m"), "hf", "bfloat16") is None
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "mamba_ssm" else real(n, *a))
+    lfm2 = dataclasses.replace(catalog.get("tiny-mamba2"), model_type="lfm2", family="hybrid")
+    assert autotune_group(lfm2, "hf", "bfloat16") is None  # a layout the memory model does not know
 
 
 def test_only_a_series_that_may_run_out_of_memory_keeps_its_contexts_in_order():
@@ -438,3 +441,5 @@ def test_only_a_series_that_may_run_out_of_memory_keeps_its_contexts_in_order():
     assert ordered_series(points, pre, 10 * max(need.values())) == set()
     assert ordered_series(points, pre, 2 * need[llama] - 1) >= {llama}
     assert ordered_series(points, pre, 0) == set(need)
+    unknown = {**pre, "tiny-mamba2": dataclasses.replace(pre["tiny-mamba2"], model_type="lfm2")}
+    assert {k[0] for k in ordered_series(points, unknown, 10 * max(need.values()))} == {"tiny-mamba2"}

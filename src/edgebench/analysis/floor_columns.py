@@ -19,7 +19,8 @@ def floor_columns(rows: Sequence[dict], runs: dict[str, dict], prefill_ms: Seque
     Cell for cell what `case_floors` gives, a column at a time (a comparison reaches 10^5 rows): the
     rates of each run and the work of each distinct case are found once, then gathered and divided
     as numpy columns. A line's recorded `work` is used as it is; the catalog counts the work of lines
-    without it (a parameter count imports torch), and only those of runs with rates: with none, nothing is."""
+    without it (a model outside the catalog: a parameter count, which imports torch), and only those of
+    runs with rates: with none, nothing is."""
     import numpy as np
     n = len(rows)
     pre, tp = (np.array(x, dtype=float) for x in (prefill_ms, tpot_ms))

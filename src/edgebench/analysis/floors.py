@@ -145,7 +145,9 @@ def _prefill_terms(preset) -> tuple[int, int, int]:
         raise UserError(f"{preset.name} is a mixture of experts: the parameters a token uses are "
                         "not modelled, so it has no prefill or decode floor")
     head = c.get("vocab_size", 0) * c.get("hidden_size", 0)
-    tied = getattr(preset.hf_config(), "tie_word_embeddings", True)
+    tied = c.get("tie_word_embeddings")  # every catalog preset declares it; else its config class's default
+    if tied is None:
+        tied = getattr(preset.hf_config(), "tie_word_embeddings", True)
     return (catalog.param_count(preset) - head * (1 if tied else 2), head,
             memory_model.attention_width(preset))
 
@@ -178,9 +180,10 @@ def _work(preset, ctx, batch, dtype, backend, logits) -> tuple[int | None, int |
 
 def point_work(preset, ctx: int, batch: int, dtype: str, backend: str, logits: str) -> dict | None:
     """The `work` object of a point's lines (schema `CASE["work"]`), counted in its case worker, where
-    transformers is loaded already: readers then give the floors without building the model again (a
-    parameter count imports torch and transformers: seconds in the parent after a run, and nothing on
-    a laptop without them). None where the preset has no floor (the readers say why)."""
+    transformers is loaded already: readers then give the floors from the line alone, also for a model
+    outside the catalog (whose parameter count would import torch and transformers, seconds in the
+    parent, impossible on a laptop without them). None where the preset has no floor (the readers say
+    why)."""
     step, flops, why = _work(preset, ctx, batch, dtype, backend, logits)
     return None if why else dict(zip(WORK_KEYS, (step, flops)))
 

@@ -138,14 +138,17 @@ class GridPlanner:
                                         telemetry=opts.telemetry, power_rate_hz=opts.power_rate_hz,
                                         profile_ops=opts.profile_ops,
                                         trace_dir=f"{ex.out}.traces" if opts.ops_trace else None)
-        self.failed: dict[tuple, str] = {}  # a series whose prefill ended oom / killed
-        self.failed_mode: dict[tuple, str] = {}  # (series, mode) whose decode did
+        # the shortest context at which a series' prefill ended oom / killed, and why; the same per
+        # (series, mode) for a decode: the longer contexts not yet started are skipped (not the
+        # shorter ones, which --devices may deal after a longer one)
+        self.failed: dict[tuple, tuple[int, str]] = {}
+        self.failed_mode: dict[tuple, tuple[int, str]] = {}
         self.warned: set[tuple[str, str]] = set()
         self.kernels: dict[tuple, tuple[dict, str]] = {}  # detection_key -> (kernels, point key)
         if len(ex.devices) > 1:
             return self._drive_devices(ex)
         for point in self.points:
-            if point.series() in self.failed:
+            if self._failed_below(self.failed, point.series(), point):
                 self._record(ex, point, ex.device, None)
             else:
                 self._record(ex, point, ex.device, self._measure(ex, point, ex.device))
@@ -177,12 +180,13 @@ class GridPlanner:
 
         run_on_devices(self.points, ex.devices, lambda p, device, stop: self._measure(ex, p, device, stop),
                        cost=cost, series=series, on_result=done,
-                       skip=lambda p: "skipped" if p.series() in self.failed else None,
+                       skip=lambda p: "skipped" if self._failed_below(self.failed, p.series(), p) else None,
                        warms=lambda p: kernel_detect.autotune_group(pre[p.model], p.backend, p.dtype))
 
     def _measure(self, ex: ex_mod.Executor, point: Point, device: str, stop: Any = None):
         """The point's worker runs on `device`: (decode modes asked, outcomes, wall seconds)."""
-        modes = [m for m in point.decode_modes if (point.series(), m) not in self.failed_mode]
+        modes = [m for m in point.decode_modes
+                 if not self._failed_below(self.failed_mode, (point.series(), m), point)]
         measured = replace(point, decode_modes=tuple(modes))
         key = ex.key(point.cases()[0], device)
         # --timeout is per line: the point's worker gets it once for its prefill and once per mode
@@ -217,25 +221,26 @@ class GridPlanner:
         outcomes = []
         if not isinstance(measured, tuple):
             for rec in recs.values():
-                rec.update(status="skipped", reason=f"a shorter context ended {self.failed[series]}")
+                rec.update(status="skipped",
+                           reason=f"a shorter context ended {self._failed_below(self.failed, series, point)}")
         else:
             modes, outcomes, wall = measured
             prefill, decodes = point_lines([o.result for o in outcomes], modes)
             recs[None].update(prefill, wall_s=round(wall, 1), **ex.device_fields(device))
             for m in point.decode_modes:
                 recs[m].update(decodes.get(m) or {"status": "skipped", "reason": "a shorter context "
-                                                  f"ended {self.failed_mode.get((series, m))}"})
+                                                  f"ended {self._failed_below(self.failed_mode, (series, m), point)}"})
             kept = next((o.kept for o in outcomes if o.kept and o.result.get("status") != "ok"), None)
             for rec in recs.values():
                 if kept and rec["status"] not in ("ok", "skipped"):
                     rec["worker_log"] = kept
             if recs[None]["status"] in ("oom", "killed"):  # a longer context would end the same way
-                self.failed[series] = (f"{recs[None]['status']} at {point.ctx} tokens "
-                                       f"({recs[None].get('reason')})")
+                _note(self.failed, series, point.ctx, f"{recs[None]['status']} at {point.ctx} tokens "
+                                                      f"({recs[None].get('reason')})")
             for m in modes:  # too slow is not "does not fit": a timed-out mode runs again longer
                 if recs[m]["status"] in ("oom", "killed") and "timed out" not in str(recs[m].get("reason")):
-                    self.failed_mode[(series, m)] = (f"{recs[m]['status']} at {point.ctx} tokens "
-                                                     f"({recs[m].get('reason')})")
+                    _note(self.failed_mode, (series, m), point.ctx, f"{recs[m]['status']} at {point.ctx} "
+                                                                   f"tokens ({recs[m].get('reason')})")
             for w in (w for o in outcomes for w in o.result.get("warnings") or []):
                 if (point.model, w) not in self.warned:
                     self.warned.add((point.model, w))
@@ -252,6 +257,12 @@ class GridPlanner:
         for o in outcomes:
             ex.wlogs.show_tail(o.output, o.result.get("status"))
 
+    @staticmethod
+    def _failed_below(table: dict, key: tuple, point: Point) -> str | None:
+        """Why `point` is skipped: a shorter context of its series (or mode: `key`) failed."""
+        failed = table.get(key)
+        return failed[1] if failed is not None and point.ctx > failed[0] else None
+
     def on_interrupt(self, ex: ex_mod.Executor, why: str) -> dict[str, Any]:
         n, left = len(self.written), len(self.todo) - len(self.written)
         ex.say(f"interrupted ({why}) after {n} of {len(self.todo)} lines; the log holds every "
@@ -261,6 +272,12 @@ class GridPlanner:
 
 def _prefill_failed(result: dict[str, Any]) -> bool:
     return "prefill_ms" not in result and result.get("status") in ("oom", "killed")
+
+
+def _note(table: dict, key: tuple, ctx: int, why: str) -> None:
+    """Keep the shortest context at which `key` failed (with --devices a longer one may end first)."""
+    if key not in table or ctx < table[key][0]:
+        table[key] = (ctx, why)
 
 
 def ordered_series(points: list[Point], presets: dict, room_bytes: int) -> set[tuple]:

@@ -7,7 +7,7 @@ what a worker sees, CUDA_VISIBLE_DEVICES applied): an unknown form, a GPU that i
 duplicate, `all` without a GPU, or a single `device` also asked for (--device, or a spec's device
 other than auto) is a `UserError` naming the problem and the fix.
 
-`run_on_devices(items, devices, work, cost=..., series=..., on_result=..., skip=...)` runs
+`run_on_devices(items, devices, work, cost=..., series=..., on_result=..., skip=..., warms=...)` runs
 `work(item, device, stop)` in a thread per running item, at most one per device; `work` returns the
 item's result and must end soon after the `threading.Event` `stop` is set (for an isolated worker:
 `isolate.run_isolated(..., stop=stop)`, which stops the worker as Ctrl-C does). Dealing: whenever a
@@ -168,7 +168,7 @@ def run_on_devices(items: Sequence[Any], devices: Sequence[str],
     def finish(message: tuple) -> None:
         device, i, result, exc, seconds = message
         running.pop(device).thread.join()
-        warm.add(groups[i])
+        warm.add(groups[i])  # ended, however: an oom or kill may have cut its autotune short (time only)
         if exc is not None:
             raise exc
         record(Done(i, items[i], device, result, seconds))

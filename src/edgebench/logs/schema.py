@@ -154,7 +154,8 @@ CASE = fields(
           default=1, omit="default"),
     Field("steal_pct", float, "host CPU time stolen by the hypervisor during the point "
           "(/proc/stat)", "pct"),
-    Field("cold_ms", dict, "first-call costs: load, first_forward, graph_capture ...", "ms"),
+    Field("cold_ms", dict, "first-call costs: load, first_forward, graph_capture ... (load holds the "
+          "CUDA context's creation in lines without setup_ms; from then on it is setup_ms.device_init)", "ms"),
     Field("compile", dict, "a compile decode line: graphs, recompiles, Inductor cache_hits / "
           "cache_misses, cache_dir"),
     Field("kernels", dict, "which kernels ran: attention, ssm_scan, conv1d"),
@@ -172,8 +173,8 @@ CASE = fields(
     Field("throttle", dict, "v1 before prov: {throttled, reasons}; read, no longer written"),
     text("t", "time (early v1 logs)"),
     Field("wall_s", float, "prefill line: the point's worker wall time, all runs and modes", "s"),
-    Field("setup_ms", dict, "prefill line: the first run's worker, ms of its untimed steps: device_init "
-          "(CUDA context, budget), telemetry (sampler, idle baseline, provenance, energy), predict "
+    Field("setup_ms", dict, "prefill line: the first run's worker, ms of its untimed steps: imports "
+          "(what the fork server had not), device_init (CUDA context, budget), telemetry (sampler, idle baseline, provenance, energy), predict "
           "(memory model), release (between decode modes), and worker (its whole run, entry to "
           "result); wall_s less worker is the process's start and exit", "ms"),
     Field("work", dict, "what the point's phases must do, counted in its worker "

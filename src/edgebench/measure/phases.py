@@ -155,7 +155,7 @@ class SetupClock:
 
     def __init__(self):
         self.laps: dict[str, float] = {}
-        self._t = now_ns()
+        self.start = self._t = now_ns()
 
     def lap(self, name: str) -> None:
         t = now_ns()

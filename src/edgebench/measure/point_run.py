@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from edgebench.analysis.stats import host_bound, round_sig, summarize, unstable
 from edgebench.logs.contracts import PROBE_TOKENS, PointRequest, PointResult
+from edgebench.measure.phases import SetupClock
 from edgebench.measure.point_telemetry import PointTelemetry
 from edgebench.probe import now_ns
 
@@ -53,7 +54,7 @@ def phase_flags(samples: list[float], median: float | None, lag_ms: float | None
 
 
 def run_point(payload: dict[str, Any]) -> dict[str, Any]:
-    t_entry = now_ns()
+    setup = SetupClock()  # the worker's own untimed steps (schema: setup_ms), from its entry
     req = PointRequest.parse(payload)  # before torch loads: a malformed request fails at once
     import torch
 
@@ -67,7 +68,7 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
     c, device = req.point, req.device
     cuda = device.startswith("cuda")
     index = _device_index(device)
-    setup = phases.SetupClock()  # the worker's own untimed steps (schema: setup_ms)
+    setup.lap("imports")
     if cuda:
         torch.cuda.set_device(index)
         torch.cuda.synchronize(index)  # the CUDA context exists from here
@@ -208,7 +209,7 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
     rec["decoding"] = None
     if ops:
         rec["ops"] = ops
-    rec["setup_ms"] = setup.laps | {"worker": round((now_ns() - t_entry) / 1e6, 1)}
+    rec["setup_ms"] = setup.laps | {"worker": round((now_ns() - setup.start) / 1e6, 1)}
     return PointResult.from_dict(rec).to_dict()
 
 

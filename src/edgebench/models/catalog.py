@@ -171,7 +171,7 @@ def resolve(name_or_path: str) -> Preset:
 def param_count(preset: Preset) -> int:
     """Parameters of the preset's transformers model, each tensor once (tied embeddings count once):
     declared for a catalog preset as shipped, else counted (see the module doc)."""
-    if preset.params is not None and _presets().get(preset.name) is preset:
+    if preset.params is not None and _presets().get(preset.name) == preset:
         return preset.params
     return counted_params(preset)
 

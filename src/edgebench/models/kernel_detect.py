@@ -127,8 +127,13 @@ def autotune_group(preset, backend: str, dtype: str) -> tuple | None:
     mamba_ssm backend) at one dtype, chunk and state size, where mamba_ssm is installed; points of one
     group reuse the first one's on-disk autotune results. None: nothing autotuned."""
     import importlib.util
+
+    from edgebench.errors import UserError
     from edgebench.models import memory_model
-    shape = memory_model.ssd_shape(preset)
+    try:
+        shape = memory_model.ssd_shape(preset)
+    except UserError:  # a layout the memory model does not know (a local hybrid): nothing grouped
+        return None
     if shape is None or importlib.util.find_spec("mamba_ssm") is None:
         return None
     return ("mamba_ssm-triton", dtype, *shape)
