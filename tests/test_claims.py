@@ -455,6 +455,41 @@ timeout_s = 60
     assert len(out.read_text().splitlines()) == len(lines)
 
 
+def test_a_suites_search_tables_run_as_one_run_and_each_record_names_its_backend(tmp_path):
+    """Two [[maxctx]] tables (last and full logits) are one executor run, so --devices deals their
+    searches together: one run header listing both tables, each record with its backend and dtype,
+    and a rerun finds both searches done."""
+    spec = tmp_path / "two.toml"
+    spec.write_text("""[sweep]
+device = "cpu"
+[[maxctx]]
+name = "a"
+models = ["tiny-llama"]
+dtype = "float32"
+resolution = 32
+limit = 64
+timeout_s = 60
+[[maxctx]]
+name = "b"
+models = ["tiny-llama"]
+logits = ["all"]
+dtype = "float32"
+resolution = 32
+limit = 64
+timeout_s = 60
+""")
+    out = tmp_path / "log.jsonl"
+    assert main(["run", "--spec", str(spec), "-o", str(out), "-q"]) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    (head,) = [x for x in lines if x["type"] == "run"]
+    assert [t["name"] for t in head["spec"]["maxctx_tables"]] == ["a", "b"]
+    found = [x for x in lines if x["type"] == "maxctx"]
+    assert sorted(x["mode"] for x in found) == ["all", "last"]
+    assert all(x["backend"] == "hf" and x["dtype"] == "float32" for x in found)
+    assert main(["run", "--spec", str(spec), "-o", str(out), "-q"]) == 0  # resumes: nothing new
+    assert len(out.read_text().splitlines()) == len(lines)
+
+
 def test_a_model_only_searched_plans_its_searches_alone(capsys):
     assert main(["run", "--suite", "paper-desktop", "-m", "llama-3.2-1b", "--device", "cuda", "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()

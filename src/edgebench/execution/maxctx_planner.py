@@ -123,18 +123,12 @@ class MaxctxPlanner:
     def header(self) -> dict[str, Any]:
         return {"spec": self.opts.header_spec}
 
+    def searches(self) -> list[tuple]:
+        """(this planner, model, logits mode) of each search it makes."""
+        return [(self, name, mode) for name in self.presets for mode in self.opts.modes]
+
     def drive(self, ex: ex_mod.Executor) -> None:
-        searches = [(name, mode) for name in self.presets for mode in self.opts.modes]
-        if len(ex.devices) == 1:
-            for name, mode in searches:
-                self._write(ex, *self._search(ex, name, mode, ex.device))
-            return
-        # --devices: one search per GPU at a time, the biggest models first (a search is sequential)
-        from edgebench.execution.scheduler import run_on_devices
-        from edgebench.sweep import cost
-        run_on_devices(searches, ex.devices, lambda s, device, stop: self._search(ex, *s, device, stop),
-                       cost=lambda s: float(cost.params(self.presets[s[0]])),
-                       on_result=lambda d: self._write(ex, *d.result))
+        drive_searches(ex, self.searches())
 
     def _cap(self, ex: ex_mod.Executor, device: str) -> int | None:
         """The memory a search on `device` may use: the budget, else that GPU's memory."""
@@ -178,7 +172,8 @@ class MaxctxPlanner:
             res = search_mod.partial(trail, o.resolution, f"interrupted ({str(exc) or 'Ctrl-C'})")
             interrupted = exc
         rec = {"type": "maxctx", "run": ex.run_id, "model": name, "family": pre.family, "mode": mode,
-               "device": ex.label_of(device), **ex.device_fields(device), "dtype": self.dtype,
+               "device": ex.label_of(device), **ex.device_fields(device), "backend": o.backend,
+               "dtype": self.dtype,
                "gen": o.gen, "budget_bytes": o.budget, "start_ctx": start, "limit_ctx": limit,
                "wall_s": round(time.monotonic() - t0, 1), **res.to_record()}
         if res.max_ok in mems:  # where the memory went at the longest context that ran
@@ -229,6 +224,52 @@ class MaxctxPlanner:
         lines += [f"warning: {x}" for x in self.warnings()]
         lines.append(f"log: {out}")
         return "\n".join(lines)
+
+
+def drive_searches(ex: ex_mod.Executor, searches: list[tuple]) -> None:
+    """Run `searches` ((planner, model, mode) each): in order on one device; with --devices one per GPU
+    at a time, the biggest models first (a search's probes are sequential)."""
+    if len(ex.devices) == 1:
+        for planner, name, mode in searches:
+            planner._write(ex, *planner._search(ex, name, mode, ex.device))
+        return
+    from edgebench.execution.scheduler import run_on_devices
+    from edgebench.sweep import cost
+    run_on_devices(searches, ex.devices, lambda s, device, stop: s[0]._search(ex, *s[1:], device, stop),
+                   cost=lambda s: float(cost.params(s[0].presets[s[1]])),
+                   on_result=lambda d: d.item[0]._write(ex, *d.result))
+
+
+class TablesPlanner:
+    """Several max-context tables (a suite's `[[maxctx]]`: each its own backend, dtype, budget ...) as
+    one executor run: their searches dealt together, so that with --devices no GPU waits for the last
+    search of one table before the next table starts. Each record names its backend and dtype; the
+    run header's spec lists every table (`maxctx_tables`)."""
+    counting = "maxctx"
+    total = 0
+
+    def __init__(self, planners: list[MaxctxPlanner], header: dict[str, Any]):
+        self.planners = planners
+        self.preload = list(dict.fromkeys(p for pl in planners for p in pl.preload))
+        self.backends = tuple(dict.fromkeys(b for pl in planners for b in pl.backends))
+        self._header = header
+
+    def check_device(self, device: str, env: dict) -> None:
+        for planner in self.planners:
+            planner.check_device(device, env)
+
+    def begin(self, ex: ex_mod.Executor, finished: set[str]) -> bool:
+        return True
+
+    def header(self) -> dict[str, Any]:
+        return {"spec": {"maxctx_tables": [pl.opts.header_spec.get("maxctx") for pl in self.planners],
+                         **self._header}}
+
+    def drive(self, ex: ex_mod.Executor) -> None:
+        drive_searches(ex, [s for planner in self.planners for s in planner.searches()])
+
+    def on_interrupt(self, ex: ex_mod.Executor, why: str) -> None:
+        return None  # each interrupted search's own record says so (`stopped`)
 
 
 def _probe_result(result: dict[str, Any], modes: tuple[str, ...]) -> dict[str, Any]:

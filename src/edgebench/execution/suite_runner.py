@@ -1,6 +1,6 @@
 """A suite's run (`edgebench run --suite paper-desktop`): its grids through the grid planner, one
-executor run per profile setting, then its max-context searches through the maxctx planner, all into
-one log; and its dry-run text. A `Spec` that is not a `Suite` runs through `grid_planner` alone.
+executor run per profile setting, then its max-context searches, every table's in one executor run
+(`maxctx_planner.TablesPlanner`), all into one log; and its dry-run text. A `Spec` that is not a `Suite` runs through `grid_planner` alone.
 
 A rerun resumes: the grids' lines already in the log are not measured again, and a search already
 recorded for the device, backend, dtype and budget is not searched again (`searched`).
@@ -57,12 +57,12 @@ def dry_run(spec, shard: str | None, suite: str | None, devices: str | None = No
 
 def run(spec, opts, suite: str | None, env: dict | None) -> tuple[str, list[dict]]:
     """A suite's grids (one executor run per profile setting), then its max-context searches (one
-    run per table), into one log; see the module doc."""
+    run for every table), into one log; see the module doc."""
     import dataclasses
     import sys
 
     from edgebench.execution import prestart
-    from edgebench.execution.maxctx_planner import MaxctxPlanner
+    from edgebench.execution.maxctx_planner import MaxctxPlanner, TablesPlanner
     from edgebench.sweep import suite_plan
     cases = _shard(spec, opts.shard)
     units = suite_plan.shard_units(spec, opts.shard)
@@ -81,6 +81,7 @@ def run(spec, opts, suite: str | None, env: dict | None) -> tuple[str, list[dict
         device = executor.resolve_device(spec.device, env)
         total = env["gpus"][int(device.split(":")[1])]["total_bytes"] if device.startswith("cuda") else None
         done = searched(out, executor.device_label(device, env), env)
+        planners = []
         for s, models, modes in spec.searches_for(units):
             dtype = executor.resolve_dtype(s.dtype, device)
             budget = s.options(spec.device, total).budget
@@ -89,7 +90,9 @@ def run(spec, opts, suite: str | None, env: dict | None) -> tuple[str, list[dict
                 continue
             if s.budget_note(total):
                 print(f"note: {s.budget_note(total)}", file=sys.stderr)
-            planner = MaxctxPlanner(s.options(spec.device, total, header, left, modes))
+            planners.append(MaxctxPlanner(s.options(spec.device, total, header, left, modes)))
+        if planners:  # every table's searches in one run, dealt together (--devices: no table's tail)
+            planner = planners[0] if len(planners) == 1 else TablesPlanner(planners, header)
             ex = executor.Executor(out, opts.wait_lock, opts.verbose, opts.quiet)
             ex.prepare(spec.device, env, planner.check_device, devices=opts.devices)
             ex.execute(planner)

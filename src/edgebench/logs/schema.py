@@ -188,6 +188,8 @@ MAXCTX = fields(
     text("mode", "logits mode searched", checked=True), text("device", "device name", checked=True),
     Field("device_index", int, "the CUDA index of the GPU the search ran on", "count"),
     text("pci_bus_id", "the PCI bus id of that GPU (--devices tells GPUs apart)"),
+    text("backend", "hf | mamba_ssm (absent in logs before session 7: the run header's spec.maxctx "
+         "names it)"),
     text("dtype", "weights dtype"), tokens("gen", "decode tokens per probe"),
     byte_count("budget_bytes", "memory budget of the search", checked=True),
     tokens("start_ctx", "first probe"), tokens("limit_ctx", "largest context tried"),

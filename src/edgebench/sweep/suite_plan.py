@@ -54,7 +54,8 @@ def estimated_seconds(spec: Spec, cases: list[Case], units: list[tuple[int, str,
                       devices: int = 1) -> tuple[float, float]:
     """(seconds of the cases, seconds of the searches) on an H100/H200-class GPU; with `devices`
     GPUs (--devices), each series of the grids and each search whole on one GPU, dealt longest first
-    within each executor the suite runs one after another (a profile group of grids, a search table)."""
+    within each executor the suite runs one after another (a profile group of grids; every search
+    table together, `maxctx_planner.TablesPlanner`)."""
     presets = _presets([c.model for c in cases] + [m for _, m, _ in units])
     groups = [(bool(profile), sub.plan()) for profile, sub in spec.groups(cases)] \
         if isinstance(spec, Suite) else [(False, cases)]
@@ -68,11 +69,11 @@ def estimated_seconds(spec: Spec, cases: list[Case], units: list[tuple[int, str,
     if not units:
         return grid, 0.0
     seconds = dict(zip(units, _search_seconds(spec, units)))
-    searches = 0.0
-    for table, models, modes in spec.searches_for(units):  # one executor each (suite_runner.run)
+    every = []  # one executor for every table (suite_runner.run): their searches dealt together
+    for table, models, modes in spec.searches_for(units):
         i = next(j for j, t in enumerate(spec.searches) if t is table)
-        searches += estimate.makespan([seconds[(i, m, mode)] for m in models for mode in modes], devices)
-    return grid, searches
+        every += [seconds[(i, m, mode)] for m in models for mode in modes]
+    return grid, estimate.makespan(every, devices)
 
 
 def describe(spec: Spec, cases: list[Case], units: list[tuple[int, str, str]], device: str,
