@@ -97,6 +97,18 @@ SAME_GPUS = {"edgebench": "test", "host": {"machine": "x86_64"},
                       for i in range(2)]}
 
 
+def _ok(payload: dict) -> dict:
+    """A fake point worker's result: every line ok, nothing measured."""
+    return {"status": "ok", "prefill_ms": None, "decode": {m: {"status": "ok"} for m in payload["decode_modes"]}}
+
+
+def _fake_gpus(monkeypatch, run_isolated) -> None:
+    """Two fake GPUs (SAME_GPUS), spawned workers, each point handed to `run_isolated`."""
+    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
+    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
+    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+
+
 def test_devices_run_the_contexts_of_a_series_that_fits_side_by_side(monkeypatch, tmp_path):
     """A series the memory model says fits with room to spare (tiny models on 80 GiB GPUs) is dealt
     point by point: its contexts run on both GPUs at once, and every line is written."""
@@ -109,11 +121,9 @@ def test_devices_run_the_contexts_of_a_series_that_fits_side_by_side(monkeypatch
         time.sleep(0.4)
         with lock:
             spans[payload["point"]["ctx"]] = (t0, time.monotonic())
-        return {"status": "ok", "prefill_ms": None, "decode": {m: {"status": "ok"} for m in payload["decode_modes"]}}
+        return _ok(payload)
 
-    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
-    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
-    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    _fake_gpus(monkeypatch, run_isolated)
     path = tmp_path / "run.jsonl"
     assert main(["run", "-m", "tiny-llama", "-c", "32,64", "-n", "1", "-r", "1", "--warmup", "0",
                  "--devices", "all", "-q", "-o", str(path)]) == 0
@@ -129,11 +139,9 @@ def test_devices_a_longer_context_that_fails_first_skips_only_longer_ones(monkey
         ctx = payload["point"]["ctx"]
         if ctx == 128:
             return {"status": "killed", "reason": "out of host memory"}
-        return {"status": "ok", "prefill_ms": None, "decode": {m: {"status": "ok"} for m in payload["decode_modes"]}}
+        return _ok(payload)
 
-    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
-    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
-    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    _fake_gpus(monkeypatch, run_isolated)
     path = tmp_path / "run.jsonl"
     main(["run", "-m", "tiny-llama", "-c", "32,64,128,256", "-n", "1", "-r", "1", "--warmup", "0",
           "--devices", "all", "-q", "-o", str(path)])
@@ -161,11 +169,9 @@ def test_devices_all_deals_points_to_both_gpus_at_once_and_names_each(monkeypatc
             seen.append((payload["device"], payload["point"]["model"], payload["point"]["ctx"]))
         if payload["point"]["model"] == "tiny-mamba" and payload["point"]["ctx"] > 32:
             return {"status": "oom", "reason": "out of memory"}
-        return {"status": "ok", "prefill_ms": None, "decode": {m: {"status": "ok"} for m in payload["decode_modes"]}}
+        return _ok(payload)
 
-    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
-    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
-    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    _fake_gpus(monkeypatch, run_isolated)
     path = tmp_path / "run.jsonl"
     t0 = time.monotonic()
     assert main(["run", "-m", "tiny-llama,tiny-mamba", "-c", "32,64,128", "-n", "1", "-r", "1",
@@ -206,9 +212,7 @@ def test_maxctx_devices_runs_searches_on_both_gpus_and_names_each(monkeypatch, t
         return ({"status": "ok", "prefill_ms": None, "decode": {}} if fits
                 else {"status": "oom", "reason": "out of memory"})
 
-    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
-    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
-    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    _fake_gpus(monkeypatch, run_isolated)
     path = tmp_path / "max.jsonl"
     assert main(["maxctx", "-m", "tiny-llama,tiny-mamba", "--limit", "4k", "--resolution", "1k",
                  "--devices", "all", "-o", str(path)]) == 0
@@ -233,11 +237,9 @@ def test_an_interrupted_devices_run_leaves_a_valid_log_that_resumes(monkeypatch,
         if point == ("tiny-mamba", 64) and not kw.get("resumed"):
             raise KeyboardInterrupt("received SIGINT (Ctrl-C)")
         time.sleep(0.2)
-        return {"status": "ok", "prefill_ms": None, "decode": {m: {"status": "ok"} for m in payload["decode_modes"]}}
+        return _ok(payload)
 
-    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
-    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
-    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    _fake_gpus(monkeypatch, run_isolated)
     path = tmp_path / "run.jsonl"
     argv = ["run", "-m", "tiny-llama,tiny-mamba", "-c", "32,64", "-n", "1", "-r", "1", "--warmup", "0",
             "--devices", "all", "-q", "-o", str(path)]
@@ -269,9 +271,7 @@ def test_adding_a_decode_mode_writes_only_its_lines_and_timeouts_are_per_line(mo
         return {"status": "ok", "prefill_ms": None,
                 "decode": {m: {"status": "ok"} for m in payload["decode_modes"]}}
 
-    monkeypatch.setenv("EDGEBENCH_PRELOAD", "0")
-    monkeypatch.setattr(executor, "snapshot_env", lambda: dict(SAME_GPUS))
-    monkeypatch.setattr(isolate, "run_isolated", run_isolated)
+    _fake_gpus(monkeypatch, run_isolated)
     path = tmp_path / "run.jsonl"
     base = ["run", "-m", "tiny-llama", "-c", "32,64", "-n", "1", "-r", "1", "--warmup", "0",
             "--device", "cuda:0", "--timeout", "10", "-q", "-o", str(path)]
