@@ -213,7 +213,6 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
     return PointResult.from_dict(rec).to_dict()
 
 
-
 def _release(torch, mode: str, cuda: bool) -> None:
     """Free what a decode mode left (its static cache, a compiled step's CUDA-graph pool) before the
     next mode, so that the next mode's allocator peak and its room are its own."""
