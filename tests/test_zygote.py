@@ -188,20 +188,25 @@ def test_paths_with_spaces_reach_the_forked_worker(zyg, tmp_path, monkeypatch):
     assert run_isolated(T + "returns", {"x": 5}, zygote=zyg)["doubled"] == 10
 
 
+def _open_one(prestart, catalog, output):
+    """The fork server of a one-device run of tiny-llama (what the executor asks `open_all` for)."""
+    return prestart.open_all([catalog.resolve("tiny-llama")], ("hf",), {"cpu": output})["cpu"]
+
+
 def test_a_prestarted_zygote_is_adopted_once_with_its_models_modules(tmp_path):
-    """prestart() starts the common imports at once; the next open_for adopts that process, adds the
+    """prestart() starts the common imports at once; the next open_all adopts that process, adds the
     models' modules before READY (a forked worker finds them imported), and moves its output."""
     from edgebench.execution import prestart
     from edgebench.models import catalog
     prestart.prestart()
-    first = prestart.open_for([catalog.resolve("tiny-llama")], output=tmp_path / "preload.txt")
+    first = _open_one(prestart, catalog, tmp_path / "preload.txt")
     second = None
     try:
         assert first.ok, first.why
         got = run_isolated(T + "module_loaded", {"name": "transformers.models.llama.modeling_llama"},
                            zygote=first)
         assert got["status"] == "ok" and got["loaded"] is True and got["ppid"] == first.pid
-        second = prestart.open_for([catalog.resolve("tiny-llama")], output=tmp_path / "preload2.txt")
+        second = _open_one(prestart, catalog, tmp_path / "preload2.txt")
         assert second.pid != first.pid  # adopted once; later ones start their own
     finally:
         first.close()
@@ -247,14 +252,14 @@ def test_an_interrupted_adoption_kills_the_prestarted_zygote_and_its_output_foll
     with monkeypatch.context() as m:
         m.setattr(zygote.Zygote, "complete", interrupted)
         with pytest.raises(KeyboardInterrupt):
-            prestart.open_for([catalog.resolve("tiny-llama")], output=tmp_path / "preload.txt")
+            _open_one(prestart, catalog, tmp_path / "preload.txt")
     assert z._proc is None and not prestart._early  # killed and forgotten
     assert not os.path.exists(z.output)  # its temporary output removed
 
     prestart.prestart()
     (z,) = prestart._early
     tmp = z.output
-    adopted = prestart.open_for([catalog.resolve("tiny-llama")], output=tmp_path / "preload.txt")
+    adopted = _open_one(prestart, catalog, tmp_path / "preload.txt")
     try:
         assert adopted is z and z.output == tmp_path / "preload.txt" and not os.path.exists(tmp)
         pid = z.pid

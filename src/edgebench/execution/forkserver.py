@@ -239,7 +239,7 @@ def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None,
              wait: bool = True) -> Zygote | None:
     """A zygote for a sweep of these presets (its own output to `output`), or None when
     EDGEBENCH_PRELOAD=0 turns it off; `wait=False`: started, importing, and `complete([])` waits for
-    it (how several start at once). (`prestart.open_for` adopts a prestarted one first.)"""
+    it (how several start at once). (`prestart.open_all` adopts prestarted ones first.)"""
     if not preload_enabled():
         return None
     from edgebench.execution.isolate import worker_env

@@ -6,7 +6,7 @@ transformers: seconds, more on a Jetson) run beside the snapshot's worker instea
 (`installed_kernel_modules`) and returns at once; `open_all(presets, backends, outputs)` (what the
 executor calls) gives each device of the run one: a prestarted one, adopted (its models' modules
 named, its second preload stage, then READY waited for), or a new one as `forkserver.open_for`
-starts it, every one named or started before any is waited for; `open_for` does so for one device.
+starts it, every one named or started before any is waited for.
 A prestarted zygote's own output goes to a
 temporary file, moved to `output` when adopted (so what it writes later, e.g. a crash of its serve
 loop, lands there too), or to the terminal with `prestart(stream=True)` (--verbose); one never
@@ -16,7 +16,7 @@ killed by `drop_prestarted()` or at exit.
 Within `keeping_servers(presets, backends)` (a suite's run: one executor per grid group and per
 max-context group, one after another), fork servers outlive an executor: they preload the modules of
 every model of the suite, `release(z)` (an executor's end) keeps a serving one, and the next
-executor's `open_for` / `open_all` take it before starting new ones; one that lacks a module the new
+executor's `open_all` takes it before starting new ones; one that lacks a module the new
 plan's workers import is closed and replaced (no worker imports its model inside the timed load). On
 leaving, the kept servers are closed and their output files removed where nothing was written.
 Outside it (a plain run, the maxctx command, tests), `release` closes the server. The parent stays
@@ -32,14 +32,14 @@ import sys
 from edgebench.execution import forkserver
 from edgebench.execution.forkserver import BASE_MODULES, Zygote
 
-_early: list[Zygote] = []  # prestart()'s zygotes until open_all / open_for adopts them
+_early: list[Zygote] = []  # prestart()'s zygotes until open_all adopts them
 _kept: list[Zygote] = []  # serving fork servers an earlier executor of the suite released
 _suite: list = []  # [presets, backends] inside keeping_servers(): what every server preloads
 
 
 def prestart(stream: bool = False, count: int = 1) -> None:
     """Start `count` zygotes (one per GPU a --devices run will use: `plan.devices_count`) importing
-    BASE_MODULES now, for the next `open_for` / `open_all` to adopt (see the module doc); `stream`:
+    BASE_MODULES now, for the next `open_all` to adopt (see the module doc); `stream`:
     their output to the terminal (as the executor's --verbose wants). Nothing when preloading is off
     or some are waiting already."""
     if not forkserver.preload_enabled() or _early:
@@ -69,7 +69,7 @@ def installed_kernel_modules() -> list[str]:
 
 
 def drop_prestarted() -> None:
-    """Kill a prestarted zygote that no `open_for` adopted (the run ended before its first point)."""
+    """Kill a prestarted zygote that no `open_all` adopted (the run ended before its first point)."""
     for z in list(_early):
         _drop_early(z)
 
@@ -136,20 +136,6 @@ def _drop_early(z: Zygote) -> None:
     if z.output is not None:
         with contextlib.suppress(OSError):
             os.unlink(z.output)
-
-
-def open_for(presets, backends=("hf",), output: str | os.PathLike | None = None) -> Zygote | None:
-    """The zygote for a sweep of these presets: the prestarted one, adopted, when one is waiting;
-    else `forkserver.open_for`'s (None when preloading is off)."""
-    if not forkserver.preload_enabled():
-        return None
-    kept = _take_kept(forkserver.preload_modules(presets, backends))
-    if kept is not None:
-        return kept
-    presets, backends = _widen(presets, backends)
-    if not _early:
-        return forkserver.open_for(presets, backends, output)
-    return _adopt(_early[0], _more(presets, backends), output)
 
 
 def open_all(presets, backends, outputs: dict) -> dict:
