@@ -386,3 +386,47 @@ def test_devices_start_their_fork_servers_at_once_and_the_header_says_when(monke
     assert list(tear) == ["first_point", "points_done", "servers_closed"]
     assert head["startup_s"]["header"] <= tear["first_point"] <= tear["points_done"] <= tear["servers_closed"]
     assert main(["validate", str(path)]) == 0
+
+
+def test_each_gpus_idle_baseline_is_measured_once_and_lent_to_its_later_points(monkeypatch, tmp_path):
+    """--devices: each GPU's first point measures its idle power (and the temperature), the later
+    points of that GPU are sent it with the lender's key (never another GPU's); once it is older than
+    IDLE_REUSE_S a point measures again. A borrowing worker names the lender in `idle_from`."""
+    import threading
+
+    from edgebench.execution import lent
+    sent, lock = [], threading.Lock()
+
+    def run_isolated(target, payload, stop=None, **kw):
+        with lock:
+            sent.append(payload)
+        rec = _ok(payload)
+        known = payload.get("known_idle")
+        gpu = int(payload["device"][-1])
+        rec["energy"] = {"idle_w": 100.0 + gpu, "idle_temp_c": 40.0 + gpu}  # as measured on that GPU
+        if known:
+            rec["energy"] = {"idle_w": known["idle_w"], "idle_temp_c": known["temp_c"]}
+            rec["idle_from"] = payload["idle_from"]
+        return rec
+
+    _fake_gpus(monkeypatch, run_isolated)
+    path = tmp_path / "run.jsonl"
+    argv = ["run", "-m", "tiny-llama,tiny-mamba", "-c", "32,64,128", "-n", "1", "-r", "1", "--warmup", "0",
+            "--devices", "all", "-q", "-o", str(path)]
+    assert main(argv) == 0
+    from edgebench.logs.loader import load
+    pre = {x["key"]: x for x in load([str(path)]).cases if x.get("decode_mode") is None}
+    lenders = {x["device_index"]: k for k, x in pre.items() if not x.get("idle_from")}
+    assert sorted(lenders) == [0, 1]  # one measurement per GPU
+    for k, x in pre.items():
+        if x.get("idle_from"):
+            assert x["idle_from"] == lenders[x["device_index"]]  # the same GPU's, a line of this log
+    for p in sent:
+        if p.get("known_idle"):
+            gpu = int(p["device"][-1])
+            assert p["known_idle"] == {"idle_w": 100.0 + gpu, "temp_c": 40.0 + gpu}
+    # stale: every point measures its own
+    sent.clear()
+    monkeypatch.setattr(lent, "IDLE_REUSE_S", -1.0)
+    assert main(argv[:-1] + [str(tmp_path / "stale.jsonl")]) == 0
+    assert len(sent) == 6 and not any(p.get("known_idle") for p in sent)

@@ -47,15 +47,18 @@ class Settings(MeasureOptions):
 
 
 def _request(point: Point, device: str, s: Settings, key: str,
-             kernels: tuple[dict, str] | None = None) -> dict[str, Any]:
+             kernels: tuple[dict, str] | None = None, idle: tuple[dict, str] | None = None) -> dict[str, Any]:
     """The payload of one worker: the point, its decode modes, where it runs, and how it is
     measured (the typed contract of `edgebench.logs.contracts`, which the worker parses back);
-    `kernels`: (the kernels, the key of the point that detected them), for the worker to reuse."""
+    `kernels` / `idle`: (the kernels / the idle baseline, the key of the point that found them), for
+    the worker to reuse (execution/lent.py)."""
     fields = point.to_dict()
     modes = fields.pop("decode_modes")
     known, source = kernels if kernels is not None else (None, None)
+    known_idle, idle_from = idle if idle is not None else (None, None)
     return PointRequest.of(s, point=fields, decode_modes=modes, device=device, key=key,
-                           known_kernels=known, kernels_from=source).to_payload()
+                           known_kernels=known, kernels_from=source,
+                           known_idle=known_idle, idle_from=idle_from).to_payload()
 
 
 def default_output(name: str | None) -> str:
@@ -253,16 +256,17 @@ class Executor:
 
     def measure(self, point: Point, settings: Settings, key: str, *name: object,
                 device: str | None = None, stop: Any = None,
-                kernels: tuple[dict, str] | None = None) -> Outcome:
+                kernels: tuple[dict, str] | None = None, idle: tuple[dict, str] | None = None) -> Outcome:
         """Measure one point in an isolated worker on `device` (default: the run's); its output
         goes to LOG.workers/<name...>. With --devices each device's thread passes its `stop` event.
-        `kernels`: what an earlier point of the same `contracts.detection_key` detected, and its key."""
+        `kernels`: what an earlier point of the same `contracts.detection_key` detected, and its key;
+        `idle`: the device's idle baseline an earlier point measured, and its key (execution/lent.py)."""
         device = device or self.device
         self._points.setdefault("first_point", timeline.since_start())
         if stop is None:  # the main thread: the progress bar is its own
             self.bar.show(point.label())
         output = self.wlogs.path(*name)
-        result = isolate.run_isolated(POINT_TARGET, _request(point, device, settings, key, kernels),
+        result = isolate.run_isolated(POINT_TARGET, _request(point, device, settings, key, kernels, idle),
                                       timeout_s=settings.timeout_s, zygote=self.zygotes.get(device),
                                       output=output, echo=self.wlogs.echo, stop=stop)
         return Outcome(result, output, self.wlogs.keep(output))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgebench.execution import executor as ex_mod
+from edgebench.execution.lent import Lent
 from edgebench.execution.point_lines import point_lines
 from edgebench.logs import schema as records
 from edgebench.logs.contracts import detection_key
@@ -144,7 +145,7 @@ class GridPlanner:
         self.failed: dict[tuple, tuple[int, str]] = {}
         self.failed_mode: dict[tuple, tuple[int, str]] = {}
         self.warned: set[tuple[str, str]] = set()
-        self.kernels: dict[tuple, tuple[dict, str]] = {}  # detection_key -> (kernels, point key)
+        self.lent = Lent()  # kernels and idle baselines found by earlier points, for later ones
         if len(ex.devices) > 1:
             return self._drive_devices(ex)
         for point in self.points:
@@ -193,19 +194,19 @@ class GridPlanner:
         first = replace(self.settings, timeout_s=self.settings.timeout_s and
                         self.settings.timeout_s * (1 + len(modes)))
         later = replace(first, profile_ops=False, trace_dir=None)  # run 1's profiles are the ones kept
-        # kernel detection once per detection_key: later points (and runs) reuse what it found
+        # kernel detection once per detection_key, the idle baseline once per device while the GPU's
+        # temperature holds: later points (and runs) reuse what they found (execution/lent.py)
         found = detection_key(point.to_dict(), ex.label_of(device))
         t0, outcomes = time.monotonic(), []
         for run in range(1, self.spec.runs + 1):
             name = [point.model, f"ctx{point.ctx}"] + ([f"run{run}"] if self.spec.runs > 1 else [])
             outcomes.append(ex.measure(measured, first if run == 1 else later, key, *name, key,
-                                       device=device, stop=stop, kernels=self.kernels.get(found)))
-            got = outcomes[-1].result
-            # kept only when this point's prefill line is written now: `kernels_from` names a line
-            # of this run, never one of an earlier run (a resumed point adding a decode mode)
-            if isinstance(got.get("kernels"), dict) and found not in self.kernels \
-                    and (point.cases()[0], device) in self.todo_keys:
-                self.kernels[found] = (got["kernels"], got.get("kernels_from") or key)
+                                       device=device, stop=stop, kernels=self.lent.kernels(found),
+                                       idle=self.lent.idle(device)))
+            # kept only when this point's prefill line is written now: `kernels_from` and `idle_from`
+            # name a line of this run, never one of an earlier run (a resumed point adding a decode mode)
+            if (point.cases()[0], device) in self.todo_keys:
+                self.lent.keep(outcomes[-1].result, key, found, device)
             if _prefill_failed(outcomes[-1].result):
                 break  # another run would end the same way
         return modes, outcomes, time.monotonic() - t0

@@ -85,7 +85,9 @@ ENERGY = fields(
           derive=("decode_j_per_token", "tpot_ms")),
     Field("prefill_peak_w", float, "peak power in prefill", "w"),
     Field("decode_peak_w", float, "peak power in decode", "w"),
-    Field("idle_w", float, "idle power before the case", "w"),
+    Field("idle_w", float, "idle power before the case (measured by this point, or lent by the line "
+          "idle_from names)", "w"),
+    Field("idle_temp_c", float, "the GPU temperature idle_w was measured at", "c"),
     Field("counter_vs_samples_pct", float, "NVML energy counter vs integrated samples", "pct"),
     text("channel", "the power rail read (Jetson)"),
     Field("dropped_samples", int, "power samples the sampler dropped", "count"),
@@ -163,6 +165,10 @@ CASE = fields(
     text("kernels_from", "prefill line, written only when this point's worker skipped kernel "
          "detection: the key of the earlier prefill line of this run (same model, backend, dtype, attn, "
          "batch, probe length min(ctx, 64) and GPU model) whose detected kernels `kernels` repeats"),
+    text("idle_from", "prefill line, written only when this point's worker took no idle baseline of its "
+         "own: the key of the earlier prefill line of this run, on the same GPU, whose idle_w it used "
+         "(lent while the GPU was within contracts.IDLE_REUSE_C of that line's idle_temp_c and at most "
+         "IDLE_REUSE_S later)"),
     Field("mem", dict, "memory readings (MEM)"),
     Field("energy", dict, "energy readings (ENERGY); null with energy_why"),
     text("energy_why", "why energy is null"),
