@@ -118,6 +118,8 @@ def show_accounting(got: dict, wall_s: float) -> str:
 PARTS = (("process start to the CLI's main (interpreter, imports)", None, "main"),
          ("main to the environment snapshot's start", "main", "env_start"),
          ("environment snapshot (a worker)", "env_start", "env"),
+         ("- the fork server's imports, until READY", "env_start", "env_server"),
+         ("- the snapshot, in a worker forked from it", "env_server", "env"),
          ("snapshot to log open (plan, device checks)", "env", "log_open"),
          ("log open to fork servers READY (preload left)", "log_open", "preload_ready"),
          ("fork servers READY to header written", "preload_ready", "header"),

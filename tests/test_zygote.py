@@ -158,12 +158,14 @@ def test_run_uses_preloaded_workers(tmp_path):
     case = lines[1]
     assert case["status"] == "ok" and case["cold_ms"]["load"] < 2000, case["cold_ms"]
     # the start-up timeline, seconds since the process started, each moment after the one before
-    startup, order = lines[0]["startup_s"], ["main", "prestart", "env_start", "env", "log_open",
+    startup, order = lines[0]["startup_s"], ["main", "prestart", "env_start", "env_server", "env", "log_open",
                                              "preload_ready", "header"]
     assert list(startup) == order and list(startup.values()) == sorted(startup.values())
     assert 0 < startup["main"] < startup["header"]
+    # the models were named at the fork server's start (from the arguments), and the environment
+    # snapshot forked from it once it was READY
     started, named, ready = lines[0]["preload_s"]["cpu"]
-    assert started <= startup["prestart"] <= startup["log_open"] <= named <= ready <= startup["preload_ready"]
+    assert started <= named <= startup["prestart"] <= ready <= startup["env_server"] <= startup["env"]
     assert set(lines[0]["env"]["snapshot_s"]) >= {"packages", "gpus_power"}
     assert lines[-1]["type"] == "end" and lines[-1]["teardown_s"]["first_point"] >= startup["header"]
 
@@ -372,3 +374,43 @@ def test_an_interrupted_devices_adoption_kills_every_prestarted_zygote(monkeypat
     assert len(calls) == 2  # the first adopted, the second interrupted while being adopted
     assert all(z._proc is None for z in early) and not prestart._early
     assert not any(os.path.exists(t) for t in temps)
+
+
+def test_the_environment_snapshot_forks_from_the_fork_server_the_points_use(monkeypatch, tmp_path):
+    """`edgebench run -m MODEL`: the fork server is told the model's modules at its start, the
+    environment snapshot's worker is forked from it once READY (one import of torch and
+    transformers, not two side by side), and the points are forked from the same server."""
+    from edgebench.cli import main
+    parents = []
+    real = isolate.run_isolated
+
+    def recorded(target, payload, **kw):
+        z = kw.get("zygote")
+        parents.append((target.rsplit(":", 1)[1], z.pid if z is not None else None))
+        return real(target, payload, **kw)
+
+    monkeypatch.setattr(isolate, "run_isolated", recorded)
+    out = tmp_path / "run.jsonl"
+    assert main(["run", "-m", "tiny-llama", "-c", "16,32", "-n", "1", "-r", "1", "--warmup", "0",
+                 "--device", "cpu", "-q", "-o", str(out)]) == 0
+    (snap, server), *points = parents
+    assert snap == "snapshot_for_run" and server is not None
+    assert [p for p in points] == [("run_point", server)] * 2
+
+
+def test_a_fork_server_named_early_on_a_hint_the_plan_outgrew_is_replaced(tmp_path):
+    """The early naming is a guess from the arguments: where the plan needs a model module the
+    prestarted zygote was not told, `open_all` kills it and starts one that imports everything."""
+    from edgebench.execution import prestart
+    from edgebench.models import catalog
+    llama, mamba = catalog.resolve("tiny-llama"), catalog.resolve("tiny-mamba")
+    prestart.prestart(hint=([llama], ("hf",)))
+    (early,) = prestart._early
+    got = prestart.open_all([llama, mamba], ("hf",), {"cpu": tmp_path / "preload.txt"})["cpu"]
+    try:
+        assert got.ok, got.why
+        assert got.pid != early.pid and not prestart._early and early.pid is None
+        assert "?transformers.models.mamba.modeling_mamba" in got.modules
+    finally:
+        got.close()
+        prestart.drop_prestarted()

@@ -55,12 +55,32 @@ def main(args: argparse.Namespace) -> int:
     from edgebench.execution import prestart, timeline
     if not args.dry_run:  # the workers' imports start now, beside the environment snapshot
         from edgebench.sweep.plan import devices_count  # one fork server per GPU of --devices
-        prestart.prestart(stream=args.verbose, count=devices_count(args.devices))
+        prestart.prestart(stream=args.verbose, count=devices_count(args.devices), hint=_preload_hint(args))
         timeline.mark("prestart")
     try:
         return _main(args)
     finally:
         prestart.drop_prestarted()
+
+
+def _preload_hint(args: argparse.Namespace) -> tuple[list, tuple] | None:
+    """(presets, backends) of the models this command will most likely run, from its arguments alone
+    (no environment yet: with no models given, both default suites'), for the fork server to import
+    at once (`prestart.prestart`); None where the arguments do not tell (an error the plan will
+    report): then the models are named once planned."""
+    from edgebench.execution.suite_runner import loaded_models
+    from edgebench.sweep import plan
+    from edgebench.sweep.specfile import load_suite, spec_from_args
+    try:
+        if getattr(args, "spec", None) or getattr(args, "suite", None) or getattr(args, "models", None):
+            specs = [spec_from_args(args)]
+        else:
+            specs = [load_suite(name) for name in plan.DEFAULT_SUITES.values()]
+        found = [loaded_models(spec) for spec in specs]
+    except Exception:  # noqa: BLE001 - any problem is the plan's to report, with its own message
+        return None
+    presets = list({p.name: p for ps, _ in found for p in ps}.values())
+    return presets, tuple(dict.fromkeys(b for _, bs in found for b in bs))
 
 
 def _main(args: argparse.Namespace) -> int:

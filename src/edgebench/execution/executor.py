@@ -73,15 +73,21 @@ def check_output(path: str, wait_lock: bool = False) -> None:
 
 
 def snapshot_env() -> dict:
-    """The environment, read in a worker so this process never initialises CUDA."""
+    """The environment, read in a worker so this process never initialises CUDA: forked from the
+    prestarted fork server where it was named its models early (`prestart.snapshot_server`), else
+    spawned."""
     import tempfile
 
     from edgebench.execution import worker_output as workerlog
+    from edgebench.execution import prestart
     timeline.mark("env_start")
+    server = prestart.snapshot_server()  # the run's fork server, once its imports are done
+    if server is not None:
+        timeline.mark("env_server")
     with tempfile.TemporaryDirectory(prefix="edgebench-env-") as tmp:
         output = os.path.join(tmp, "worker.txt")  # library notices stay off the terminal
         env = isolate.run_isolated("edgebench.telemetry.environment:snapshot_for_run", {"deep": True},
-                                   timeout_s=300, output=output)
+                                   timeout_s=300, output=output, zygote=server)
         if env.pop("status", None) != "ok":
             lines = "".join(f"\n  | {line}" for line in workerlog.tail(output))
             raise UserError(f"could not read the environment in a worker: {env.get('reason')}{lines}")

@@ -109,8 +109,8 @@ class Zygote:
 
     def complete(self, more: list[str]) -> None:
         """Name the modules to import after the first ones (unless `name` did), and wait for READY
-        (sets `ok`, `why`)."""
-        if self._proc is None:
+        (sets `ok`, `why`). Once: a zygote that answered READY already returns at once."""
+        if self._proc is None or self.ready_at is not None:
             return
         self.name(more)
         try:

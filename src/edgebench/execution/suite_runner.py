@@ -73,7 +73,7 @@ def run(spec, opts, suite: str | None, env: dict | None) -> tuple[str, list[dict
     out = spec.output or executor.default_output(suite)
     env = env or executor.snapshot_env()
     recs: list[dict] = []
-    with prestart.keeping_servers(*_everything(spec, cases, units)):  # one preload serves every group
+    with prestart.keeping_servers(*loaded_models(spec, cases, units)):  # one preload serves every group
         for profile, sub in spec.groups(cases):
             run_opts = dataclasses.replace(opts, shard=None, profile_ops=opts.profile_ops or profile == "ops",
                                            extra_header={**opts.extra_header, **header})
@@ -99,11 +99,16 @@ def run(spec, opts, suite: str | None, env: dict | None) -> tuple[str, list[dict
     return out, recs
 
 
-def _everything(spec, cases, units) -> tuple[list, tuple]:
-    """(presets, backends) of every model the suite's grids and searches here will load."""
+def loaded_models(spec, cases=None, units=None) -> tuple[list, tuple]:
+    """(presets, backends) of every model a spec's grids and (a suite's) searches load: `cases` and
+    `units` a shard's, by default all of them."""
     from edgebench.models import catalog
+    from edgebench.sweep.suite import Suite
+    cases = spec.plan() if cases is None else cases
     pairs = [(c.model, c.backend) for c in cases]
-    pairs += [(m, table.backend) for table, models, _ in spec.searches_for(units) for m in models]
+    if isinstance(spec, Suite):
+        units = spec.search_units() if units is None else units
+        pairs += [(m, table.backend) for table, models, _ in spec.searches_for(units) for m in models]
     return ([catalog.resolve(m) for m in dict.fromkeys(m for m, _ in pairs)],
             tuple(dict.fromkeys(b for _, b in pairs)))
 

@@ -117,7 +117,7 @@ RUN = fields(
     Field("startup_s", dict, "when the run's start-up reached each moment, in seconds since its "
           "process started (execution/timeline.py): main (the CLI entered), prestart (the fork "
           "server launched), env_start / env (the environment snapshot, whose own parts are in "
-          "env.snapshot_s), log_open, preload_ready (every fork server READY), header", "s"),
+          "env.snapshot_s; env_server: the fork server it forked from was READY), log_open, preload_ready (every fork server READY), header", "s"),
     Field("preload_s", dict, "device -> its fork server's [started, modules named, READY], seconds "
           "since the process started (null: never reached)", "s"),
 )
