@@ -418,7 +418,7 @@ def test_each_gpus_idle_baseline_is_measured_once_and_lent_to_its_later_points(m
     pre = {x["key"]: x for x in load([str(path)]).cases if x.get("decode_mode") is None}
     lenders = {x["device_index"]: k for k, x in pre.items() if not x.get("idle_from")}
     assert sorted(lenders) == [0, 1]  # one measurement per GPU
-    for k, x in pre.items():
+    for x in pre.values():
         if x.get("idle_from"):
             assert x["idle_from"] == lenders[x["device_index"]]  # the same GPU's, a line of this log
     for p in sent:
