@@ -93,6 +93,9 @@ def accounting(got: dict, wall_s: float) -> dict[str, float]:
 
 
 def show_accounting(got: dict, wall_s: float) -> str:
+    if not got["points"]:  # a log from before the point executor: no line holds a worker's wall time
+        return (f"accounting of {wall_s:.1f} s wall: not split (no line of this log records its worker's "
+                f"wall_s); cold first calls {got['cold_s']:.1f} s, timed work {got['timed_s']:.1f} s")
     acc, n = accounting(got, wall_s), got.get("devices", 1)
     capacity = wall_s * n
     setup = "per-point set-up (wall_s - timed - cold)" if got.get("runs_per_point", 1) == 1 else \

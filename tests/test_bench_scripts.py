@@ -88,6 +88,11 @@ def test_run_overhead_accounts_an_existing_logs_wall_time_in_four_parts():
     assert whole == pytest.approx(140, abs=0.3)
     refused = _run("run_overhead.py", "--log", str(log))
     assert refused.returncode == 2 and "--wall-s" in refused.stderr
+    # a log from before the point executor has no worker wall times: said, not split into negatives
+    old = RESULTS / "h200-2026-11-30e" / "call1" / "before-default-gpu.jsonl"
+    out = _run("run_overhead.py", "--log", str(old), "--wall-s", "222.3")
+    assert out.returncode == 0 and "accounting of 222.3 s wall: not split" in out.stdout
+    assert " -" not in out.stdout.split("accounting", 1)[1].split("timeline")[0]
 
 
 def test_run_overhead_accounts_a_devices_run_in_device_seconds_and_only_the_new_runs(tmp_path):
