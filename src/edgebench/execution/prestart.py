@@ -1,12 +1,17 @@
-"""The fork server started before the environment snapshot, so that the workers' imports (torch,
-transformers: seconds, more on a Jetson) run beside the snapshot's worker instead of after it.
+"""The fork server started first thing, so that the workers' imports (torch, transformers, mamba_ssm:
+11-16 s of CPU on a fresh H200 machine, more on a Jetson) are under way while the command plans, and
+are done once: the environment snapshot's worker forks from it too.
 
-`prestart(count=N)` starts N `forkserver.Zygote`s (one per GPU of --devices) importing
+`prestart(count=N, hint=...)` starts N `forkserver.Zygote`s (one per GPU of --devices) importing
 `forkserver.BASE_MODULES` (what every case worker imports) and the SSM kernel packages installed here
-(`installed_kernel_modules`) and returns at once; `open_all(presets, backends, outputs)` (what the
+(`installed_kernel_modules`), names at once the modules of the models the command's arguments name
+(`hint`), and returns; `snapshot_server()` waits for the first one's READY and gives it to the
+environment snapshot, which forks its worker from it (without a hint: None, and the snapshot spawns
+its own worker beside the imports). `open_all(presets, backends, outputs)` (what the
 executor calls) gives each device of the run one: a prestarted one, adopted (its models' modules
-named, its second preload stage, then READY waited for), or a new one as `forkserver.open_for`
-starts it, every one named or started before any is waited for.
+named unless the hint named them, its second preload stage, then READY waited for; one whose hint
+missed a model of the plan is killed and replaced), or a new one as `forkserver.open_for` starts it,
+every one named or started before any is waited for.
 A prestarted zygote's own output goes to a
 temporary file, moved to `output` when adopted (so what it writes later, e.g. a crash of its serve
 loop, lands there too), or to the terminal with `prestart(stream=True)` (--verbose); one never
