@@ -467,32 +467,8 @@ claim1() {
 tables() {  # two [[maxctx]] tables of one spec run as one executor run (maxctx_planner.TablesPlanner):
   # small budgets so each search takes a few probes; every maxctx record names its backend
   log "a spec's max-context tables in one run"
-  local spec; spec=$(mktemp --suffix=.toml)
-  cat > "$spec" <<'TOML'
-description = "two max-context tables, small budgets (gpu_session.sh tables)"
-[sweep]
-timeout_s = 120
-[[maxctx]]
-name = "hf, last logits"
-models = ["qwen2.5-0.5b"]
-logits = ["last"]
-backend = "hf"
-dtype = "bfloat16"
-memory_budget = "3GiB"
-resolution = "8k"
-limit = "256k"
-[[maxctx]]
-name = "mamba_ssm, full logits"
-models = ["mamba-790m"]
-logits = ["all"]
-backend = "mamba_ssm"
-dtype = "float16"
-memory_budget = "3GiB"
-resolution = "8k"
-limit = "256k"
-TOML
   local t0=$SECONDS
-  timeout "${1:-150}" $PY -m edgebench run --spec "$spec" -o "$OUT/tables.jsonl" > "$OUT/tables.txt" 2>&1
+  timeout "${1:-150}" $PY -m edgebench run --spec bench/specs/tables-smoke.toml -o "$OUT/tables.jsonl" > "$OUT/tables.txt" 2>&1
   echo "exit $?, $((SECONDS - t0)) s"; grep -v "^ " "$OUT/tables.txt" | tail -12
   grep -o '"type":"maxctx".*' "$OUT/tables.jsonl" | grep -o '"model":"[^"]*"\|"backend":"[^"]*"\|"max_ok_ctx":[0-9]*\|"run":"[^"]*"' | paste - - - - 
 }
