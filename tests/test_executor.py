@@ -393,6 +393,7 @@ def test_each_gpus_idle_baseline_is_measured_once_and_lent_to_its_later_points(m
     points of that GPU are sent it with the lender's key (never another GPU's); once it is older than
     IDLE_REUSE_S a point measures again. A borrowing worker names the lender in `idle_from`."""
     import threading
+    import time
 
     from edgebench.execution import lent
     sent, lock = [], threading.Lock()
@@ -407,6 +408,7 @@ def test_each_gpus_idle_baseline_is_measured_once_and_lent_to_its_later_points(m
         if known:
             rec["energy"] = {"idle_w": known["idle_w"], "idle_temp_c": known["temp_c"]}
             rec["idle_from"] = payload["idle_from"]
+            assert known["expires_s"] > time.monotonic()
         return rec
 
     _fake_gpus(monkeypatch, run_isolated)
@@ -416,17 +418,48 @@ def test_each_gpus_idle_baseline_is_measured_once_and_lent_to_its_later_points(m
     assert main(argv) == 0
     from edgebench.logs.loader import load
     pre = {x["key"]: x for x in load([str(path)]).cases if x.get("decode_mode") is None}
-    lenders = {x["device_index"]: k for k, x in pre.items() if not x.get("idle_from")}
-    assert sorted(lenders) == [0, 1]  # one measurement per GPU
+    own = [(x["device_index"], k) for k, x in pre.items() if not x.get("idle_from")]
+    assert sorted(d for d, _ in own) == [0, 1]  # exactly one measurement per GPU
+    lenders = dict(own)
     for x in pre.values():
         if x.get("idle_from"):
             assert x["idle_from"] == lenders[x["device_index"]]  # the same GPU's, a line of this log
-    for p in sent:
-        if p.get("known_idle"):
-            gpu = int(p["device"][-1])
-            assert p["known_idle"] == {"idle_w": 100.0 + gpu, "temp_c": 40.0 + gpu}
+    borrowed = [p for p in sent if p.get("known_idle")]
+    assert len(borrowed) == 4 and {p["device"] for p in borrowed} == {"cuda:0", "cuda:1"}
+    for p in borrowed:
+        gpu = int(p["device"][-1])
+        assert {k: p["known_idle"][k] for k in ("idle_w", "temp_c")} == {"idle_w": 100.0 + gpu, "temp_c": 40.0 + gpu}
     # stale: every point measures its own
     sent.clear()
     monkeypatch.setattr(lent, "IDLE_REUSE_S", -1.0)
     assert main(argv[:-1] + [str(tmp_path / "stale.jsonl")]) == 0
     assert len(sent) == 6 and not any(p.get("known_idle") for p in sent)
+
+
+def test_only_a_points_first_run_lends_its_idle_baseline(monkeypatch, tmp_path):
+    """--runs 2: the line records the first run's energy, so only that run lends. The first point's
+    second run, sent the first run's baseline on a GPU that warmed meanwhile, measures its own (102 W
+    at 43 C): the later point is still sent 101 W at 40 C, what the line it names records."""
+    sent = []
+
+    def run_isolated(target, payload, **kw):
+        sent.append(payload)
+        rec = _ok(payload)
+        known, first_point = payload.get("known_idle"), payload["point"]["ctx"] == 32
+        if known and not first_point:
+            rec["energy"] = {"idle_w": known["idle_w"], "idle_temp_c": known["temp_c"]}
+            rec["idle_from"] = payload["idle_from"]
+        else:  # run 1 of the first point, and its run 2 (warmer): their own measurements
+            rec["energy"] = {"idle_w": 102.0, "idle_temp_c": 43.0} if known else {"idle_w": 101.0, "idle_temp_c": 40.0}
+        return rec
+
+    _fake_gpus(monkeypatch, run_isolated)
+    path = tmp_path / "run.jsonl"
+    assert main(["run", "-m", "tiny-llama", "-c", "32,64", "-n", "1", "-r", "1", "--warmup", "0", "--runs", "2",
+                 "--device", "cuda:0", "-q", "-o", str(path)]) == 0
+    later = [p for p in sent if p["point"]["ctx"] == 64]
+    assert len(later) == 2 and all(p["known_idle"]["idle_w"] == 101.0 and p["known_idle"]["temp_c"] == 40.0
+                                   for p in later)
+    from edgebench.logs.loader import load
+    pre = {x["ctx"]: x for x in load([str(path)]).cases if x.get("decode_mode") is None}
+    assert pre[64]["idle_from"] == pre[32]["key"] and "idle_from" not in pre[32]

@@ -43,8 +43,8 @@ def test_a_runs_later_points_borrow_the_idle_baseline_while_the_gpu_temperature_
     (their lines name the lender's key in `idle_from`) and their energy is still power x time."""
     log = tmp_path / "run.jsonl"
     env = {**os.environ, "EDGEBENCH_SYSFS_ROOT": str(FIXTURE)}
-    subprocess.run([sys.executable, "-m", "edgebench", "run", "-m", "tiny-llama", "-c", "64,128,256", "-n", "4",
-                    "-r", "20", "--decode-mode", "eager", "--device", "cpu", "-t", "float32", "--raw", "-q",
+    subprocess.run([sys.executable, "-m", "edgebench", "run", "-m", "tiny-llama", "-c", "1024,1536,2048", "-n", "4",
+                    "-r", "30", "--decode-mode", "eager", "--device", "cpu", "-t", "float32", "--raw", "-q",
                     "-o", str(log)], check=True, capture_output=True, env=env, timeout=600)
     from edgebench.logs.loader import load
     keys = {x["ctx"]: x["key"] for x in load([str(log)]).cases if x.get("decode_mode") is None}  # derived
@@ -62,10 +62,14 @@ def test_a_runs_later_points_borrow_the_idle_baseline_while_the_gpu_temperature_
         assert line["setup_ms"]["telemetry"] < first["setup_ms"]["telemetry"]
 
 
-@pytest.mark.parametrize("lent_at_c, borrowed", [(49.5 - 1.5, True), (49.5 + 2.5, False), (49.5 - 30, False)])
-def test_a_lent_idle_baseline_is_used_only_within_the_temperature_band(monkeypatch, lent_at_c, borrowed):
-    """A worker sent a baseline measured at another temperature (beyond contracts.IDLE_REUSE_C)
-    measures its own: the fixture's rails read 7.62 W, the lent baseline says 9.99 W."""
+@pytest.mark.parametrize("lent_at_c, expires_in_s, borrowed", [(49.5 - 1.5, 60, True), (49.5 + 2.5, 60, False),
+                                                                (49.5 - 30, 60, False), (49.5, -1, False)])
+def test_a_lent_idle_baseline_is_used_only_within_the_temperature_band_and_time(monkeypatch, lent_at_c,
+                                                                               expires_in_s, borrowed):
+    """A worker sent a baseline measured at another temperature (beyond contracts.IDLE_REUSE_C), or one
+    whose time ran out while the worker loaded its model, measures its own: the fixture's rails read
+    7.62 W, the lent baseline says 9.99 W."""
+    import time
     from edgebench.logs.contracts import IDLE_REUSE_C, PointRequest
     from edgebench.measure.point_telemetry import PointTelemetry
     assert IDLE_REUSE_C == 2.0  # the band this test's temperatures straddle
@@ -73,7 +77,8 @@ def test_a_lent_idle_baseline_is_used_only_within_the_temperature_band(monkeypat
     point = {"model": "tiny-llama", "backend": "hf", "dtype": "float32", "attn": "sdpa", "batch": 1,
              "ctx": 64, "gen": 4, "logits": "last"}
     req = PointRequest(reps=1, warmup=0, point=point, decode_modes=[], device="cpu", idle_s=0.3,
-                       known_idle={"idle_w": 9.99, "temp_c": lent_at_c}, idle_from="lender-key")
+                       known_idle={"idle_w": 9.99, "temp_c": lent_at_c,
+                                   "expires_s": time.monotonic() + expires_in_s}, idle_from="lender-key")
     t = PointTelemetry(req, 0)
     try:
         t.begin()

@@ -414,3 +414,23 @@ def test_a_fork_server_named_early_on_a_hint_the_plan_outgrew_is_replaced(tmp_pa
     finally:
         got.close()
         prestart.drop_prestarted()
+
+
+def test_a_fork_server_lost_while_serving_the_snapshot_is_replaced_not_adopted(tmp_path):
+    """The snapshot's worker found the server gone (isolate retires it and spawns): `open_all` then
+    starts a new server for the points instead of adopting the dead one."""
+    from edgebench.execution import prestart
+    from edgebench.models import catalog
+    llama = catalog.resolve("tiny-llama")
+    prestart.prestart(hint=([llama], ("hf",)))
+    z = prestart.snapshot_server()
+    assert z is not None and z.serving
+    z.retire("the preloaded process died (test)")
+    prestart.snapshot_done(z)
+    assert not prestart._early
+    got = prestart.open_all([llama], ("hf",), {"cpu": tmp_path / "preload.txt"})["cpu"]
+    try:
+        assert got.serving and got is not z
+    finally:
+        got.close()
+        prestart.drop_prestarted()

@@ -55,7 +55,9 @@ def main(args: argparse.Namespace) -> int:
     from edgebench.execution import prestart, timeline
     if not args.dry_run:  # the workers' imports start now, beside the environment snapshot
         from edgebench.sweep.plan import devices_count  # one fork server per GPU of --devices
-        prestart.prestart(stream=args.verbose, count=devices_count(args.devices), hint=_preload_hint(args))
+        from edgebench.execution.forkserver import preload_enabled
+        hint = _preload_hint(args) if preload_enabled() else None
+        prestart.prestart(stream=args.verbose, count=devices_count(args.devices), hint=hint)
         timeline.mark("prestart")
     try:
         return _main(args)

@@ -78,8 +78,8 @@ def snapshot_env() -> dict:
     spawned."""
     import tempfile
 
-    from edgebench.execution import worker_output as workerlog
     from edgebench.execution import prestart
+    from edgebench.execution import worker_output as workerlog
     timeline.mark("env_start")
     server = prestart.snapshot_server()  # the run's fork server, once its imports are done
     if server is not None:
@@ -88,6 +88,7 @@ def snapshot_env() -> dict:
         output = os.path.join(tmp, "worker.txt")  # library notices stay off the terminal
         env = isolate.run_isolated("edgebench.telemetry.environment:snapshot_for_run", {"deep": True},
                                    timeout_s=300, output=output, zygote=server)
+        prestart.snapshot_done(server)
         if env.pop("status", None) != "ok":
             lines = "".join(f"\n  | {line}" for line in workerlog.tail(output))
             raise UserError(f"could not read the environment in a worker: {env.get('reason')}{lines}")

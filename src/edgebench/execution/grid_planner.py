@@ -194,8 +194,7 @@ class GridPlanner:
         first = replace(self.settings, timeout_s=self.settings.timeout_s and
                         self.settings.timeout_s * (1 + len(modes)))
         later = replace(first, profile_ops=False, trace_dir=None)  # run 1's profiles are the ones kept
-        # kernel detection once per detection_key, the idle baseline once per device while the GPU's
-        # temperature holds: later points (and runs) reuse what they found (execution/lent.py)
+        # kernels and idle baseline found once, reused by later points and runs (execution/lent.py)
         found = detection_key(point.to_dict(), ex.label_of(device))
         t0, outcomes = time.monotonic(), []
         for run in range(1, self.spec.runs + 1):
@@ -203,10 +202,8 @@ class GridPlanner:
             outcomes.append(ex.measure(measured, first if run == 1 else later, key, *name, key,
                                        device=device, stop=stop, kernels=self.lent.kernels(found),
                                        idle=self.lent.idle(device)))
-            # kept only when this point's prefill line is written now: `kernels_from` and `idle_from`
-            # name a line of this run, never one of an earlier run (a resumed point adding a decode mode)
-            if (point.cases()[0], device) in self.todo_keys:
-                self.lent.keep(outcomes[-1].result, key, found, device)
+            if run == 1 and (point.cases()[0], device) in self.todo_keys:
+                self.lent.keep(outcomes[-1].result, key, found, device, started=t0)
             if _prefill_failed(outcomes[-1].result):
                 break  # another run would end the same way
         return modes, outcomes, time.monotonic() - t0

@@ -4,12 +4,15 @@ each with the key of the prefill line that found it (which the borrowing line na
 - kernels: kernel detection depends on `contracts.detection_key`, not on the context, so the first
   point of that key detects and later ones are sent its answer (their lines say `kernels_from`);
 - the idle power baseline of a device: measured by its first point with telemetry and lent to the
-  device's later points for `IDLE_REUSE_S` seconds; each borrowing worker checks that the GPU is still
-  within `IDLE_REUSE_C` of the temperature it was measured at and measures its own otherwise (their
-  lines say `idle_from`).
+  device's later points; each borrowing worker checks, when it would measure its own, that the GPU is
+  still within `IDLE_REUSE_C` of the temperature the baseline was measured at and that at most
+  `IDLE_REUSE_S` seconds have passed since the lending point's worker started (the `expires_s` sent,
+  on CLOCK_MONOTONIC, which parent and workers share), and measures its own otherwise (their lines
+  say `idle_from`).
 
-Only a prefill line written in this run lends: a resumed point that adds a decode mode writes none, so
-a borrowed key always names a line of this run.
+Only the first run of a point lends, and only when its prefill line is written in this run: the line
+records the first run's energy (`point_lines`), and a resumed point that adds a decode mode writes no
+prefill line, so a borrowed key always names a line of this log that holds the lent value.
 """
 from __future__ import annotations
 
@@ -29,17 +32,20 @@ class Lent:
         return self._kernels.get(found)
 
     def idle(self, device: str) -> tuple[dict, str] | None:
-        """({"idle_w", "temp_c"}, the key of the line that measured it) for a device, while fresh."""
+        """({"idle_w", "temp_c", "expires_s"}, the key of the line that measured it) for a device, while
+        fresh (the worker checks `expires_s` again when it would measure)."""
         got = self._idle.get(device)
-        if got is None or time.monotonic() - got[2] > IDLE_REUSE_S:
+        if got is None or time.monotonic() > got[0]["expires_s"]:
             return None
-        return got[0], got[1]
+        return got
 
-    def keep(self, result: dict[str, Any], key: str, found: tuple, device: str) -> None:
-        """Keep what a worker of this run's prefill line `key` measured itself (not what it borrowed)."""
+    def keep(self, result: dict[str, Any], key: str, found: tuple, device: str, started: float) -> None:
+        """Keep what the first run of this run's prefill line `key`, whose worker started at `started`
+        (time.monotonic()), measured itself (not what it borrowed)."""
         if isinstance(result.get("kernels"), dict) and found not in self._kernels:
             self._kernels[found] = (result["kernels"], result.get("kernels_from") or key)
         energy = result.get("energy") or {}
         idle_w, temp = energy.get("idle_w"), energy.get("idle_temp_c")
         if not result.get("idle_from") and isinstance(idle_w, (int, float)) and isinstance(temp, (int, float)):
-            self._idle[device] = ({"idle_w": float(idle_w), "temp_c": float(temp)}, key, time.monotonic())
+            self._idle[device] = ({"idle_w": float(idle_w), "temp_c": float(temp),
+                                   "expires_s": started + IDLE_REUSE_S}, key)

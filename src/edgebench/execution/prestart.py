@@ -83,6 +83,14 @@ def snapshot_server() -> Zygote | None:
     return z if z.ok else None
 
 
+def snapshot_done(z: Zygote | None) -> None:
+    """After the snapshot's worker: a server lost while serving it (`isolate` retired it, and the
+    snapshot spawned its worker instead) is forgotten, so that `open_all` starts a new one rather
+    than adopting a dead one (every point would then spawn)."""
+    if z is not None and not z.serving:
+        _drop_early(z)
+
+
 def installed_kernel_modules() -> list[str]:
     """The SSM kernel packages installed here ("?" optional), found without importing them. A
     prestarted zygote imports them beside the environment snapshot: the run's models are not known

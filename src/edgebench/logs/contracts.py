@@ -48,11 +48,12 @@ POINT_FIELDS = tuple(k for k in KEY_FIELDS if k != "decode_mode")  # what a poin
 PROBE_TOKENS = 64  # the first forward and kernel detection run this many tokens (fewer if ctx is)
 
 # A run measures a device's idle power once and lends it to that device's later points while the GPU
-# is within IDLE_REUSE_C of the temperature it was measured at and the baseline is at most
-# IDLE_REUSE_S old; otherwise the point measures its own. On the lent H200 the per-point baselines of
+# is within IDLE_REUSE_C of the temperature it was measured at and at most IDLE_REUSE_S seconds have
+# passed since the lending point's worker started; otherwise the point measures its own. On the lent H200 the per-point baselines of
 # one run spread by at most 2.7 W (2.2%) over up to 7 C (bench/results/h200-2026-11-30e/README.md).
 IDLE_REUSE_C = 2.0
-IDLE_REUSE_S = 600.0
+IDLE_REUSE_S = 600.0  # counted from the lending point's worker start
+KNOWN_IDLE = ("idle_w", "temp_c", "expires_s")  # what a lent baseline is sent as (W, C, monotonic s)
 
 
 def detection_key(point: dict[str, Any], device: str) -> tuple:
@@ -77,9 +78,9 @@ class PointRequest(MeasureOptions):
     # batch and device (`kernels_from`: that point's key): this worker skips kernel detection.
     known_kernels: dict[str, str] | None = None
     kernels_from: str | None = None
-    # The idle power baseline an earlier point of the run measured on this device, with the GPU
-    # temperature it was measured at ({"idle_w", "temp_c"}; `idle_from`: that point's key): this
-    # worker reuses it while the GPU is within `IDLE_REUSE_C` of that temperature.
+    # The idle power baseline an earlier point of the run measured on this device (KNOWN_IDLE; its
+    # `idle_from`: that point's key): this worker reuses it while the GPU is within `IDLE_REUSE_C` of
+    # the temperature it was measured at and time.monotonic() has not passed `expires_s`.
     known_idle: dict[str, float] | None = None
     idle_from: str | None = None
 
@@ -123,9 +124,9 @@ class PointRequest(MeasureOptions):
             problems.append("'known_kernels' and 'kernels_from' come together (the kernels and the "
                             "point that detected them)")
         idle = payload.get("known_idle")
-        if idle is not None and not (isinstance(idle, dict) and set(idle) == {"idle_w", "temp_c"} and all(
+        if idle is not None and not (isinstance(idle, dict) and set(idle) == set(KNOWN_IDLE) and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in idle.values())):
-            problems.append(f"'known_idle' must be an object of idle_w and temp_c (numbers), got {idle!r}")
+            problems.append(f"'known_idle' must be an object of {', '.join(KNOWN_IDLE)} (numbers), got {idle!r}")
         if (idle is None) != (payload.get("idle_from") is None):
             problems.append("'known_idle' and 'idle_from' come together (the baseline and the point that "
                             "measured it)")

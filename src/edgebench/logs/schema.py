@@ -117,7 +117,8 @@ RUN = fields(
     Field("startup_s", dict, "when the run's start-up reached each moment, in seconds since its "
           "process started (execution/timeline.py): main (the CLI entered), prestart (the fork "
           "server launched), env_start / env (the environment snapshot, whose own parts are in "
-          "env.snapshot_s; env_server: the fork server it forked from was READY), log_open, preload_ready (every fork server READY), header", "s"),
+          "env.snapshot_s; env_server: the fork server it forked from was READY), log_open, "
+          "preload_ready (every fork server READY), header", "s"),
     Field("preload_s", dict, "device -> its fork server's [started, modules named, READY], seconds "
           "since the process started (null: never reached)", "s"),
 )
@@ -168,7 +169,7 @@ CASE = fields(
     text("idle_from", "prefill line, written only when this point's worker took no idle baseline of its "
          "own: the key of the earlier prefill line of this run, on the same GPU, whose idle_w it used "
          "(lent while the GPU was within contracts.IDLE_REUSE_C of that line's idle_temp_c and at most "
-         "IDLE_REUSE_S later)"),
+         "IDLE_REUSE_S after that line's worker started; only a point's first run lends)"),
     Field("mem", dict, "memory readings (MEM)"),
     Field("energy", dict, "energy readings (ENERGY); null with energy_why"),
     text("energy_why", "why energy is null"),

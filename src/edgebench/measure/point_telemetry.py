@@ -87,7 +87,8 @@ class PointTelemetry:
         if self.sampler:
             self.sampler.start()
             known = self.known_idle
-            if known and temp is not None and abs(temp - known["temp_c"]) <= IDLE_REUSE_C:
+            if known and temp is not None and abs(temp - known["temp_c"]) <= IDLE_REUSE_C \
+                    and time.monotonic() <= known["expires_s"]:
                 self.idle_w, self.idle_temp, self.idle_from = known["idle_w"], known["temp_c"], self.known_from
                 time.sleep(2.0 / self.rate_hz)  # samples before the first phase, as a measured baseline leaves
             else:
