@@ -392,6 +392,17 @@ def test_a_devices_dry_run_estimates_the_time_on_that_many_gpus(capsys):
     assert 6 <= minutes_two <= 9 and 1.5 < faster <= 2.0  # measured: 7.5 min
 
 
+def test_a_devices_dry_run_on_a_machine_without_gpus_plans_for_them(capsys):
+    """--devices names GPUs: planned on a login node without any, the default GPU suite is planned
+    for CUDA (not the CPU, which warned that its graph cases would fail and gave no estimate), with the
+    estimate on two GPUs: 1.4x, measured 1.43x and 1.46x (bench/results/h200-2026-11-30e)."""
+    assert main(["run", "--suite", "default-gpu", "--devices", "cuda:0,cuda:1", "--dry-run"]) == 0
+    out = capsys.readouterr()
+    assert "graph decode needs CUDA" not in out.err + out.out
+    line = next(x for x in out.out.splitlines() if x.startswith("on 2 GPUs (--devices): about "))
+    assert 1.2 <= float(line.split(", ")[1].split("x faster")[0]) <= 1.6
+
+
 def test_every_shard_of_a_gpu_suite_plans_for_the_same_device(capsys):
     """Planned on a CPU-only machine, a shard without mamba_ssm points used to plan for the CPU (no
     estimate) while its sibling planned for CUDA: the array's tasks must agree."""
