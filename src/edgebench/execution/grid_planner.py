@@ -44,8 +44,7 @@ class RunOptions:
 
 
 def validate(spec: Spec, cases: list[Case], device: str | None = None) -> dict[str, Any]:
-    """Resolve every model and check every case before anything loads (`edgebench.sweep.plan.check`:
-    with a device, also what runs on CUDA only). Returns the presets."""
+    """The presets, every model resolved and case checked before anything loads (`plan.check`)."""
     return plan.check(spec, cases, device)
 
 
@@ -65,8 +64,7 @@ def dry_run(spec: Spec, shard: str | None = None, suite: str | None = None) -> s
     `plan.device_class`'s look at the system."""
     cases, _ = _cases(spec, shard)
     device, how = plan.device_class(spec.device)
-    if spec.device.startswith("cuda"):
-        device = spec.device
+    device = spec.device if spec.device.startswith("cuda") else device
     presets = validate(spec, cases, device)
     cases = [replace(c, dtype=ex_mod.resolve_dtype(c.dtype, device)) for c in cases]
     out = spec.output or ex_mod.default_output(suite)
