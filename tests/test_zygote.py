@@ -162,10 +162,11 @@ def test_run_uses_preloaded_workers(tmp_path):
                                              "preload_ready", "header"]
     assert list(startup) == order and list(startup.values()) == sorted(startup.values())
     assert 0 < startup["main"] < startup["header"]
-    # the models were named at the fork server's start (from the arguments), and the environment
-    # snapshot forked from it once it was READY
+    # the models were named while the fork server imported (read from the arguments, before the
+    # environment snapshot started), and the snapshot forked from it once it was READY
     started, named, ready = lines[0]["preload_s"]["cpu"]
-    assert started <= named <= startup["prestart"] <= ready <= startup["env_server"] <= startup["env"]
+    assert started <= startup["prestart"] <= named < startup["env_start"] <= ready <= startup["env_server"] \
+        <= startup["env"]
     assert set(lines[0]["env"]["snapshot_s"]) >= {"packages", "gpus_power"}
     assert lines[-1]["type"] == "end" and lines[-1]["teardown_s"]["first_point"] >= startup["header"]
 
@@ -404,7 +405,8 @@ def test_a_fork_server_named_early_on_a_hint_the_plan_outgrew_is_replaced(tmp_pa
     from edgebench.execution import prestart
     from edgebench.models import catalog
     llama, mamba = catalog.resolve("tiny-llama"), catalog.resolve("tiny-mamba")
-    prestart.prestart(hint=([llama], ("hf",)))
+    prestart.prestart()
+    prestart.name_early([llama], ("hf",))
     (early,) = prestart._early
     got = prestart.open_all([llama, mamba], ("hf",), {"cpu": tmp_path / "preload.txt"})["cpu"]
     try:
@@ -422,7 +424,8 @@ def test_a_fork_server_lost_while_serving_the_snapshot_is_replaced_not_adopted(t
     from edgebench.execution import prestart
     from edgebench.models import catalog
     llama = catalog.resolve("tiny-llama")
-    prestart.prestart(hint=([llama], ("hf",)))
+    prestart.prestart()
+    prestart.name_early([llama], ("hf",))
     z = prestart.snapshot_server()
     assert z is not None and z.serving
     z.retire("the preloaded process died (test)")

@@ -55,10 +55,11 @@ def main(args: argparse.Namespace) -> int:
     from edgebench.execution import prestart, timeline
     if not args.dry_run:  # the workers' imports start now, beside the environment snapshot
         from edgebench.sweep.plan import devices_count  # one fork server per GPU of --devices
-        from edgebench.execution.forkserver import preload_enabled
-        hint = _preload_hint(args) if preload_enabled() else None
-        prestart.prestart(stream=args.verbose, count=devices_count(args.devices), hint=hint)
+        prestart.prestart(stream=args.verbose, count=devices_count(args.devices))
         timeline.mark("prestart")
+        hint = _preload_hint(args) if prestart.prestarted() else None  # parsed while it imports
+        if hint is not None:
+            prestart.name_early(*hint)
     try:
         return _main(args)
     finally:
@@ -68,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
 def _preload_hint(args: argparse.Namespace) -> tuple[list, tuple] | None:
     """(presets, backends) of the models this command will most likely run, from its arguments alone
     (no environment yet: with no models given, both default suites'), for the fork server to import
-    at once (`prestart.prestart`); None where the arguments do not tell (an error the plan will
+    at once (`prestart.name_early`); None where the arguments do not tell (an error the plan will
     report): then the models are named once planned."""
     from edgebench.execution.suite_runner import loaded_models
     from edgebench.sweep import plan

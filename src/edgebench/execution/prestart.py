@@ -2,15 +2,15 @@
 11-16 s of CPU on a fresh H200 machine, more on a Jetson) are under way while the command plans, and
 are done once: the environment snapshot's worker forks from it too.
 
-`prestart(count=N, hint=...)` starts N `forkserver.Zygote`s (one per GPU of --devices) importing
+`prestart(count=N)` starts N `forkserver.Zygote`s (one per GPU of --devices) importing
 `forkserver.BASE_MODULES` (what every case worker imports) and the SSM kernel packages installed here
-(`installed_kernel_modules`), names at once the modules of the models the command's arguments name
-(`hint`), and returns; `snapshot_server()` waits for the first one's READY and gives it to the
-environment snapshot, which forks its worker from it (without a hint: None, and the snapshot spawns
+(`installed_kernel_modules`) and returns at once; `name_early(presets, backends)` then names the
+modules of the models the command's arguments name, while those imports run; `snapshot_server()` waits for the first one's READY and gives it to the
+environment snapshot, which forks its worker from it (none named early: None, and the snapshot spawns
 its own worker beside the imports). `open_all(presets, backends, outputs)` (what the
 executor calls) gives each device of the run one: a prestarted one, adopted (its models' modules
-named unless the hint named them, its second preload stage, then READY waited for; one whose hint
-missed a model of the plan is killed and replaced), or a new one as `forkserver.open_for` starts it,
+named unless `name_early` did, its second preload stage, then READY waited for; one named early
+without a model of the plan is killed and replaced), or a new one as `forkserver.open_for` starts it,
 every one named or started before any is waited for.
 A prestarted zygote's own output goes to a
 temporary file, moved to `output` when adopted (so what it writes later, e.g. a crash of its serve
@@ -42,13 +42,11 @@ _kept: list[Zygote] = []  # serving fork servers an earlier executor of the suit
 _suite: list = []  # [presets, backends] inside keeping_servers(): what every server preloads
 
 
-def prestart(stream: bool = False, count: int = 1, hint: tuple[list, tuple] | None = None) -> None:
+def prestart(stream: bool = False, count: int = 1) -> None:
     """Start `count` zygotes (one per GPU a --devices run will use: `plan.devices_count`) importing
     BASE_MODULES now, for the next `open_all` to adopt (see the module doc); `stream`:
-    their output to the terminal (as the executor's --verbose wants); `hint`: (presets, backends)
-    the command will most likely run, whose modules are named at once (the environment snapshot then
-    forks from the first zygote: `snapshot_server`). Nothing when preloading is off or some are
-    waiting already."""
+    their output to the terminal (as the executor's --verbose wants). Nothing when preloading is off
+    or some are waiting already."""
     if not forkserver.preload_enabled() or _early:
         return
     import atexit
@@ -63,13 +61,25 @@ def prestart(stream: bool = False, count: int = 1, hint: tuple[list, tuple] | No
         z = forkserver.Zygote(modules, env=env, output=path, wait=False)
         _early.append(z)
         atexit.register(_drop_early, z)
-        if hint is not None:
-            z.name(_more(*hint))
+
+
+def prestarted() -> bool:
+    """Whether prestarted zygotes wait for adoption (none with preloading off)."""
+    return bool(_early)
+
+
+def name_early(presets, backends) -> None:
+    """Name the prestarted zygotes the modules of the models the command will most likely run (from
+    its arguments, before the environment is known), so they reach READY without waiting for the plan
+    and the environment snapshot forks from the first (`snapshot_server`)."""
+    more = _more(presets, backends)
+    for z in _early:
+        z.name(more)
 
 
 def snapshot_server() -> Zygote | None:
     """The prestarted zygote the environment snapshot's worker forks from, READY: named its modules
-    at its start (`prestart(hint=...)`), so the imports are done once for the snapshot and the
+    at its start (`name_early`), so the imports are done once for the snapshot and the
     points instead of twice side by side (on a fresh H200 machine each took 15-19 s beside the other).
     None when no zygote was named early or its preload failed: then the snapshot spawns its worker."""
     z = next((z for z in _early if z.named_at is not None), None)

@@ -33,7 +33,8 @@ def dry_run(spec, shard: str | None, suite: str | None, devices: str | None = No
     device, how = (spec.device, f"--device {spec.device}") if spec.device != "auto" else \
         plan.device_class(spec.device)
     notes = []
-    if devices and device == "cpu":  # --devices names GPUs: plan for them (a login node has none)
+    if devices and spec.device == "auto" and device == "cpu":  # --devices names GPUs: plan for them
+        # (a cluster's login node has none)
         spec, device = dataclasses.replace(spec, device="cuda"), "cuda"
     if isinstance(spec, Suite) and spec.device == "auto" and device == "cpu":
         try:  # the whole suite, not this shard: every task of an array plans for the same device
