@@ -388,6 +388,13 @@ runoverhead() {  # issue 15.1: wall / timed work of the no-argument run (default
     tail -3 "$OUT/overhead_before.txt"
   fi
 }
+contention() {  # issue 18: do concurrent workers on two GPUs slow each other's host-bound numbers, and why
+  log "host contention between two GPUs' workers"
+  { nproc; lscpu; nvidia-smi topo -m; } > "$OUT/contention.txt" 2>&1
+  timeout "${1:-200}" $PY bench/host_contention.py --model "${2:-qwen2.5-0.5b}" --ctx 1024 --steps 100 \
+    --json "$OUT/contention.json" >> "$OUT/contention.txt" 2>&1
+  grep -E "^(host|config|alone|pair)" "$OUT/contention.txt"; grep -E "^(Thread|Core|Socket|NUMA node)" "$OUT/contention.txt"
+}
 hostval() {  # issue 15.3: the host-bound flag against the profiler's GPU idle share, same points
   log "host-bound flag vs profiler GPU idle share"
   timeout "${1:-240}" $PY bench/host_bound_check.py -m "${2:-qwen2.5-0.5b,mamba2-780m,zamba2-1.2b}" \
