@@ -284,48 +284,32 @@ a = d.cpu_times(); import time; time.sleep(2); print('steal_share over 2 s:', d.
 devices() {  # issue 18 on nvidia-h200-x2. Leg 1 is the first contact on that machine: `edgebench run` with no
   # arguments (default-gpu on cuda:0) under bench/run_overhead.py (issue 15.1's wall / timed work); leg 2 the
   # same with --devices all. Each leg in an empty folder with its own empty Triton cache (both pay the
-  # autotune). Then the wall ratio (target >= 1.8) and each line's medians, leg 2 / leg 1.
+  # autotune). Then bench/devices_compare.py: the wall ratio (target >= 1.8), its bound, each line's medians.
   # ${2}=warm: both legs share one Triton cache, warmed first by a short run of the Mamba-2 models (what
   # a machine that ran edgebench before has), so the ratio shows the dealing without the cold autotune.
-  log "no-argument run on one GPU, then --devices all (${2:-cold} Triton cache)"
-  local here=$PWD d1 d2 t0 one all c1 c2; d1=$(mktemp -d); d2=$(mktemp -d); c1=$d1/triton; c2=$d2/triton
-  if [ "${2:-cold}" = warm ]; then
-    c1=$STATE/triton-warm; c2=$c1
-    TRITON_CACHE_DIR=$c1 timeout 240 $PY -m edgebench run -m mamba2-780m,zamba2-1.2b -c 1k -n 4 -r 1 --warmup 0 \
-      --decode-mode eager -q -o "$d1/warmup.jsonl" > "$OUT/devices_warmup.txt" 2>&1
+  # ${3}: one, all or both legs (default both; a leg's log stays in $STATE, so a later call on the same warm
+  # machine runs the other leg and compares); ${4}: more arguments for both legs, words split on commas
+  # (e.g. --runs,3: the default-gpu suite, each point 3 times).
+  local legs=${3:-both} extra=() c=$STATE/triton-warm
+  [ -n "${4:-}" ] && IFS=, read -r -a extra <<< "$4"
+  log "default-gpu on one GPU, then --devices all (${2:-cold} Triton cache; legs: $legs; extra: ${extra[*]:-none})"
+  if [ "${2:-cold}" = warm ] && [ ! -d "$c" ]; then
+    TRITON_CACHE_DIR=$c timeout 240 $PY -m edgebench run -m mamba2-780m,zamba2-1.2b -c 1k -n 4 -r 1 --warmup 0 \
+      --decode-mode eager -q -o "$STATE/devices_warmup.jsonl" > "$OUT/devices_warmup.txt" 2>&1
   fi
-  t0=$SECONDS
-  (cd "$d1" && TRITON_CACHE_DIR=$c1 timeout "${1:-300}" $PY "$here/bench/run_overhead.py" --label one-gpu \
-      --json "$OUT/overhead.json" --log 'edgebench-logs/*.jsonl' -- edgebench run > "$OUT/devices_one.txt" 2>&1)
-  one=$((SECONDS - t0)); t0=$SECONDS
-  (cd "$d2" && TRITON_CACHE_DIR=$c2 timeout "${1:-300}" $PY "$here/bench/run_overhead.py" --label devices-all \
-      --json "$OUT/overhead.json" --log 'edgebench-logs/*.jsonl' -- edgebench run --devices all > "$OUT/devices_all.txt" 2>&1)
-  all=$((SECONDS - t0))
-  cp "$d1"/edgebench-logs/*.jsonl "$OUT/devices_one.jsonl"; cp "$d2"/edgebench-logs/*.jsonl "$OUT/devices_all.jsonl"
-  tail -4 "$OUT/devices_one.txt"; tail -4 "$OUT/devices_all.txt"
-  echo "wall: one GPU ${one} s, --devices all ${all} s, ratio $(awk "BEGIN{printf \"%.2f\", $one/$all}") (target >= 1.8)" \
+  local leg here=$PWD d cmd
+  for leg in one all; do
+    [ "$legs" = both ] || [ "$legs" = "$leg" ] || continue
+    d=$(mktemp -d); [ "${2:-cold}" = warm ] || c=$d/triton
+    cmd=(run); [ $leg = all ] && cmd+=(--devices all)
+    (cd "$d" && TRITON_CACHE_DIR=$c timeout "${1:-300}" $PY "$here/bench/run_overhead.py" --label "devices-$leg" \
+        --json "$OUT/overhead_$leg.json" --log 'edgebench-logs/*.jsonl' -- edgebench "${cmd[@]}" "${extra[@]}" \
+        > "$OUT/devices_$leg.txt" 2>&1)
+    cp "$d"/edgebench-logs/*.jsonl "$STATE/devices_$leg.jsonl"; tail -4 "$OUT/devices_$leg.txt"
+  done
+  [ -f "$STATE/devices_one.jsonl" ] && [ -f "$STATE/devices_all.jsonl" ] || return 0
+  $PY bench/devices_compare.py "$STATE/devices_one.jsonl" "$STATE/devices_all.jsonl" --json "$OUT/devices.json" \
     | tee "$OUT/devices.txt"
-  $PY - "$OUT/devices_one.jsonl" "$OUT/devices_all.jsonl" <<'PYEOF' | tee -a "$OUT/devices.txt"
-import json, sys
-def cases(path):
-    out = {}
-    for line in open(path):
-        r = json.loads(line)
-        if r.get("type") == "case":
-            out[(r["model"], r["ctx"], str(r.get("decode_mode") or "prefill"))] = r
-    return out
-one, both = cases(sys.argv[1]), cases(sys.argv[2])
-print(f"lines: one GPU {len(one)}, --devices all {len(both)}; device index / PCI bus id in the second log: "
-      f"{sorted({(r.get('device_index'), r.get('pci_bus_id')) for r in both.values()}, key=str)}")
-gpu = {k[:2]: r.get("device_index") for k, r in both.items() if k[2] == "prefill"}  # prefill lines name it
-for key in sorted(one.keys() & both.keys()):
-    a, b = one[key], both[key]
-    metric = "prefill_ms" if key[2] == "prefill" else "tpot_ms"
-    x, y = ((r.get(metric) or {}).get("median") for r in (a, b))
-    flags = "".join(f for f, k in (("H", "host_bound"), ("U", "unstable")) if a.get(k) or b.get(k))
-    print(f"{key[0]:14} {key[1]:>6} {key[2]:8} {a['status']}/{b['status']} on cuda:{gpu.get(key[:2])}  "
-          f"{metric} {x} / {y}  all/one {y / x if x and y else float('nan'):.3f} {flags}")
-PYEOF
 }
 # Issue 15.6: the same points with edgebench and with a plain timer that imports no edgebench module
 # (bench/plain_timer.py), one process per model; the table gives edgebench / independent per phase, H = host-bound.

@@ -1,0 +1,134 @@
+"""One GPU against `--devices`, from the two runs' logs: the wall-time ratio, each line's medians side
+by side, the `--devices` run's schedule, and the shortest span any schedule of its points could have.
+
+    python bench/devices_compare.py ONE.jsonl ALL.jsonl [--json OUT.json]
+
+Wall times come from each log's own timeline (the header's `startup_s`, the `end` record's
+`teardown_s`: from the process start to the points' end), so the ratio needs nothing but the logs.
+
+The bound: the points of one autotune group (`kernel_detect`'s Mamba-2 Triton kernels at one shape)
+wait while the group's first point autotunes, rather than pay the same autotune at once on another
+GPU. So no schedule on n GPUs ends the points before max(sum / n, carrier + rest of its group / n),
+the carrier being the point with the longest cold first forward. Start-up (imports, the environment
+snapshot) is serial: ratio <= wall(one) / (start-up(all) + that span).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+
+from run_overhead import timelines  # bench/: the same directory
+
+from edgebench.logs.loader import load
+from edgebench.models import catalog, memory_model
+
+
+def _run(path: str) -> dict:
+    logs = load([path])
+    if len(logs.runs) != 1:
+        sys.exit(f"{path}: {len(logs.runs)} runs in the log; give one run's log")
+    run_id, header = next(iter(logs.runs.items()))
+    tls = [t for t in timelines(path) if t["run"] == run_id]
+    tear = tls[0]["teardown_s"] if tls else {}
+    if not tear.get("first_point") or not tear.get("points_done"):
+        sys.exit(f"{path}: no timeline (header startup_s, end record's teardown_s): a run killed before "
+                 "its end record, or an older edgebench")
+    times = {"startup_s": tear["first_point"], "span_s": tear["points_done"] - tear["first_point"],
+             "wall_s": tear.get("servers_closed", tear["points_done"])}
+    return {"header": header, "cases": [r for r in logs.cases if r.get("run") == run_id], "times": times}
+
+
+def _key(r: dict) -> tuple:
+    return r["model"], r["ctx"], str(r.get("decode_mode") or "prefill")
+
+
+def _group(model: str):
+    try:
+        return memory_model.ssd_shape(catalog.get(model))
+    except Exception:  # noqa: BLE001 - a local model or a layout the memory model does not know
+        return None
+
+
+def span_bound(points: list[dict], n: int) -> dict:
+    """The shortest span of `points` (prefill lines: model, wall_s, cold first forward) on n GPUs."""
+    total = sum(p["wall_s"] for p in points)
+    carrier = max(points, key=lambda p: p["first_forward_s"], default=None)
+    rest = 0.0
+    if carrier is not None and _group(carrier["model"]) is not None:
+        rest = sum(p["wall_s"] for p in points if p is not carrier and _group(p["model"]) == _group(carrier["model"]))
+    chain = (carrier["wall_s"] + rest / n) if carrier else 0.0
+    return {"sum_s": total, "carrier": carrier and f"{carrier['model']} {carrier['ctx']}",
+            "carrier_s": carrier and carrier["wall_s"], "group_rest_s": rest, "bound_s": max(total / n, chain)}
+
+
+def compare(one_path: str, all_path: str) -> dict:
+    one, both = _run(one_path), _run(all_path)
+    t1, t2 = one["times"], both["times"]
+    a = {_key(r): r for r in one["cases"]}
+    b = {_key(r): r for r in both["cases"]}
+    rows = []
+    for key in sorted(a.keys() & b.keys()):
+        metric = "prefill_ms" if key[2] == "prefill" else "tpot_ms"
+        x, y = ((r.get(metric) or {}).get("median") for r in (a[key], b[key]))
+        flags = "".join(f for f, k in (("H", "host_bound"), ("U", "unstable")) if a[key].get(k) or b[key].get(k))
+        rows.append({"model": key[0], "ctx": key[1], "line": key[2], "metric": metric, "one": x, "all": y,
+                     "ratio": y / x if x and y else None, "flags": flags,
+                     "status": f"{a[key]['status']}/{b[key]['status']}"})
+    device_of = {k[:2]: r.get("device_index") for k, r in b.items() if k[2] == "prefill"}
+    for row in rows:
+        row["device_index"] = device_of.get((row["model"], row["ctx"]))
+    points = [{"model": r["model"], "ctx": r["ctx"], "device_index": r.get("device_index"), "wall_s": r["wall_s"],
+               "first_forward_s": ((r.get("cold_ms") or {}).get("first_forward") or 0.0) / 1e3}
+              for r in both["cases"] if isinstance(r.get("wall_s"), (int, float))]
+    n = len(both["header"].get("devices") or []) or 1
+    bound = span_bound(points, n)
+    kinds = {"gpu_bound": lambda f: not f, "host_bound": lambda f: "H" in f, "unstable": lambda f: f == "U"}
+    ratios = {kind: [r["ratio"] for r in rows if r["ratio"] and test(r["flags"])] for kind, test in kinds.items()}
+    return {"one": t1, "all": t2, "devices": n, "wall_ratio": t1["wall_s"] / t2["wall_s"],
+            "ratio_bound": t1["wall_s"] / (t2["startup_s"] + bound["bound_s"]), "bound": bound, "rows": rows,
+            "points": points,
+            "gpu_bound_max_dev": max((abs(x - 1) for x in ratios["gpu_bound"]), default=None),
+            "host_bound_geomean": math.exp(statistics.mean(math.log(x) for x in ratios["host_bound"]))
+            if ratios["host_bound"] else None,
+            "host_bound_slower": sum(x > 1 for x in ratios["host_bound"]), "host_bound_n": len(ratios["host_bound"])}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("one", help="the one-GPU run's log")
+    ap.add_argument("all", help="the --devices run's log")
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    got = compare(args.one, args.all)
+    one, both, bound = got["one"], got["all"], got["bound"]
+    print(f"wall (process start to points done and servers closed): one GPU {one['wall_s']:.1f} s, "
+          f"{got['devices']} GPUs {both['wall_s']:.1f} s: ratio {got['wall_ratio']:.2f}x")
+    print(f"start-up (to the first point): {one['startup_s']:.1f} s / {both['startup_s']:.1f} s; points' span "
+          f"{one['span_s']:.1f} s / {both['span_s']:.1f} s")
+    print(f"bound: the {got['devices']}-GPU span >= max(sum {bound['sum_s']:.1f} s / {got['devices']}, carrier "
+          f"{bound['carrier']} {bound['carrier_s'] or 0:.1f} s + its group's rest {bound['group_rest_s']:.1f} s / "
+          f"{got['devices']}) = {bound['bound_s']:.1f} s: ratio <= {got['ratio_bound']:.2f}x")
+    for dev in sorted({p["device_index"] for p in got["points"]}, key=str):
+        mine = [p for p in got["points"] if p["device_index"] == dev]
+        print(f"  cuda:{dev} {sum(p['wall_s'] for p in mine):6.1f} s busy: " +
+              ", ".join(f"{p['model']} {p['ctx']} {p['wall_s']:.1f}" for p in mine))
+    print(f"\n{'model':14} {'ctx':>6} {'line':8} {'status':6} {'dev':>3} {'one':>9} {'all':>9} all/one")
+    for r in got["rows"]:
+        ratio = f"{r['ratio']:.3f}" if r["ratio"] else "n/a"
+        print(f"{r['model']:14} {r['ctx']:>6} {r['line']:8} {r['status']:6} {r['device_index']!s:>3} "
+              f"{r['one'] or float('nan'):9.4g} {r['all'] or float('nan'):9.4g} {ratio} {r['flags']}")
+    if got["gpu_bound_max_dev"] is not None:
+        print(f"\nGPU-bound lines (no flag): all/one within {100 * got['gpu_bound_max_dev']:.1f}%")
+    if got["host_bound_geomean"] is not None:
+        print(f"host-bound (H) lines: geometric mean all/one {got['host_bound_geomean']:.3f}, "
+              f"{got['host_bound_slower']} of {got['host_bound_n']} slower with --devices")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(got, fh, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()
