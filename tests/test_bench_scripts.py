@@ -168,3 +168,117 @@ def test_a_points_untimed_steps_are_recorded_and_run_overhead_names_them(tmp_pat
     assert out.returncode == 0, out.stderr
     setup = out.stdout.split("per-point set-up")[1].split("cold first calls")[0]
     assert "process start and exit (wall_s - worker)" in setup and "telemetry" in setup
+
+
+DEVICES = RESULTS / "h200-2026-11-30e" / "call5"  # one `edgebench run` on one GPU, then with --devices all
+
+
+def _records(path: Path) -> list[dict]:
+    import json
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def test_devices_compare_reads_the_wall_ratio_schedule_and_line_ratios_from_the_two_logs():
+    """bench/devices_compare.py ONE ALL: the wall ratio from each log's own `end` record, every point
+    of the --devices run under the GPU that ran it, and each line's all/one ratio; on the recorded H200
+    pair the lines no flag marks (graph TPOT, the 16K prefills) agree within 2%."""
+    one, both = DEVICES / "devices_one.jsonl", DEVICES / "devices_all.jsonl"
+    out = _run("devices_compare.py", str(one), str(both))
+    assert out.returncode == 0, out.stderr
+    recs = {name: _records(path) for name, path in (("one", one), ("all", both))}
+    wall = {name: next(r for r in rs if r["type"] == "end")["teardown_s"]["servers_closed"]
+            for name, rs in recs.items()}
+    printed = re.search(r"^wall .*: ratio ([\d.]+)x$", out.stdout, re.M)
+    assert printed and float(printed.group(1)) == pytest.approx(wall["one"] / wall["all"], abs=0.0051)
+
+    # the per-GPU schedule: each prefill line (it holds the point's wall_s) once, under its device
+    prefill = [r for r in recs["all"] if r["type"] == "case" and "wall_s" in r]
+    want = sorted((str(r["device_index"]), r["model"], str(r["ctx"]), f"{r['wall_s']:.1f}") for r in prefill)
+    got = []
+    for m in re.finditer(r"^  cuda:(\S+) +([\d.]+) s busy: (.*)$", out.stdout, re.M):
+        entries = [e.split() for e in m.group(3).split(", ")]
+        got += [(m.group(1), *e) for e in entries]
+        assert float(m.group(2)) == pytest.approx(sum(float(e[2]) for e in entries), abs=0.1 * len(entries))
+    assert len(prefill) == 9 and sorted(got) == want
+    assert len({g[0] for g in got}) == 2  # both GPUs of the --devices run held points
+
+    # each line's all/one ratio, computed here from the two logs' medians
+    def lines(rs):
+        return {(r["model"], str(r["ctx"]), r.get("decode_mode") or "prefill"): r
+                for r in rs if r["type"] == "case"}
+    a, b = lines(recs["one"]), lines(recs["all"])
+    assert a.keys() == b.keys()
+    table = {}
+    for row in out.stdout.splitlines():
+        f = row.split()
+        if len(f) >= 8 and (f[0], f[1], f[2]) in a:  # model ctx line status dev one all all/one flags
+            table[(f[0], f[1], f[2])] = (float(f[7]), "".join(f[8:]))
+    assert table.keys() == a.keys()
+    unflagged = []
+    for key in a:
+        metric = "prefill_ms" if key[2] == "prefill" else "tpot_ms"
+        ratio = b[key][metric]["median"] / a[key][metric]["median"]
+        flagged = any(r.get(k) for r in (a[key], b[key]) for k in ("host_bound", "unstable"))
+        assert table[key][0] == pytest.approx(ratio, abs=0.0006)
+        assert bool(table[key][1]) == flagged, key
+        if not flagged:
+            unflagged.append((key, ratio))
+    assert {k for k in a if k[2] == "graph"} <= {k for k, _ in unflagged}
+    assert any(k[2] == "prefill" and k[1] == "16384" for k, _ in unflagged)
+    for key, ratio in unflagged:
+        assert abs(ratio - 1) <= 0.02, (key, ratio)
+    worst = max(abs(r - 1) for _, r in unflagged)
+    assert f"GPU-bound lines (no flag): all/one within {100 * worst:.1f}%" in out.stdout
+
+
+@pytest.fixture
+def devices_compare(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # it imports run_overhead from its own directory
+    return _module("devices_compare")
+
+
+def test_devices_compare_span_bound_chains_an_autotune_groups_carrier(devices_compare):
+    """span_bound: no schedule on n GPUs ends the points before sum / n, nor before the Mamba-2
+    autotune group's carrier (the point with the longest cold first forward) plus the rest of its
+    group spread over n; points of other models are not in the group."""
+    def pt(model, ctx, wall, first):
+        return {"model": model, "ctx": ctx, "wall_s": wall, "first_forward_s": first}
+
+    qwen = [pt("qwen2.5-0.5b", 1024, 10.0, 3.0), pt("qwen2.5-0.5b", 4096, 4.0, 0.5)]
+    got = devices_compare.span_bound(qwen, 2)  # (a) no autotune group
+    assert got["bound_s"] == pytest.approx(7.0) and got["group_rest_s"] == 0
+
+    # (b) the carrier is the longest first forward, not the longest point (35 s, a warm mamba point)
+    points = [pt("mamba2-780m", 16384, 30.0, 25.0), pt("mamba2-780m", 4096, 35.0, 2.0),
+              pt("mamba2-780m", 1024, 8.0, 1.0), *qwen]
+    got = devices_compare.span_bound(points, 2)
+    assert got["carrier"] == "mamba2-780m 16384" and got["carrier_s"] == pytest.approx(30.0)
+    assert got["group_rest_s"] == pytest.approx(43.0)  # the qwen points' 14 s are not in it
+    assert got["sum_s"] == pytest.approx(87.0)
+    assert got["bound_s"] == pytest.approx(30.0 + 43.0 / 2)  # 51.5 > 87 / 2
+    # a short carrier: sum / n is the larger bound
+    light = [pt("mamba2-780m", 1024, 10.0, 5.0), pt("mamba2-780m", 4096, 2.0, 1.0),
+             pt("qwen2.5-0.5b", 1024, 30.0, 1.0), pt("qwen2.5-0.5b", 4096, 30.0, 1.0)]
+    assert devices_compare.span_bound(light, 2)["bound_s"] == pytest.approx(72.0 / 2)
+
+    # a model outside the group with the longest cold first forward does not hide the group
+    slow_start = [pt("qwen2.5-0.5b", 16384, 5.0, 60.0), *points]
+    got = devices_compare.span_bound(slow_start, 2)
+    assert got["carrier"] == "mamba2-780m 16384" and got["bound_s"] == pytest.approx(51.5)
+
+    # (c) one GPU: the points run one after another
+    assert devices_compare.span_bound(points, 1)["bound_s"] == pytest.approx(87.0)
+    assert devices_compare.span_bound(qwen, 1)["bound_s"] == pytest.approx(14.0)
+
+
+def test_devices_compare_refuses_a_log_without_its_end_record(tmp_path):
+    """A --devices run killed before its `end` record has no timeline to take its wall time from:
+    devices_compare says so and exits non-zero, not with a traceback."""
+    lines = (DEVICES / "devices_all.jsonl").read_text().splitlines()
+    assert _records(DEVICES / "devices_all.jsonl")[-1]["type"] == "end"
+    cut = tmp_path / "killed.jsonl"
+    cut.write_text("\n".join(lines[:-3]) + "\n" + lines[-3][:50])  # two lines and the end record gone
+    out = _run("devices_compare.py", str(DEVICES / "devices_one.jsonl"), str(cut))
+    assert out.returncode != 0
+    assert "killed.jsonl: no timeline" in out.stderr and "end record" in out.stderr
+    assert "Traceback" not in out.stderr
