@@ -81,6 +81,12 @@ def compare(one_path: str, all_path: str) -> dict:
         metric = "prefill_ms" if key[2] == "prefill" else "tpot_ms"
         x, y = ((r.get(metric) or {}).get("median") for r in (a[key], b[key]))
         flags = "".join(f for f, k in (("H", "host_bound"), ("U", "unstable")) if a[key].get(k) or b[key].get(k))
+        if key[2] == "prefill":
+            tuned = [a[key], b[key]]
+        else:
+            tuned = [side.get((*key[:2], "prefill"), {}) for side in (a, b)]
+        if tuned[0].get("autotune") != tuned[1].get("autotune"):
+            flags += "A"  # the two runs' Triton autotune chose different configs for this point's kernels
         rows.append({"model": key[0], "ctx": key[1], "line": key[2], "metric": metric, "one": x, "all": y,
                      "ratio": y / x if x and y else None, "flags": flags,
                      "status": f"{a[key]['status']}/{b[key]['status']}"})
@@ -92,7 +98,8 @@ def compare(one_path: str, all_path: str) -> dict:
               for r in both["cases"] if isinstance(r.get("wall_s"), (int, float))]
     n = len(both["header"].get("devices") or []) or 1
     bound = span_bound(points, n)
-    kinds = {"gpu_bound": lambda f: not f, "host_bound": lambda f: "H" in f, "unstable": lambda f: f == "U"}
+    kinds = {"gpu_bound": lambda f: not f, "host_bound": lambda f: "H" in f, "unstable": lambda f: f == "U",
+             "autotune_differs": lambda f: f == "A"}
     ratios = {kind: [r["ratio"] for r in rows if r["ratio"] and test(r["flags"])] for kind, test in kinds.items()}
     return {"one": t1, "all": t2, "devices": n, "wall_ratio": t1["wall_s"] / t2["wall_s"],
             "ratio_bound": t1["wall_s"] / (t2["startup_s"] + bound["bound_s"]), "bound": bound, "rows": rows,
@@ -130,6 +137,12 @@ def main(argv=None) -> None:
               f"{r['one'] or float('nan'):9.4g} {r['all'] or float('nan'):9.4g} {ratio} {r['flags']}")
     if got["gpu_bound_max_dev"] is not None:
         print(f"\nGPU-bound lines (no flag): all/one within {100 * got['gpu_bound_max_dev']:.1f}%")
+    differ = [r for r in got["rows"] if "A" in r["flags"]]
+    if differ:
+        devs = [abs(r["ratio"] - 1) for r in differ if r["ratio"] and "H" not in r["flags"]]
+        print(f"A: the two runs' Triton autotune chose different configs for the point's kernels ({len(differ)} "
+              f"lines; not host-bound ones: all/one within {100 * max(devs, default=0):.1f}%): compare them "
+              "by their `autotune` field, not as run-to-run noise")
     if got["host_bound_geomean"] is not None:
         print(f"host-bound (H) lines: geometric mean all/one {got['host_bound_geomean']:.3f}, "
               f"{got['host_bound_slower']} of {got['host_bound_n']} slower with --devices")

@@ -1,5 +1,6 @@
 """Loaders: random-weight builds, local directories, and the prefill/decode adapter on CPU."""
 import importlib.util
+import sys
 
 import pytest
 
@@ -84,6 +85,10 @@ def test_mamba_ssm_backend_decode_matches_full_forward(name):
     m = loaders.load(catalog.get(name), backend="mamba_ssm", device="cuda", dtype="float32")
     ids = torch.randint(0, m.vocab_size, (1, 20), device="cuda")
     full, _ = m.prefill(ids, logits="all")
+    if name == "tiny-mamba2":  # its chunked scan ran mamba_ssm's autotuned Triton kernels: the choice is named
+        from edgebench.models import kernel_detect
+        tuned = kernel_detect.autotuned("mamba_ssm") or {}
+        assert any("chunk" in k for k in tuned) and all("num_warps=" in v for v in tuned.values()), tuned
     logits, cache = m.prefill(ids[:, :16])
     for i in range(16, 19):
         logits, cache = m.decode(ids[:, i:i + 1], cache)
@@ -117,6 +122,73 @@ def test_classify_gpu_kernel_names():
     assert kernels.classify(triton) == {"ssm_scan": "mamba_ssm-triton", "conv1d": None,
                                         "attention": "sdpa-efficient"}
     assert kernels.classify({"flash_attn::_flash_attn_forward", "aten::softmax"})["attention"] == "flash"
+
+
+def _fake_triton_autotuner(monkeypatch):
+    """A stand-in for triton.runtime.autotuner (Triton is not installed on the CPU machines): its
+    Autotuner keeps the chosen Config per tuning key in `cache`, the tuned function in `base_fn`."""
+    import types
+
+    class Config:
+        def __init__(self, kwargs, num_warps=4, num_stages=3, maxnreg=None):
+            self.kwargs, self.num_warps, self.num_stages, self.maxnreg = kwargs, num_warps, num_stages, maxnreg
+
+        def all_kwargs(self):
+            return {**self.kwargs, "num_warps": self.num_warps, "num_stages": self.num_stages,
+                    "maxnreg": self.maxnreg}
+
+    class Autotuner:
+        def __init__(self, fn):
+            self.base_fn, self.cache = fn, {}
+
+    mod = types.ModuleType("triton.runtime.autotuner")
+    mod.Autotuner, mod.Config = Autotuner, Config
+    monkeypatch.setitem(sys.modules, "triton.runtime.autotuner", mod)
+    return Autotuner, Config
+
+
+def test_autotuned_names_the_config_each_tuned_kernel_ran_and_nothing_untuned(monkeypatch):
+    import types
+    monkeypatch.delitem(sys.modules, "triton.runtime.autotuner", raising=False)
+    assert kernels.autotuned("mamba_ssm") is None  # no Triton autotuner loaded: nothing to say
+
+    Autotuner, Config = _fake_triton_autotuner(monkeypatch)
+
+    def _chunk_scan_fwd_kernel():
+        pass
+
+    def _chunk_state_fwd_kernel():
+        pass
+
+    scan, state, idle = Autotuner(_chunk_scan_fwd_kernel), Autotuner(_chunk_state_fwd_kernel), Autotuner(len)
+    scan.cache[(64, 128, "torch.bfloat16")] = Config({"BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 32}, num_stages=4)
+    state.cache[(64, 128)] = Config({"BLOCK_SIZE_M": 128}, num_warps=8)
+    state.cache[(80, 128)] = Config({"BLOCK_SIZE_M": 64}, num_warps=4)  # a second key (another model)
+    ops = types.ModuleType("mamba_ssm.ops.triton.fake_ssd")
+    ops.scan, ops.state, ops.idle, ops.other = scan, state, idle, object()
+    monkeypatch.setitem(sys.modules, "mamba_ssm.ops.triton.fake_ssd", ops)
+    elsewhere = types.ModuleType("mamba_ssm_lookalike")  # not under the prefix
+    elsewhere.tuned = scan
+    monkeypatch.setitem(sys.modules, "mamba_ssm_lookalike", elsewhere)
+
+    got = kernels.autotuned("mamba_ssm")
+    assert got == {"_chunk_scan_fwd_kernel": "BLOCK_SIZE_M=64,BLOCK_SIZE_N=32,num_warps=4,num_stages=4",
+                   "_chunk_state_fwd_kernel": "BLOCK_SIZE_M=128,num_warps=8,num_stages=3 | "
+                                              "BLOCK_SIZE_M=64,num_warps=4,num_stages=3"}
+    assert kernels.autotuned("causal_conv1d") is None  # nothing tuned under that prefix
+
+
+def test_a_prefill_line_carries_the_workers_autotune_choice_and_its_decode_lines_do_not(tmp_path):
+    from edgebench.execution.point_lines import point_lines
+    from edgebench.logs import schema
+
+    chosen = {"_chunk_scan_fwd_kernel": "BLOCK_SIZE_M=64,num_warps=4,num_stages=4"}
+    result = {"status": "ok", "reason": None, "prefill_ms": {"median": 5.0, "p10": 5.0, "p90": 5.0, "n": 3},
+              "autotune": chosen, "decode": {"eager": {"status": "ok", "tpot_ms": {"median": 1.0, "n": 8}}},
+              "decoding": None}
+    pre, dec = point_lines([result], ("eager",))
+    assert pre["autotune"] == chosen and "autotune" not in dec["eager"]
+    assert schema.LINE_KINDS["case"]["autotune"].type is dict
 
 
 def test_fallback_warning_names_the_fix():

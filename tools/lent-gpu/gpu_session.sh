@@ -372,6 +372,19 @@ runoverhead() {  # issue 15.1: wall / timed work of the no-argument run (default
     tail -3 "$OUT/overhead_before.txt"
   fi
 }
+autotune() {  # the configs Triton's autotuner chose, on each prefill line (kernel_detect.autotuned), two runs
+  log "autotune choices on the line"
+  timeout "${1:-120}" $PY -m edgebench run -m mamba2-780m -c 1k -n 8 --runs 2 --decode-mode eager \
+    -o "$OUT/autotune.jsonl" > "$OUT/autotune.txt" 2>&1; tail -3 "$OUT/autotune.txt"
+  $PY - "$OUT/autotune.jsonl" <<'PYEOF'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("type") == "case":
+        print(r["model"], r["ctx"], r.get("decode_mode"), r["status"], r.get("runs"), json.dumps(r.get("autotune")))
+PYEOF
+  timeout "${2:-90}" $PY -m pytest -q -m gpu -p no:cacheprovider tests/test_loaders.py -k mamba_ssm_backend 2>&1 | tail -4
+}
 contention() {  # issue 18: do concurrent workers on two GPUs slow each other's host-bound numbers, and why
   log "host contention between two GPUs' workers"
   { nproc; lscpu; nvidia-smi topo -m; } > "$OUT/contention.txt" 2>&1

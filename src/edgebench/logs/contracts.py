@@ -161,6 +161,7 @@ class PointResult:
     kernels: dict | None = _unset()
     fallback: bool = _unset()
     kernels_from: str = _unset()
+    autotune: dict = _unset()
     idle_from: str = _unset()
     prefill_ms: dict | None = _unset()
     cold_ms: dict = _unset()

@@ -202,6 +202,9 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
     if telemetry:
         rec.update(telemetry.end(pre, windows, decode, c, req.reps))
         setup.lap("telemetry")
+    tuned = kernels.autotuned("mamba_ssm")  # after every phase: the configs this worker ran
+    if tuned:
+        rec["autotune"] = tuned
     steal, _ = device_state.steal_share(cpu_before, device_state.cpu_times())
     if steal is not None:
         rec["steal_pct"] = round(100 * steal, 2)

@@ -29,11 +29,19 @@ classifies the op and kernel names it recorded:
   `_scaled_dot_product_flash_attention_for_cpu` counts as sdpa-flash); "eager" when `aten::softmax`
   ran without any of those (a MoE router's softmax also matches: Jamba is eager-or-SDPA anyway);
   else None.
+
+`autotuned(prefix)` says which configs Triton's autotuner chose for the kernels of the loaded modules
+under `prefix` (mamba_ssm's Mamba-2 kernels): the autotuner benchmarks its configs at the first
+call's shapes and keeps the winner on disk (TRITON_CACHE_AUTOTUNING), so two machines, or two runs
+with their own caches, can run different configs, and their prefills differ with them (on an H200,
+mamba2-780m's 16K prefill was 129 ms with one cache's choice and 152 ms with another's, each steady
+within 0.1% over 3 runs). The line records the choice, so that such a difference has a name.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import sys
 from typing import Callable
 
 from edgebench.toolchain.packages import KERNEL_MODULES, distribution
@@ -104,6 +112,38 @@ def classify(names: set[str]) -> dict[str, str | None]:
             if "aten::softmax" in low or "aten::_softmax" in low:
                 attention = "eager"
     return {"ssm_scan": scan, "conv1d": conv, "attention": attention}
+
+
+def _config_text(config) -> str:
+    """A Triton Config as `NAME=value,...` (its meta-parameters, then num_warps, num_stages ...)."""
+    try:
+        items = config.all_kwargs().items()
+    except Exception:  # noqa: BLE001 - another Triton's Config: its own text
+        return str(config)
+    return ",".join(f"{k}={v}" for k, v in items if v is not None)
+
+
+def autotuned(prefix: str = "mamba_ssm") -> dict[str, str] | None:
+    """{kernel name: the config(s) Triton's autotuner chose in this process} for the autotuned kernels
+    of the loaded modules under `prefix` (see the module docstring); several tuning keys' choices
+    are joined with " | ". None when Triton's autotuner is not loaded or nothing under `prefix`
+    was tuned yet."""
+    module = sys.modules.get("triton.runtime.autotuner")
+    kind = getattr(module, "Autotuner", None)
+    if not isinstance(kind, type):
+        return None
+    out: dict[str, str] = {}
+    for name, mod in list(sys.modules.items()):
+        if mod is None or not (name == prefix or name.startswith(prefix + ".")):
+            continue
+        for obj in list(vars(mod).values()):
+            chosen = getattr(obj, "cache", None) if isinstance(obj, kind) else None
+            if not isinstance(chosen, dict) or not chosen:
+                continue
+            fn = getattr(obj, "base_fn", None) or getattr(obj, "fn", None)
+            kernel = getattr(fn, "__name__", None) or type(obj).__name__
+            out[kernel] = " | ".join(sorted({_config_text(c) for c in chosen.values()}))
+    return dict(sorted(out.items())) or None
 
 
 def detect(run_once: Callable[[], None]) -> dict[str, str | None]:
