@@ -295,3 +295,40 @@ def test_one_table_asked_for_says_nothing_absent_when_the_logs_have_cases(tmp_pa
     assert run_compare(tmp_path, "--table", "crossover") == 0
     out = capsys.readouterr().out
     assert "Crossover" in out and "no measured cases" not in out
+
+
+def _tuned_log(path: Path, host: str, scan_config: str) -> None:
+    """A one-point log of an H200 on `host` whose Mamba-2 prefill ran `scan_config` (and a Transformer)."""
+    header = {"v": 1, "type": "run", "run": f"r-{host}", "t": "2026-11-30T19:00:00+00:00",
+              "device": "NVIDIA H200", "env": {"device": {"name": "NVIDIA H200"}, "host": {"hostname": host}},
+              "spec": {}}
+    tuned = {"_chunk_scan_fwd_kernel": scan_config, "_state_passing_fwd_kernel": "BLOCK_SIZE=256,num_warps=4"}
+    lines = [header]
+    for model, fam, extra in (("mamba2-780m", "ssm", {"autotune": tuned}), ("qwen2.5-0.5b", "transformer", {})):
+        lines.append({"v": 1, "type": "case", "run": f"r-{host}", "key": f"{model}-{host}", "model": model,
+                      "family": fam, "backend": "hf", "dtype": "bfloat16", "ctx": 16384, "gen": 64, "batch": 1,
+                      "logits": "last", "status": "ok", "reason": None, "device": "NVIDIA H200",
+                      "prefill_ms": stats(130.0), **extra})
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+def test_compare_notes_when_merged_logs_ran_different_autotune_choices_on_one_gpu_model(tmp_path, capsys):
+    """Two H200 hosts whose Triton caches chose different configs for a Mamba-2 kernel: compare says so,
+    naming the kernel that differs and where each choice ran; the same choice, or a model without an
+    autotuned kernel, gives no note."""
+    _tuned_log(tmp_path / "a.jsonl", "node1", "BLOCK_SIZE_M=32,num_warps=2,num_stages=5")
+    _tuned_log(tmp_path / "b.jsonl", "node2", "BLOCK_SIZE_M=64,num_warps=4,num_stages=3")
+    out = tmp_path / "out.json"
+    assert run_compare(tmp_path / "a.jsonl", tmp_path / "b.jsonl", "--format", "json", "-o", out) == 0
+    notes = [n for n in json.loads(out.read_text())["notes"] if "autotune" in n]
+    assert len(notes) == 1
+    (note,) = notes
+    assert "mamba2-780m" in note and "NVIDIA H200" in note and "2 different" in note
+    assert "_chunk_scan_fwd_kernel" in note and "_state_passing_fwd_kernel" not in note  # only what differs
+    assert "node1" in note and "node2" in note
+    assert run_compare(tmp_path / "a.jsonl", tmp_path / "b.jsonl") == 0
+    assert "note: mamba2-780m (hf, bfloat16) on NVIDIA H200: the logs ran 2 different" in capsys.readouterr().err
+
+    _tuned_log(tmp_path / "b.jsonl", "node2", "BLOCK_SIZE_M=32,num_warps=2,num_stages=5")  # the same choice
+    assert run_compare(tmp_path / "a.jsonl", tmp_path / "b.jsonl") == 0
+    assert "autotune" not in capsys.readouterr().err

@@ -55,6 +55,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from edgebench.analysis import autotune
     from edgebench.commands.validate import read_limits
     from edgebench.logs.loader import load
     from edgebench.logs.values import printable
@@ -70,7 +71,8 @@ def _compare(args: argparse.Namespace) -> int:
     built = build_tables(logs, args.baseline, metrics)
     tables = [t for t in built if t.name in wanted]
     absent = _absent(wanted, {t.name for t in built}, explicit=args.table != "all")
-    notes = logs.notes + absent
+    found = logs.notes + autotune.differing(logs.cases)  # what the logs say about themselves
+    notes = found + absent
     # Rendered in pieces (a long table in blocks of rows), all before anything is written.
     if args.format == "json":
         parts = list(render.iter_json(tables, {"problems": [str(p) for p in logs.problems],
@@ -96,7 +98,7 @@ def _compare(args: argparse.Namespace) -> int:
         if len(logs.problems) > len(shown):
             err.append(f"... and {len(logs.problems) - len(shown)} more problems (edgebench "
                        "validate lists them all)")
-    err += [f"note: {note}" for note in (notes if args.format == "csv" else logs.notes)]
+    err += [f"note: {note}" for note in (notes if args.format == "csv" else found)]
     for line in err:
         print(printable(line), file=sys.stderr)
     return 0

@@ -264,7 +264,7 @@ CASE_FIELDS = ("source", "file", "run", "key", "device", "host", "device_name", 
                "reason", "prefill_ms", "tpot_ms", "prefill_raw_ms", "tpot_raw_ms", "host_bound",
                "unstable", "runs",
                *(k for k, f in MEM.items() if f.checked),
-               *(k for k, f in ENERGY.items() if f.checked), "kernels", "cold_ms", "work")
+               *(k for k, f in ENERGY.items() if f.checked), "kernels", "autotune", "cold_ms", "work")
 _DERIVED_ENERGY = {k: f.derive for k, f in ENERGY.items() if f.derive}
 
 
