@@ -165,7 +165,8 @@ def test_autotuned_names_the_config_each_tuned_kernel_ran_and_nothing_untuned(mo
     state.cache[(64, 128)] = Config({"BLOCK_SIZE_M": 128}, num_warps=8)
     state.cache[(80, 128)] = Config({"BLOCK_SIZE_M": 64}, num_warps=4)  # a second key (another model)
     ops = types.ModuleType("mamba_ssm.ops.triton.fake_ssd")
-    ops.scan, ops.state, ops.idle, ops.other = scan, state, idle, object()
+    wrapped = types.SimpleNamespace(fn=state)  # as @triton.heuristics wraps an autotuned kernel
+    ops.scan, ops.state, ops.idle, ops.other = scan, wrapped, idle, object()
     monkeypatch.setitem(sys.modules, "mamba_ssm.ops.triton.fake_ssd", ops)
     elsewhere = types.ModuleType("mamba_ssm_lookalike")  # not under the prefix
     elsewhere.tuned = scan
