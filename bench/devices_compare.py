@@ -71,8 +71,18 @@ def span_bound(points: list[dict], n: int) -> dict:
             "carrier_s": carrier and carrier["wall_s"], "group_rest_s": rest, "bound_s": max(total / n, chain)}
 
 
+# The settings that make two runs the same plan (where it ran, its output and limits may differ).
+PLAN = ("models", "backends", "dtypes", "ctx", "gen", "batch", "decode_modes", "logits", "attn", "reps",
+        "runs", "warmup")
+
+
 def compare(one_path: str, all_path: str) -> dict:
     one, both = _run(one_path), _run(all_path)
+    specs = [(r["header"].get("spec") or {}) for r in (one, both)]
+    differ = [f"{k} {specs[0].get(k)} / {specs[1].get(k)}" for k in PLAN if specs[0].get(k) != specs[1].get(k)]
+    if differ:
+        sys.exit(f"{one_path} and {all_path} are runs of different plans ({'; '.join(differ)}): give two "
+                 "logs of the same call's arguments, one without and one with --devices")
     t1, t2 = one["times"], both["times"]
     a = {_key(r): r for r in one["cases"]}
     b = {_key(r): r for r in both["cases"]}
@@ -85,7 +95,8 @@ def compare(one_path: str, all_path: str) -> dict:
             tuned = [a[key], b[key]]
         else:
             tuned = [side.get((*key[:2], "prefill"), {}) for side in (a, b)]
-        if tuned[0].get("autotune") != tuned[1].get("autotune"):
+        chose = [t.get("autotune") for t in tuned]  # absent: an older log, or a worker that recorded none
+        if all(chose) and chose[0] != chose[1]:
             flags += "A"  # the two runs' Triton autotune chose different configs for this point's kernels
         rows.append({"model": key[0], "ctx": key[1], "line": key[2], "metric": metric, "one": x, "all": y,
                      "ratio": y / x if x and y else None, "flags": flags,

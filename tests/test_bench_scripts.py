@@ -282,3 +282,52 @@ def test_devices_compare_refuses_a_log_without_its_end_record(tmp_path):
     assert out.returncode != 0
     assert "killed.jsonl: no timeline" in out.stderr and "end record" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _with(tmp_path: Path, name: str, path: Path, change) -> Path:
+    """A copy of the log at `path` with `change(record)` applied to each record."""
+    import json
+    recs = _records(path)
+    for r in recs:
+        change(r)
+    out = tmp_path / name
+    out.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return out
+
+
+def _tune(config: str):
+    def change(r):
+        if r["type"] == "case" and r["model"] != "qwen2.5-0.5b" and "wall_s" in r:  # Mamba-2 prefill lines
+            r["autotune"] = {"_chunk_scan_fwd_kernel": config}
+    return change
+
+
+def test_devices_compare_flags_a_only_where_both_runs_name_their_autotune_choice_and_they_differ(
+        tmp_path, devices_compare):
+    """A: both runs' prefill lines name an autotune choice and the choices differ; a log from before the
+    `autotune` field (or a line whose worker recorded none) against a newer one is no evidence of a
+    different choice and flags nothing."""
+    one, both = DEVICES / "devices_one.jsonl", DEVICES / "devices_all.jsonl"
+    newer = _with(tmp_path, "all_tuned.jsonl", both, _tune("BLOCK_SIZE_M=64,num_warps=4"))
+    rows = devices_compare.compare(str(one), str(newer))["rows"]
+    assert not [r for r in rows if "A" in r["flags"]]
+
+    older = _with(tmp_path, "one_tuned.jsonl", one, _tune("BLOCK_SIZE_M=32,num_warps=2"))
+    rows = devices_compare.compare(str(older), str(newer))["rows"]
+    flagged = {(r["model"], r["line"]) for r in rows if "A" in r["flags"]}
+    assert {m for m, _ in flagged} == {"mamba2-780m", "zamba2-1.2b"}
+    assert {line for _, line in flagged} == {"prefill", "eager", "graph"}  # decode lines by their prefill's
+    same = _with(tmp_path, "one_same.jsonl", one, _tune("BLOCK_SIZE_M=64,num_warps=4"))
+    assert not [r for r in devices_compare.compare(str(same), str(newer))["rows"] if "A" in r["flags"]]
+
+
+def test_devices_compare_refuses_two_runs_of_different_plans(tmp_path):
+    """The two logs must be the same plan (a leg kept from an earlier call with other arguments, e.g.
+    --runs 3 against --runs 1, gives a meaningless ratio): the differing settings are named, exit non-zero."""
+    def three_runs(r):
+        if r["type"] == "run":
+            r["spec"]["runs"] = 3
+    one = _with(tmp_path, "one_runs3.jsonl", DEVICES / "devices_one.jsonl", three_runs)
+    out = _run("devices_compare.py", str(one), str(DEVICES / "devices_all.jsonl"))
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "different plans" in out.stderr and "runs 3 / 1" in out.stderr
