@@ -331,3 +331,32 @@ def test_devices_compare_refuses_two_runs_of_different_plans(tmp_path):
     out = _run("devices_compare.py", str(one), str(DEVICES / "devices_all.jsonl"))
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "different plans" in out.stderr and "runs 3 / 1" in out.stderr
+
+
+def test_gpu_session_devices_stage_never_compares_a_leg_left_by_an_earlier_call(tmp_path):
+    """tools/lent-gpu/gpu_session.sh `devices`: a leg keeps its log in $STATE so that a later call can run
+    the other leg; a leg that fails before writing a log must not leave the earlier call's log of that leg
+    in its place, or the stage compares two runs of different calls as if they were one pair."""
+    script = (ROOT / "tools" / "lent-gpu" / "gpu_session.sh").read_text()
+    body = re.search(r"^devices\(\) \{.*?^\}$", script, re.M | re.S).group(0)
+    stub = tmp_path / "py"  # as python3: a leg writes its log only when LEG_OK is set; compare says so
+    stub.write_text('#!/bin/bash\ncase "$*" in\n  *devices_compare.py*) echo "compared $2 $3"; exit 0;;\n'
+                    '  *run_overhead.py*) [ -n "${LEG_OK:-}" ] || exit 1; mkdir -p edgebench-logs\n'
+                    '    echo new > edgebench-logs/vm.jsonl; exit 0;;\nesac\nexit 2\n')
+    stub.chmod(0o755)
+    state = tmp_path / "state"
+    state.mkdir()
+
+    def stage(*args: str, ok: bool) -> str:
+        shell = f'set -uo pipefail\nlog() {{ echo "== $*"; }}\n{body}\ndevices {" ".join(args)}\n'
+        env = {"PATH": "/usr/bin:/bin", "PY": str(stub), "STATE": str(state), "OUT": str(tmp_path),
+               **({"LEG_OK": "1"} if ok else {})}
+        out = subprocess.run(["bash", "-c", shell], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        return out.stdout
+
+    for leg in ("one", "all"):
+        (state / f"devices_{leg}.jsonl").write_text("earlier call\n")
+    assert "compared" not in stage("5", "cold", "all", ok=False)  # the failed leg: nothing to compare
+    assert (state / "devices_one.jsonl").read_text() == "earlier call\n"  # the other leg is kept
+    assert f"compared {state}/devices_one.jsonl {state}/devices_all.jsonl" in stage("5", "cold", "all", ok=True)
+    assert (state / "devices_all.jsonl").read_text() == "new\n"

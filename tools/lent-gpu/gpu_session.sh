@@ -301,6 +301,7 @@ devices() {  # issue 18 on nvidia-h200-x2. Leg 1 is the first contact on that ma
   for leg in one all; do
     [ "$legs" = both ] || [ "$legs" = "$leg" ] || continue
     d=$(mktemp -d); [ "${2:-cold}" = warm ] || c=$d/triton
+    rm -f "$STATE/devices_$leg.jsonl"  # a leg that leaves no log must not leave an earlier call's in its place
     cmd=(run); [ $leg = all ] && cmd+=(--devices all)
     (cd "$d" && TRITON_CACHE_DIR=$c timeout "${1:-300}" $PY "$here/bench/run_overhead.py" --label "devices-$leg" \
         --json "$OUT/overhead_$leg.json" --log 'edgebench-logs/*.jsonl' -- edgebench "${cmd[@]}" "${extra[@]}" \
