@@ -41,8 +41,11 @@ def _run(path: str) -> dict:
     return {"header": header, "cases": [r for r in logs.cases if r.get("run") == run_id], "times": times}
 
 
+VARIANT = ("backend", "dtype", "attn", "batch", "gen", "logits")  # the rest of a line's identity
+
+
 def _key(r: dict) -> tuple:
-    return r["model"], r["ctx"], str(r.get("decode_mode") or "prefill")
+    return (r["model"], r["ctx"], str(r.get("decode_mode") or "prefill"), *(r.get(f) for f in VARIANT))
 
 
 def _group(model: str):
@@ -94,16 +97,16 @@ def compare(one_path: str, all_path: str) -> dict:
         if key[2] == "prefill":
             tuned = [a[key], b[key]]
         else:
-            tuned = [side.get((*key[:2], "prefill"), {}) for side in (a, b)]
+            tuned = [side.get((*key[:2], "prefill", *key[3:]), {}) for side in (a, b)]
         chose = [t.get("autotune") for t in tuned]  # absent: an older log, or a worker that recorded none
         if all(chose) and chose[0] != chose[1]:
             flags += "A"  # the two runs' Triton autotune chose different configs for this point's kernels
         rows.append({"model": key[0], "ctx": key[1], "line": key[2], "metric": metric, "one": x, "all": y,
                      "ratio": y / x if x and y else None, "flags": flags,
-                     "status": f"{a[key]['status']}/{b[key]['status']}"})
-    device_of = {k[:2]: r.get("device_index") for k, r in b.items() if k[2] == "prefill"}
+                     "status": f"{a[key]['status']}/{b[key]['status']}", "variant": key[3:]})
+    device_of = {(*k[:2], *k[3:]): r.get("device_index") for k, r in b.items() if k[2] == "prefill"}
     for row in rows:
-        row["device_index"] = device_of.get((row["model"], row["ctx"]))
+        row["device_index"] = device_of.get((row["model"], row["ctx"], *row["variant"]))
     points = [{"model": r["model"], "ctx": r["ctx"], "device_index": r.get("device_index"), "wall_s": r["wall_s"],
                "first_forward_s": ((r.get("cold_ms") or {}).get("first_forward") or 0.0) / 1e3}
               for r in both["cases"] if isinstance(r.get("wall_s"), (int, float))]
@@ -142,10 +145,12 @@ def main(argv=None) -> None:
         print(f"  cuda:{dev} {sum(p['wall_s'] for p in mine):6.1f} s busy: " +
               ", ".join(f"{p['model']} {p['ctx']} {p['wall_s']:.1f}" for p in mine))
     print(f"\n{'model':14} {'ctx':>6} {'line':8} {'status':6} {'dev':>3} {'one':>9} {'all':>9} all/one")
+    several = len({r["variant"] for r in got["rows"]}) > 1  # (backend, dtype, ...) named where they vary
     for r in got["rows"]:
         ratio = f"{r['ratio']:.3f}" if r["ratio"] else "n/a"
+        variant = f"  [{' '.join(map(str, r['variant']))}]" if several else ""
         print(f"{r['model']:14} {r['ctx']:>6} {r['line']:8} {r['status']:6} {r['device_index']!s:>3} "
-              f"{r['one'] or float('nan'):9.4g} {r['all'] or float('nan'):9.4g} {ratio} {r['flags']}")
+              f"{r['one'] or float('nan'):9.4g} {r['all'] or float('nan'):9.4g} {ratio} {r['flags']}{variant}")
     if got["gpu_bound_max_dev"] is not None:
         print(f"\nGPU-bound lines (no flag): all/one within {100 * got['gpu_bound_max_dev']:.1f}%")
     differ = [r for r in got["rows"] if "A" in r["flags"]]

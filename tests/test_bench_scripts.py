@@ -360,3 +360,35 @@ def test_gpu_session_devices_stage_never_compares_a_leg_left_by_an_earlier_call(
     assert (state / "devices_one.jsonl").read_text() == "earlier call\n"  # the other leg is kept
     assert f"compared {state}/devices_one.jsonl {state}/devices_all.jsonl" in stage("5", "cold", "all", ok=True)
     assert (state / "devices_all.jsonl").read_text() == "new\n"
+
+
+def test_devices_compare_pairs_lines_of_one_dtype_whatever_order_the_runs_wrote_them(tmp_path, devices_compare):
+    """A plan with two dtypes (or backends, batches ...) has two lines per (model, ctx, line): each is
+    compared with its own counterpart, not with whichever the other log wrote last (a --devices log
+    writes lines as GPUs finish, in another order than the one-GPU log)."""
+    import json
+
+    def add_float16(path: Path, name: str, first: bool) -> Path:
+        recs = _records(path)
+        cases = [r for r in recs if r["type"] == "case"]
+        copies = []
+        for r in cases:
+            c = json.loads(json.dumps(r))
+            c["dtype"] = "float16"
+            for metric in ("prefill_ms", "tpot_ms"):
+                if c.get(metric):
+                    c[metric] = {k: v * 2 if k in ("median", "p10", "p90") else v for k, v in c[metric].items()}
+            copies.append(c)
+        body = copies + cases if first else cases + copies
+        out = tmp_path / name
+        out.write_text("".join(json.dumps(r) + "\n" for r in [recs[0], *body, *recs[len(cases) + 1:]]))
+        return out
+
+    one = add_float16(DEVICES / "devices_one.jsonl", "one.jsonl", first=False)
+    both = add_float16(DEVICES / "devices_all.jsonl", "all.jsonl", first=True)
+    plain = {(r["model"], r["ctx"], r["line"]): r["ratio"]
+             for r in devices_compare.compare(str(DEVICES / "devices_one.jsonl"), str(DEVICES / "devices_all.jsonl"))["rows"]}
+    rows = devices_compare.compare(str(one), str(both))["rows"]
+    assert len(rows) == 2 * len(plain)
+    for r in rows:  # each dtype's all/one as in the plain pair (both sides' medians doubled for float16)
+        assert r["ratio"] == pytest.approx(plain[(r["model"], r["ctx"], r["line"])], rel=1e-9), r
