@@ -48,11 +48,14 @@ def _key(r: dict) -> tuple:
     return (r["model"], r["ctx"], str(r.get("decode_mode") or "prefill"), *(r.get(f) for f in VARIANT))
 
 
-def _group(model: str):
+def _group(model: str, dtype: str | None = None):
+    """The autotune group as the scheduler forms it (`kernel_detect.autotune_group`, which answers None
+    where mamba_ssm is not installed, as here): dtype and Mamba-2 chunk and state sizes; None: none."""
     try:
-        return memory_model.ssd_shape(catalog.get(model))
+        shape = memory_model.ssd_shape(catalog.get(model))
     except Exception:  # noqa: BLE001 - a local model or a layout the memory model does not know
         return None
+    return None if shape is None else (dtype, *shape)
 
 
 def span_bound(points: list[dict], n: int) -> dict:
@@ -62,7 +65,7 @@ def span_bound(points: list[dict], n: int) -> dict:
     total = sum(p["wall_s"] for p in points)
     groups: dict = {}
     for p in points:
-        if (g := _group(p["model"])) is not None:
+        if (g := _group(p["model"], p.get("dtype"))) is not None:
             groups.setdefault(g, []).append(p)
     carrier, rest, chain = None, 0.0, 0.0
     for members in groups.values():
@@ -107,15 +110,20 @@ def compare(one_path: str, all_path: str) -> dict:
     device_of = {(*k[:2], *k[3:]): r.get("device_index") for k, r in b.items() if k[2] == "prefill"}
     for row in rows:
         row["device_index"] = device_of.get((row["model"], row["ctx"], *row["variant"]))
-    points = [{"model": r["model"], "ctx": r["ctx"], "device_index": r.get("device_index"), "wall_s": r["wall_s"],
+    points = [{"model": r["model"], "ctx": r["ctx"], "dtype": r.get("dtype"), "device_index": r.get("device_index"),
+               "wall_s": r["wall_s"],
                "first_forward_s": ((r.get("cold_ms") or {}).get("first_forward") or 0.0) / 1e3}
               for r in both["cases"] if isinstance(r.get("wall_s"), (int, float))]
     n = len(both["header"].get("devices") or []) or 1
     bound = span_bound(points, n)
-    kinds = {"gpu_bound": lambda f: not f, "host_bound": lambda f: "H" in f, "unstable": lambda f: f == "U",
-             "autotune_differs": lambda f: f == "A"}
+    kinds = {"gpu_bound": lambda f: not f, "host_bound": lambda f: "H" in f}
     ratios = {kind: [r["ratio"] for r in rows if r["ratio"] and test(r["flags"])] for kind, test in kinds.items()}
-    return {"one": t1, "all": t2, "devices": n, "wall_ratio": t1["wall_s"] / t2["wall_s"],
+    lines = {side: {"lines": len(run["cases"]), "ok": sum(r.get("status") == "ok" for r in run["cases"])}
+             for side, run in (("one", one), ("all", both))}
+    gpus = sorted({(r.get("device_index"), r.get("pci_bus_id")) for r in both["cases"]
+                   if isinstance(r.get("wall_s"), (int, float))}, key=str)
+    return {"one": t1, "all": t2, "devices": n, "wall_ratio": t1["wall_s"] / t2["wall_s"], "lines": lines,
+            "gpus": gpus,
             "ratio_bound": t1["wall_s"] / (t2["startup_s"] + bound["bound_s"]), "bound": bound, "rows": rows,
             "points": points,
             "gpu_bound_max_dev": max((abs(x - 1) for x in ratios["gpu_bound"]), default=None),
@@ -140,6 +148,9 @@ def main(argv=None) -> None:
              f" s / {got['devices']}") if bound["carrier"] else "no autotune group"
     print(f"bound: the {got['devices']}-GPU span >= max(sum {bound['sum_s']:.1f} s / {got['devices']}, {chain}) = "
           f"{bound['bound_s']:.1f} s: ratio <= {got['ratio_bound']:.2f}x")
+    print(f"lines ok: one GPU {got['lines']['one']['ok']}/{got['lines']['one']['lines']}, --devices "
+          f"{got['lines']['all']['ok']}/{got['lines']['all']['lines']}; GPUs its points name (index, PCI bus id): "
+          + ", ".join(f"({i}, {pci})" for i, pci in got["gpus"]))
     for dev in sorted({p["device_index"] for p in got["points"]}, key=str):
         mine = [p for p in got["points"] if p["device_index"] == dev]
         print(f"  cuda:{dev} {sum(p['wall_s'] for p in mine):6.1f} s busy: " +

@@ -18,7 +18,9 @@ Configurations, each a set of processes run at once, in this order (`alone` twic
     pair+1thread     both with torch.set_num_threads(1)
     alone            again
 Each process prints its median / p90 step time and the involuntary context switches it suffered in
-the timed loop (the kernel took its core away). Ratios are against the mean of the two `alone` runs.
+the timed loop (the kernel took its core away). Ratios are against the mean of the two `alone` runs
+(on the first device: both GPUs of a pair are read against it). One sample per configuration: repeat
+the script before reading a few percent into it.
 
     python bench/host_contention.py --model qwen2.5-0.5b --ctx 1024 --steps 100 --json OUT.json
 """
@@ -54,6 +56,15 @@ def physical_core_halves(cpus: list[int]) -> tuple[list[int], list[int]]:
 
 
 def child(spec: dict, barrier, queue) -> None:
+    """One process's measurement; a failure is handed to the parent and frees the others' barrier."""
+    try:
+        _measure(spec, barrier, queue)
+    except BaseException as exc:  # noqa: BLE001 - reported, not lost in a child's stderr
+        barrier.abort()
+        queue.put({"config": spec["config"], "device": spec["device"], "error": f"{type(exc).__name__}: {exc}"})
+
+
+def _measure(spec: dict, barrier, queue) -> None:
     import torch
 
     from edgebench.measure.phases import eager_step, random_prompt, sync, timed_steps
@@ -103,6 +114,10 @@ def run_config(name: str, specs: list[dict], ctx) -> list[dict]:
     out = [queue.get(timeout=600) for _ in procs]
     for p in procs:
         p.join()
+    failed = [r for r in out if "error" in r and "BrokenBarrierError" not in r["error"]] or \
+        [r for r in out if "error" in r]
+    if failed:
+        sys.exit(f"host_contention: {name} on {failed[0]['device']} failed: {failed[0]['error']}")
     for r in out:
         r["config_wall_s"] = round(time.monotonic() - t0, 1)
     return sorted(out, key=lambda r: r["device"])  # (cpu,cpu: both named cpu)

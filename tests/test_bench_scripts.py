@@ -266,6 +266,13 @@ def test_devices_compare_span_bound_chains_an_autotune_groups_carrier(devices_co
     got = devices_compare.span_bound(slow_start, 2)
     assert got["carrier"] == "mamba2-780m 16384" and got["bound_s"] == pytest.approx(51.5)
 
+    # the scheduler's groups are per dtype: a bfloat16 and a float32 run of one model autotune apart
+    two = [dict(pt("mamba2-780m", 16384, 30.0, 25.0), dtype="bfloat16"),
+           dict(pt("mamba2-780m", 16384, 30.0, 24.0), dtype="float32"),
+           dict(pt("mamba2-780m", 1024, 4.0, 1.0), dtype="float32")]
+    got = devices_compare.span_bound(two, 2)
+    assert got["group_rest_s"] == pytest.approx(4.0) and got["bound_s"] == pytest.approx(64.0 / 2)
+
     # (c) one GPU: the points run one after another
     assert devices_compare.span_bound(points, 1)["bound_s"] == pytest.approx(87.0)
     assert devices_compare.span_bound(qwen, 1)["bound_s"] == pytest.approx(14.0)

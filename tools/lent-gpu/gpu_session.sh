@@ -384,7 +384,8 @@ for line in open(sys.argv[1]):
     if r.get("type") == "case":
         print(r["model"], r["ctx"], r.get("decode_mode"), r["status"], r.get("runs"), json.dumps(r.get("autotune")))
 PYEOF
-  timeout "${2:-90}" $PY -m pytest -q -m gpu -p no:cacheprovider tests/test_loaders.py -k mamba_ssm_backend 2>&1 | tail -4
+  timeout "${2:-90}" $PY -m pytest -q -m gpu -p no:cacheprovider tests/test_loaders.py -k mamba_ssm_backend \
+    > "$OUT/autotune_tests.txt" 2>&1; tail -4 "$OUT/autotune_tests.txt"
 }
 contention() {  # issue 18: do concurrent workers on two GPUs slow each other's host-bound numbers, and why
   log "host contention between two GPUs' workers"

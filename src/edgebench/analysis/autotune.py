@@ -3,8 +3,9 @@
 mamba_ssm's Mamba-2 kernels are autotuned: the first call benchmarks the configs at its shapes and
 the winner is cached on disk, keyed by head, state and chunk sizes and dtypes (not by the sequence
 length). Two machines of the same GPU model, or two runs with their own caches, can so run different
-configs, and the prefill moves with the choice (an H200's mamba2-780m 16K prefill: 129 ms with one
-choice, 152 ms with another, each steady over its runs). Prefill lines name the choice (`autotune`:
+configs, and the prefill moves with the choice (an H200's mamba2-780m 16K prefill: 129 ms in one
+run, 152 ms in another with its own cache, each steady over its runs, the Transformer's the same in
+both). Prefill lines name the choice (`autotune`:
 {kernel: config}); `differing(cases)` turns disagreement into notes for `edgebench compare`, so that
 such a gap is not read as the device's or as run-to-run noise.
 """

@@ -13,7 +13,7 @@ that mode; modes it never reached are `skipped`, and so is every decode of a poi
 failed. Several runs: each timed phase's Stats are over the runs' medians (`stats.aggregate_runs`:
 the between-run spread is what intervals use), `unstable` holds when any run was unstable within
 itself or the runs disagree (`stats.unstable` on their medians), `gpu_lag_ms` is the runs' median and
-`host_bound` is judged on it; memory, energy, kernels and provenance are the first ok run's, cold
+`host_bound` is judged on it; memory, energy, kernels, autotune and provenance are the first ok run's, cold
 costs the first run's (the one that paid them).
 """
 from __future__ import annotations

@@ -166,10 +166,10 @@ CASE = fields(
     text("kernels_from", "prefill line, written only when this point's worker skipped kernel "
          "detection: the key of the earlier prefill line of this run (same model, backend, dtype, attn, "
          "batch, probe length min(ctx, 64) and GPU model) whose detected kernels `kernels` repeats"),
-    Field("autotune", dict, "prefill line, written only where Triton autotuned mamba_ssm's kernels in "
-          "this point's worker: {kernel: the config it ran}, chosen by benchmarking at the first call's "
-          "shapes and cached on disk, so runs with different caches can differ by it "
-          "(models.kernel_detect.autotuned)"),
+    Field("autotune", dict, "prefill line, written only where this point's worker ran mamba_ssm's "
+          "autotuned Triton kernels: {kernel: the config it ran}, chosen by benchmarking at the first "
+          "call's shapes or read from the on-disk cache of an earlier benchmark, so runs with different "
+          "caches can differ by it; with --runs, the first ok run's (models.kernel_detect.autotuned)"),
     text("idle_from", "prefill line, written only when this point's worker took no idle baseline of its "
          "own: the key of the earlier prefill line of this run, on the same GPU, whose idle_w it used "
          "(lent while the GPU was within contracts.IDLE_REUSE_C of that line's idle_temp_c and at most "

@@ -150,6 +150,9 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
             ops.append(_profile(loaded, lambda: loaded.prefill(ids, logits=c["logits"]), req.key,
                                 "prefill", (rec["prefill_ms"] or {}).get("median"), 1, device,
                                 req.trace_dir))
+    tuned = kernels.autotuned("mamba_ssm")  # the prefill's choices (a worker killed in decode keeps them)
+    if tuned:
+        rec["autotune"] = tuned
     isolate.report_partial(dict(rec))
 
     decode: dict[str, dict[str, Any]] = {}
@@ -202,7 +205,7 @@ def run_point(payload: dict[str, Any]) -> dict[str, Any]:
     if telemetry:
         rec.update(telemetry.end(pre, windows, decode, c, req.reps))
         setup.lap("telemetry")
-    tuned = kernels.autotuned("mamba_ssm")  # after every phase: the configs this worker ran
+    tuned = kernels.autotuned("mamba_ssm")  # again after every phase: the decode modes' own tunes too
     if tuned:
         rec["autotune"] = tuned
     steal, _ = device_state.steal_share(cpu_before, device_state.cpu_times())
