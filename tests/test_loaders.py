@@ -178,6 +178,16 @@ def test_autotuned_names_the_config_each_tuned_kernel_ran_and_nothing_untuned(mo
                                               "BLOCK_SIZE_M=64,num_warps=4,num_stages=3"}
     assert kernels.autotuned("causal_conv1d") is None  # nothing tuned under that prefix
 
+    class Unwalkable(types.ModuleType):  # a module whose attributes cannot be listed
+        def __getattribute__(self, name):
+            if name == "__dict__":
+                raise RuntimeError("lazy module")
+            return super().__getattribute__(name)
+    monkeypatch.setitem(sys.modules, "mamba_ssm.zz_lazy", Unwalkable("mamba_ssm.zz_lazy"))
+    got = kernels.autotuned("mamba_ssm")
+    assert got["_chunk_scan_fwd_kernel"].startswith("BLOCK_SIZE_M=64")  # what was found before it stays
+    assert "RuntimeError: lazy module" in got["scan_error"]
+
 
 def test_a_prefill_line_carries_the_workers_autotune_choice_and_its_decode_lines_do_not(tmp_path):
     from edgebench.execution.point_lines import point_lines

@@ -127,8 +127,8 @@ def _config_text(config) -> str:
 def autotuned(prefix: str = "mamba_ssm") -> dict[str, str] | None:
     """{kernel name: the config(s) Triton's autotuner chose in this process} for the autotuned kernels
     of the loaded modules under `prefix` (see the module docstring); several tuning keys' choices
-    are joined with " | ". None when Triton's autotuner is not loaded or nothing under `prefix`
-    was tuned yet."""
+    are joined with " | "; `scan_error` says why the scan stopped short. None when Triton's
+    autotuner is not loaded or nothing under `prefix` was tuned yet."""
     module = sys.modules.get("triton.runtime.autotuner")
     kind = getattr(module, "Autotuner", None)
     if not isinstance(kind, type):
@@ -136,8 +136,8 @@ def autotuned(prefix: str = "mamba_ssm") -> dict[str, str] | None:
     out: dict[str, str] = {}
     try:
         _collect(prefix, kind, out)
-    except Exception:  # noqa: BLE001 - a module that cannot be walked: say what was found, never fail the point
-        pass
+    except Exception as exc:  # noqa: BLE001 - a module that cannot be walked: what was found, and why
+        out["scan_error"] = f"the scan stopped: {type(exc).__name__}: {exc}"[:200]  # it never fails a point
     return dict(sorted(out.items())) or None
 
 
