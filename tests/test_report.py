@@ -142,3 +142,20 @@ def test_plot_text_is_plain_text(tmp_path, capsys):
     assert "\x1b" not in out and len(list((tmp_path / "out").glob("*.png"))) == 4  # + claims-prefill
     page = (tmp_path / "out" / "report.html").read_text()
     assert "\x1b" not in page and "GPU $x$ \\x1b[2J" in page
+
+
+def test_the_page_notes_merged_logs_that_ran_different_autotune_choices(tmp_path, capsys):
+    """Two H200 hosts whose Triton caches chose different configs for a Mamba-2 kernel: the page says
+    so above the numbers (and stderr), as compare does; the notes section is absent without it."""
+    pytest.importorskip("matplotlib")
+    from test_compare import _tuned_log
+    _tuned_log(tmp_path / "a.jsonl", "node1", "BLOCK_SIZE_M=32,num_warps=2,num_stages=5")
+    _tuned_log(tmp_path / "b.jsonl", "node2", "BLOCK_SIZE_M=64,num_warps=4,num_stages=3")
+    assert run_report(tmp_path / "a.jsonl", tmp_path / "b.jsonl", "-o", tmp_path / "out") == 0
+    page = (tmp_path / "out" / "report.html").read_text()
+    notes = page.split('<h2 id="notes">', 1)[1].split("</ul>", 1)[0]
+    assert "mamba2-780m" in notes and "_chunk_scan_fwd_kernel" in notes and "node1" in notes
+    assert page.index('id="notes"') < page.index("<table")
+    assert "note: mamba2-780m (hf, bfloat16) on NVIDIA H200" in capsys.readouterr().err
+    assert run_report(tmp_path / "a.jsonl", "-o", tmp_path / "one") == 0
+    assert 'id="notes"' not in (tmp_path / "one" / "report.html").read_text()

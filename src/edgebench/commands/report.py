@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = ("Write PNG plots (prefill/TPOT/memory/energy vs context, operator shares) and one "
         "self-contained HTML page with the compare tables into a folder, led by the published "
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from edgebench.analysis import autotune
     from edgebench.analysis.claims import evaluate
     from edgebench.commands.validate import read_limits
     from edgebench.logs.loader import load
@@ -49,7 +51,8 @@ def main(args: argparse.Namespace) -> int:
         raise output.os_error(exc.filename or out, exc) from None
     page = out / "report.html"
     claims = (claims_table(evaluate(logs)), claim_plots)
-    output.write_file(page, [build_page(logs, tables, plots, args.title, claims=claims)])
+    notes = logs.notes + autotune.differing(logs.cases)
+    output.write_file(page, [build_page(logs, tables, plots, args.title, claims=claims, notes=notes)])
     lines = [str(p.path) for p in claim_plots + plots] + [str(page)]
     if not logs.cases:
         lines.append("no measured cases in these logs")
@@ -57,4 +60,6 @@ def main(args: argparse.Namespace) -> int:
         lines.append(f"{len(logs.problems)} problem lines (listed in the page; edgebench validate "
                      "shows them all)")
     output.write_stdout(printable(line) + "\n" for line in lines)
+    for note in notes:
+        print(f"note: {printable(note)}", file=sys.stderr)
     return 0

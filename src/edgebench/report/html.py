@@ -39,7 +39,7 @@ def _img(plot: Plot) -> str:
 
 def build_page(logs: Logs, tables: list[Table], plots: list[Plot],
                title: str = "edgebench report", max_problems: int = 200,
-               claims: tuple[Table, list[Plot]] | None = None) -> str:
+               claims: tuple[Table, list[Plot]] | None = None, notes: list[str] | None = None) -> str:
     devices = sorted({r["device"] for r in logs.cases})
     title = printable(title)
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -47,6 +47,9 @@ def build_page(logs: Logs, tables: list[Table], plots: list[Plot],
              f"<h1>{html.escape(title)}</h1>",
              f"<p>{len(logs.cases)} cases from {len(logs.runs)} runs on {len(devices)} devices: "
              f"{html.escape(printable(', '.join(devices)))}</p>"]
+    if notes:  # what the logs say about themselves (compare prints the same), read before the numbers
+        parts.append('<h2 id="notes">Notes</h2><ul class="notes">' +
+                     "".join(f"<li>{html.escape(printable(n))}</li>" for n in notes) + "</ul>")
     if claims is not None:
         table, claim_plots = claims
         parts.append('<section id="claims">')
