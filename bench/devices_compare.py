@@ -23,7 +23,7 @@ import sys
 from run_overhead import timelines  # bench/: the same directory
 
 from edgebench.logs.loader import load
-from edgebench.models import catalog, memory_model
+from edgebench.models import catalog, kernel_detect
 
 
 def _run(path: str) -> dict:
@@ -48,14 +48,13 @@ def _key(r: dict) -> tuple:
     return (r["model"], r["ctx"], str(r.get("decode_mode") or "prefill"), *(r.get(f) for f in VARIANT))
 
 
-def _group(model: str, dtype: str | None = None):
-    """The autotune group as the scheduler forms it (`kernel_detect.autotune_group`, which answers None
-    where mamba_ssm is not installed, as here): dtype and Mamba-2 chunk and state sizes; None: none."""
+def _group(model: str, dtype: str | None = None, backend: str = "hf"):
+    """The point's autotune group as the scheduler formed it on the GPU machine, where mamba_ssm ran."""
     try:
-        shape = memory_model.ssd_shape(catalog.get(model))
-    except Exception:  # noqa: BLE001 - a local model or a layout the memory model does not know
+        preset = catalog.get(model)
+    except Exception:  # noqa: BLE001 - a local model directory: not a preset, in no group
         return None
-    return None if shape is None else (dtype, *shape)
+    return kernel_detect.autotune_group(preset, backend, dtype, installed=True)
 
 
 def span_bound(points: list[dict], n: int) -> dict:
@@ -65,7 +64,7 @@ def span_bound(points: list[dict], n: int) -> dict:
     total = sum(p["wall_s"] for p in points)
     groups: dict = {}
     for p in points:
-        if (g := _group(p["model"], p.get("dtype"))) is not None:
+        if (g := _group(p["model"], p.get("dtype"), p.get("backend") or "hf")) is not None:
             groups.setdefault(g, []).append(p)
     carrier, rest, chain = None, 0.0, 0.0
     for members in groups.values():
@@ -110,7 +109,8 @@ def compare(one_path: str, all_path: str) -> dict:
     device_of = {(*k[:2], *k[3:]): r.get("device_index") for k, r in b.items() if k[2] == "prefill"}
     for row in rows:
         row["device_index"] = device_of.get((row["model"], row["ctx"], *row["variant"]))
-    points = [{"model": r["model"], "ctx": r["ctx"], "dtype": r.get("dtype"), "device_index": r.get("device_index"),
+    points = [{"model": r["model"], "ctx": r["ctx"], "dtype": r.get("dtype"), "backend": r.get("backend"),
+               "device_index": r.get("device_index"),
                "wall_s": r["wall_s"],
                "first_forward_s": ((r.get("cold_ms") or {}).get("first_forward") or 0.0) / 1e3}
               for r in both["cases"] if isinstance(r.get("wall_s"), (int, float))]

@@ -155,10 +155,10 @@ def test_autotuned_names_the_config_each_tuned_kernel_ran_and_nothing_untuned(mo
     Autotuner, Config = _fake_triton_autotuner(monkeypatch)
 
     def _chunk_scan_fwd_kernel():
-        pass
+        """Stands for the Triton kernel of that name: only its name is read."""
 
     def _chunk_state_fwd_kernel():
-        pass
+        """Stands for the Triton kernel of that name: only its name is read."""
 
     scan, state, idle = Autotuner(_chunk_scan_fwd_kernel), Autotuner(_chunk_state_fwd_kernel), Autotuner(len)
     scan.cache[(64, 128, "torch.bfloat16")] = Config({"BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 32}, num_stages=4)

@@ -431,6 +431,8 @@ def test_autotune_groups_join_the_mamba2_mixers_that_share_mamba_ssm_triton_shap
     assert autotune_group(catalog.get("mamba2-780m"), "mamba_ssm", "float16") != g["mamba2-780m"]
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "mamba_ssm" else real(n, *a))
     assert autotune_group(catalog.get("mamba2-780m"), "hf", "bfloat16") is None
+    # logs read on a machine without mamba_ssm: the group their GPU machine formed
+    assert autotune_group(catalog.get("mamba2-780m"), "hf", "bfloat16", installed=True) == g["mamba2-780m"]
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "mamba_ssm" else real(n, *a))
     lfm2 = dataclasses.replace(catalog.get("tiny-mamba2"), model_type="lfm2", family="hybrid")
     assert autotune_group(lfm2, "hf", "bfloat16") is None  # a layout the memory model does not know

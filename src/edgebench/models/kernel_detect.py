@@ -176,11 +176,12 @@ def detect(run_once: Callable[[], None]) -> dict[str, str | None]:
     return classify({evt.name for evt in prof.events()})
 
 
-def autotune_group(preset, backend: str, dtype: str) -> tuple | None:
+def autotune_group(preset, backend: str, dtype: str, installed: bool | None = None) -> tuple | None:
     """What a point's first forward autotunes, for `--devices` (`scheduler.run_on_devices`' `warms`):
     mamba_ssm's Triton kernels of Mamba-2 mixers (transformers' Mamba-2, Zamba2, Falcon-H1 ... and the
     mamba_ssm backend) at one dtype, chunk and state size, where mamba_ssm is installed; points of one
-    group reuse the first one's on-disk autotune results. None: nothing autotuned."""
+    group reuse the first one's on-disk autotune results. None: nothing autotuned. `installed`: whether
+    mamba_ssm ran (None: whether it is importable here; True for logs read on another machine)."""
     import importlib.util
 
     from edgebench.errors import UserError
@@ -189,7 +190,9 @@ def autotune_group(preset, backend: str, dtype: str) -> tuple | None:
         shape = memory_model.ssd_shape(preset)
     except UserError:  # a layout the memory model does not know (a local hybrid): nothing grouped
         return None
-    if shape is None or importlib.util.find_spec("mamba_ssm") is None:
+    if installed is None:
+        installed = importlib.util.find_spec("mamba_ssm") is not None
+    if shape is None or not installed:
         return None
     return ("mamba_ssm-triton", dtype, *shape)
 
