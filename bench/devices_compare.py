@@ -96,11 +96,8 @@ def compare(one_path: str, all_path: str) -> dict:
         metric = "prefill_ms" if key[2] == "prefill" else "tpot_ms"
         x, y = ((r.get(metric) or {}).get("median") for r in (a[key], b[key]))
         flags = "".join(f for f, k in (("H", "host_bound"), ("U", "unstable")) if a[key].get(k) or b[key].get(k))
-        if key[2] == "prefill":
-            tuned = [a[key], b[key]]
-        else:
-            tuned = [side.get((*key[:2], "prefill", *key[3:]), {}) for side in (a, b)]
-        chose = [t.get("autotune") for t in tuned]  # absent: an older log, or a worker that recorded none
+        # the point's prefill line holds its worker's choice (absent: an older log, or none recorded)
+        chose = [side.get((*key[:2], "prefill", *key[3:]), {}).get("autotune") for side in (a, b)]
         if all(chose) and chose[0] != chose[1]:
             flags += "A"  # the two runs' Triton autotune chose different configs for this point's kernels
         rows.append({"model": key[0], "ctx": key[1], "line": key[2], "metric": metric, "one": x, "all": y,
@@ -116,8 +113,8 @@ def compare(one_path: str, all_path: str) -> dict:
               for r in both["cases"] if isinstance(r.get("wall_s"), (int, float))]
     n = len(both["header"].get("devices") or []) or 1
     bound = span_bound(points, n)
-    kinds = {"gpu_bound": lambda f: not f, "host_bound": lambda f: "H" in f}
-    ratios = {kind: [r["ratio"] for r in rows if r["ratio"] and test(r["flags"])] for kind, test in kinds.items()}
+    ratios = {"gpu_bound": [r["ratio"] for r in rows if r["ratio"] and not r["flags"]],
+              "host_bound": [r["ratio"] for r in rows if r["ratio"] and "H" in r["flags"]]}
     lines = {side: {"lines": len(run["cases"]), "ok": sum(r.get("status") == "ok" for r in run["cases"])}
              for side, run in (("one", one), ("all", both))}
     gpus = sorted({(r.get("device_index"), r.get("pci_bus_id")) for r in both["cases"]
